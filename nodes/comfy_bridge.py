@@ -1,0 +1,107 @@
+"""ComfyUI's services when running inside ComfyUI; plain equivalents otherwise.
+
+Progress bar, interrupt check, input/output folders and model folders. This
+is the only place in the pack that imports ComfyUI modules.
+"""
+from __future__ import annotations
+
+import os
+
+from vsr_core.progress import Reporter, TerminalReporter
+
+try:  # inside ComfyUI
+    import comfy.model_management
+    import comfy.utils
+    import folder_paths
+    IN_COMFYUI = True
+except ImportError:
+    IN_COMFYUI = False
+
+
+class ComfyReporter(Reporter):
+    """Drives ComfyUI's progress bar; every update is also a point where Cancel works."""
+
+    def __init__(self):
+        self.bar = None
+
+    def start(self, total: int, desc: str = "") -> None:
+        self.bar = comfy.utils.ProgressBar(max(int(total), 1))
+
+    def update(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def check_interrupt(self) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    def log(self, message: str) -> None:
+        print(f"[VSR] {message}")
+
+
+def make_reporter() -> Reporter:
+    return ComfyReporter() if IN_COMFYUI else TerminalReporter()
+
+
+def input_directory() -> str:
+    if IN_COMFYUI:
+        return folder_paths.get_input_directory()
+    return os.environ.get("VSR_INPUT_DIR", os.getcwd())
+
+
+def output_directory() -> str:
+    if IN_COMFYUI:
+        return folder_paths.get_output_directory()
+    return os.environ.get("VSR_OUTPUT_DIR", os.path.join(os.getcwd(), "output"))
+
+
+def resolve_input_path(path: str) -> str:
+    """An absolute path as given; a relative one is looked up in ComfyUI's input folder first."""
+    path = os.path.expanduser(path.strip().strip('"'))
+    if os.path.isabs(path):
+        return path
+    candidate = os.path.join(input_directory(), path)
+    return candidate if os.path.exists(candidate) else os.path.abspath(path)
+
+
+def register_model_folder(kind: str, extensions: set[str]) -> None:
+    """Make models/<kind>/ a ComfyUI model folder, so combos list its files."""
+    if not IN_COMFYUI:
+        return
+    folder = os.path.join(folder_paths.models_dir, kind)
+    if kind in folder_paths.folder_names_and_paths:
+        paths, exts = folder_paths.folder_names_and_paths[kind]
+        if folder not in paths:
+            paths.append(folder)
+        exts.update(extensions)
+    else:
+        folder_paths.folder_names_and_paths[kind] = ([folder], set(extensions))
+
+
+def model_search_dirs(kind: str) -> list[str]:
+    """Folders that hold models of `kind`: ComfyUI's, or $VSR_MODELS_DIR/<kind> and ./models/<kind>."""
+    if IN_COMFYUI:
+        return list(folder_paths.get_folder_paths(kind))
+    roots = [p for p in os.environ.get("VSR_MODELS_DIR", "").split(os.pathsep) if p]
+    roots.append(os.path.join(os.getcwd(), "models"))
+    return [os.path.join(r, kind) for r in roots]
+
+
+def list_models(kind: str, extensions: tuple[str, ...]) -> list[str]:
+    """File names of the models of `kind` found in its folders (for combo inputs)."""
+    names = set()
+    for folder in model_search_dirs(kind):
+        if os.path.isdir(folder):
+            for root, _dirs, files in os.walk(folder):
+                for f in files:
+                    if f.lower().endswith(extensions):
+                        names.add(os.path.relpath(os.path.join(root, f), folder))
+    return sorted(names)
+
+
+def model_path(kind: str, name: str) -> str | None:
+    """The full path of a model file listed by list_models, or None."""
+    for folder in model_search_dirs(kind):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    return None

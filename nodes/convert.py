@@ -1,0 +1,44 @@
+"""Conversions between ComfyUI's types and vsr_core's (no math beyond layout and dtype)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vsr_core.errors import InputError
+from vsr_core.frames import float_to_uint8, uint8_to_float
+from vsr_core.video import AudioClip, AudioSegment, AudioStreamRef, decode_audio
+
+
+def frames_to_image(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [T,H,W,3] -> ComfyUI IMAGE float [T,H,W,3] in 0..1."""
+    return uint8_to_float(frames)
+
+
+def image_windows(images: torch.Tensor, size: int = 16):
+    """ComfyUI IMAGE -> uint8 [n,H,W,3] windows, so a whole float copy is never made."""
+    for i in range(0, images.shape[0], size):
+        yield float_to_uint8(images[i:i + size])
+
+
+def audio_to_comfy(audio) -> dict | None:
+    """vsr_core audio -> ComfyUI AUDIO {"waveform": [1,C,S] float, "sample_rate": int}."""
+    if audio is None:
+        return None
+    clip = audio if isinstance(audio, AudioClip) else decode_audio(audio)
+    return {"waveform": torch.from_numpy(clip.waveform).unsqueeze(0), "sample_rate": clip.sample_rate}
+
+
+def audio_from_comfy(audio, name: str = "audio") -> AudioClip | None:
+    """ComfyUI AUDIO -> AudioClip (the first item of a batch)."""
+    if audio is None:
+        return None
+    if isinstance(audio, (AudioClip, AudioSegment, AudioStreamRef)):
+        return audio
+    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        raise InputError(f"{name} is a {type(audio).__name__}; expected ComfyUI AUDIO "
+                         f"{{'waveform': [batch,channels,samples], 'sample_rate': int}}")
+    wave = audio["waveform"]
+    wave = wave.detach().cpu().float().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave, np.float32)
+    if wave.ndim == 3:
+        wave = wave[0]
+    return AudioClip(wave, int(audio["sample_rate"]))

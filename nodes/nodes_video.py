@@ -1,0 +1,178 @@
+"""Load Video and Save Video: the ends of every graph."""
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+
+import torch
+
+from vsr_core.errors import InputError
+from vsr_core.frames import check_image_batch
+from vsr_core.video import LoadOptions, VideoWriter, open_video, to_fraction
+from vsr_core.video.naming import next_numbered_path
+from vsr_core.video.timeline import select_indices
+
+from .comfy_bridge import make_reporter, output_directory, resolve_input_path
+from .convert import audio_from_comfy, audio_to_comfy, frames_to_image, image_windows
+
+CATEGORY = "video super-resolution/video"
+
+SAVE_FORMATS = {  # widget choice -> (vsr_core format, extension)
+    "h264-mp4": ("h264", ".mp4"),
+    "h264-mkv": ("h264", ".mkv"),
+    "ffv1-mkv (lossless)": ("ffv1", ".mkv"),
+    "png-sequence": ("png", ""),
+}
+
+
+class VSR_LoadVideo:
+    """Decode a video file, animated GIF/WebP or folder of frames into IMAGE frames,
+    with its exact fps and its audio."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "video": ("STRING", {"default": "", "tooltip": "Video file (mp4, mkv, webm, avi, mov), animated "
+                                     "GIF/WebP, or a folder of numbered frames. Relative paths are looked up in "
+                                     "ComfyUI's input folder. Ignored when a VIDEO is connected."}),
+                "frame_load_cap": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "tooltip":
+                                           "Load at most this many frames (0 loads them all)."}),
+                "skip_first_frames": ("INT", {"default": 0, "min": 0, "max": 10_000_000, "tooltip":
+                                              "Drop this many frames from the start (after force_rate)."}),
+                "select_every_nth": ("INT", {"default": 1, "min": 1, "max": 1000, "tooltip":
+                                             "Keep one frame in every N; the fps output is divided by N so "
+                                             "playback speed is unchanged."}),
+                "force_rate": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 240.0, "step": 0.001, "tooltip":
+                                         "Re-time the video to this fps by repeating or dropping frames "
+                                         "(0 keeps the source rate)."}),
+            },
+            "optional": {
+                "video_in": ("VIDEO", {"tooltip": "A core ComfyUI VIDEO (e.g. from Load Video); used instead "
+                                       "of the path when connected."}),
+                "folder_fps": ("FLOAT", {"default": 24.0, "min": 0.01, "max": 240.0, "step": 0.001, "tooltip":
+                                         "Frame rate of an image folder, which has none of its own."}),
+            },
+        }
+
+    RETURN_TYPES = ("IMAGE", "FLOAT", "AUDIO", "INT")
+    RETURN_NAMES = ("frames", "fps", "audio", "frame_count")
+    OUTPUT_TOOLTIPS = ("Frames as IMAGE [frames,H,W,3].", "Frames per second of the loaded frames.",
+                       "The audio under the loaded frames (None if the source has none).",
+                       "Number of frames loaded.")
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Load a video, GIF/WebP or image folder, keeping its exact frame rate and audio."
+
+    @classmethod
+    def IS_CHANGED(cls, video="", **kwargs):
+        path = resolve_input_path(video) if video else ""
+        try:
+            stat = os.stat(path)
+            return f"{path}:{stat.st_mtime_ns}:{stat.st_size}"
+        except OSError:
+            return path
+
+    def load(self, video, frame_load_cap, skip_first_frames, select_every_nth, force_rate,
+             video_in=None, folder_fps=24.0):
+        options = LoadOptions(frame_load_cap=frame_load_cap, skip_first_frames=skip_first_frames,
+                              select_every_nth=select_every_nth, force_rate=force_rate or None,
+                              folder_fps=folder_fps)
+        path = _core_video_path(video_in) if video_in is not None else None
+        if video_in is not None and path is None:
+            return _from_core_components(video_in, options)
+        if path is None:
+            if not video.strip():
+                raise InputError("video is empty; expected the path of a video file or a folder of frames")
+            path = resolve_input_path(video)
+        reader = open_video(path, options)
+        reporter = make_reporter()
+        reporter.start(reader.info.frame_count_hint or 0, "load video")
+        windows = []
+        for window in reader.windows(16):
+            reporter.check_interrupt()
+            windows.append(window)
+            reporter.update(len(window))
+        frames = torch.cat([frames_to_image(w) for w in windows])
+        return (frames, float(reader.fps), audio_to_comfy(reader.audio()), reader.frame_count)
+
+
+def _core_video_path(video_in) -> str | None:
+    """The file behind a core VIDEO, so it can be streamed with our options."""
+    getter = getattr(video_in, "get_stream_source", None)
+    source = getter() if getter else None
+    return source if isinstance(source, str) and os.path.exists(source) else None
+
+
+def _from_core_components(video_in, options: LoadOptions):
+    """A core VIDEO held in memory: apply the same selection to its decoded frames."""
+    components = video_in.get_components()
+    images = check_image_batch(components.images, "video_in")
+    indices, start, fps = select_indices(images.shape[0], to_fraction(components.frame_rate, "video_in fps"),
+                                         options)
+    if not indices:
+        raise InputError(f"skip_first_frames={options.skip_first_frames} skips every frame of video_in "
+                         f"({images.shape[0]} frames); expected fewer")
+    audio = audio_from_comfy(components.audio, "video_in audio")
+    if audio is not None:
+        audio = audio.segment(start, float(len(indices) / fps))
+    return (images[indices], float(fps), audio_to_comfy(audio), len(indices))
+
+
+class VSR_SaveVideo:
+    """Encode IMAGE frames (with fps and audio) to h264, lossless FFV1 or PNG frames."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("IMAGE", {"tooltip": "The frames to save."}),
+                "fps": ("FLOAT", {"default": 24.0, "min": 0.01, "max": 240.0, "step": 0.001, "tooltip":
+                                  "Frames per second; wire Load Video's fps here to keep the source timing."}),
+                "filename_prefix": ("STRING", {"default": "vsr/video", "tooltip":
+                                               "Name inside ComfyUI's output folder; a number is appended, "
+                                               "existing files are never overwritten."}),
+                "format": (list(SAVE_FORMATS), {"default": "h264-mp4", "tooltip":
+                                                "h264 (yuv420p, plays everywhere), FFV1 (lossless RGB), or "
+                                                "a folder of PNG frames."}),
+                "crf": ("INT", {"default": 18, "min": 0, "max": 51, "tooltip":
+                                "h264 quality: 0 is lossless, 18 visually lossless, 23 the x264 default."}),
+            },
+            "optional": {
+                "audio": ("AUDIO", {"tooltip": "Audio to mux with the frames (kept beside PNG frames as "
+                                    "audio.mka)."}),
+            },
+        }
+
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("Full path of the saved file or folder.",)
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Save frames as a video (or PNG frames) with the given fps and audio, written atomically."
+
+    def save(self, frames, fps, filename_prefix, format, crf, audio=None):
+        frames = check_image_batch(frames, "frames")
+        if format not in SAVE_FORMATS:
+            raise InputError(f"format={format!r}; expected one of {list(SAVE_FORMATS)}")
+        fmt, ext = SAVE_FORMATS[format]
+        root = output_directory()
+        path = next_numbered_path(root, filename_prefix, ext)
+        reporter = make_reporter()
+        reporter.start(frames.shape[0], "save video")
+        with VideoWriter(path, to_fraction(fps, "fps"), fmt=fmt, crf=crf,
+                         audio=audio_from_comfy(audio), reporter=reporter) as writer:
+            for window in image_windows(frames):
+                reporter.check_interrupt()
+                writer.write(window)
+                reporter.update(len(window))
+        folder, name = os.path.split(path)
+        subfolder = os.path.relpath(folder, root)
+        entry = {"filename": name, "subfolder": "" if subfolder == "." else subfolder, "type": "output",
+                 "format": "video/" + (ext[1:] or "png"), "frame_rate": float(fps)}
+        return {"ui": {"images": [entry], "animated": (True,)}, "result": (path,)}
+
+
+NODE_CLASS_MAPPINGS = {"VSR_LoadVideo": VSR_LoadVideo, "VSR_SaveVideo": VSR_SaveVideo}
+NODE_DISPLAY_NAME_MAPPINGS = {"VSR_LoadVideo": "Load Video (VSR)", "VSR_SaveVideo": "Save Video (VSR)"}

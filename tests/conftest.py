@@ -1,0 +1,60 @@
+"""Shared test data: real-photo clips from a virtual camera, and media files made with PyAV."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from vsr_core.data import CameraPath, photo, virtual_camera_clip
+
+
+@pytest.fixture(scope="session")
+def clip() -> np.ndarray:
+    """12 frames, 48x64, panning over scikit-image's astronaut photo."""
+    return virtual_camera_clip(photo("astronaut"), 12, (48, 64), CameraPath(pan=(3.0, 1.0)))
+
+
+def tone(seconds: float, rate: int = 48000, channels: int = 2) -> np.ndarray:
+    """int16-exact float samples [C,S]: a chord, so lossless codecs must return them bit for bit."""
+    t = np.arange(int(seconds * rate)) / rate
+    waves = [0.3 * np.sin(2 * np.pi * f * t) for f in (440.0, 660.0, 550.0)[:channels]]
+    return (np.round(np.stack(waves) * 32767) / 32768).astype(np.float32)
+
+
+def write_media(path, frames: np.ndarray, fps=Fraction(24), audio: np.ndarray | None = None,
+                audio_codec: str = "pcm_s16le", rate: int = 48000, video_codec: str = "ffv1") -> str:
+    """Write a test file with PyAV directly (independent of the writer under test)."""
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(video_codec, rate=fps)
+        vs.pix_fmt = "bgr0" if video_codec == "ffv1" else "yuv420p"
+        vs.width, vs.height = frames.shape[2], frames.shape[1]
+        astream = None
+        if audio is not None:
+            layout = "stereo" if audio.shape[0] == 2 else "mono"
+            astream = out.add_stream(audio_codec, rate=rate, layout=layout)
+            fmt = "s16" if audio_codec in ("pcm_s16le", "flac") else "fltp"
+            astream.codec_context.format = fmt
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            vf.pts = i
+            out.mux(vs.encode(vf))
+        out.mux(vs.encode(None))
+        if astream is not None:
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio), format="fltp",
+                                            layout="stereo" if audio.shape[0] == 2 else "mono")
+            af.sample_rate = rate
+            af.pts = 0
+            af.time_base = Fraction(1, rate)
+            out.mux(astream.encode(af))
+            out.mux(astream.encode(None))
+    return str(path)
+
+
+@pytest.fixture
+def media(tmp_path, clip):
+    """Factory: media(name, **write_media kwargs) -> path of a clip file in tmp_path."""
+    def make(name: str, frames=None, **kwargs) -> str:
+        return write_media(tmp_path / name, clip if frames is None else frames, **kwargs)
+    return make

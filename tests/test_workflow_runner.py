@@ -1,0 +1,142 @@
+"""The headless runner: API and UI formats, overrides, validation, shipped workflows."""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import tone
+from vsr_core.cli import main
+from vsr_core.errors import InputError
+from vsr_core.video import decode_audio, open_video
+from vsr_core.workflow import apply_overrides, load_node_pack, load_workflow, run_prompt, ui_to_api
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / "workflows"
+
+
+@pytest.fixture(scope="module")
+def classes():
+    return load_node_pack(str(ROOT))
+
+
+def test_ui_and_api_twins_convert_to_the_same_prompt(classes):
+    api = json.loads((WORKFLOWS / "trim_convert_api.json").read_text())
+    converted = ui_to_api(json.loads((WORKFLOWS / "trim_convert.json").read_text()), classes)
+    strip = lambda p: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in p.items()}  # noqa: E731
+    assert strip(converted) == strip(api)
+
+
+@pytest.mark.parametrize("name", ["trim_convert_api.json", "trim_convert.json"])
+def test_shipped_workflow_runs_from_the_command_line(name, media, tmp_path, clip):
+    audio = tone(len(clip) / 24)
+    src = media("in.mkv", fps=Fraction(24), audio=audio)
+    code = main(["run", str(WORKFLOWS / name), "--set", f"1.video={src}", "--set", "1.skip_first_frames=2",
+                 "--set", "VSR_SaveVideo.format=ffv1-mkv (lossless)", "--output-dir", str(tmp_path / "out")])
+    assert code == 0
+    out = tmp_path / "out" / "vsr" / "converted_00001.mkv"
+    reader = open_video(str(out))
+    np.testing.assert_array_equal(reader.read_all(), clip[2:])
+    assert reader.fps == 24
+    np.testing.assert_array_equal(decode_audio(reader.audio_ref()).waveform, audio[:, 2 * 2000:])
+
+
+def _prompt():
+    return {"1": {"class_type": "VSR_LoadVideo", "inputs": {"video": "x.mp4"}},
+            "2": {"class_type": "VSR_SaveVideo", "inputs": {"frames": ["1", 0], "fps": ["1", 1]}}}
+
+
+def test_unknown_node_class_is_named_with_its_id(classes):
+    prompt = _prompt()
+    prompt["7"] = {"class_type": "KSamplerAdvanced", "inputs": {}}
+    with pytest.raises(InputError, match="node 7 has class 'KSamplerAdvanced'"):
+        run_prompt(prompt, classes)
+
+
+def test_link_type_mismatch_is_refused(classes):
+    prompt = _prompt()
+    prompt["2"]["inputs"]["frames"] = ["1", 3]  # frame_count (INT) into IMAGE
+    with pytest.raises(InputError, match="input 'frames' expects IMAGE but node 1 output 3 gives INT"):
+        run_prompt(prompt, classes)
+
+
+def test_out_of_range_widget_is_refused_before_anything_runs(classes):
+    prompt = _prompt()
+    prompt["2"]["inputs"]["crf"] = 99
+    with pytest.raises(InputError, match=r"node 2 \(VSR_SaveVideo\) input 'crf' = 99 is out of range"):
+        run_prompt(prompt, classes)
+
+
+def test_bad_combo_value_lists_the_choices(classes):
+    prompt = _prompt()
+    prompt["2"]["inputs"]["format"] = "gif"
+    with pytest.raises(InputError, match="expected one of"):
+        run_prompt(prompt, classes)
+
+
+def test_cycles_and_missing_outputs_are_reported(classes):
+    prompt = _prompt()
+    del prompt["2"]
+    with pytest.raises(InputError, match="no output node"):
+        run_prompt(prompt, classes)
+    prompt = _prompt()
+    prompt["2"]["inputs"]["frames"] = ["9", 0]
+    with pytest.raises(InputError, match="links to node 9, which does not exist"):
+        run_prompt(prompt, classes)
+
+
+def test_overrides_address_nodes_by_id_title_or_class(classes):
+    prompt = _prompt()
+    apply_overrides(prompt, ["VSR_LoadVideo.frame_load_cap=5", "2.filename_prefix=a/b", "1.force_rate=12.5"])
+    assert prompt["1"]["inputs"]["frame_load_cap"] == 5 and prompt["1"]["inputs"]["force_rate"] == 12.5
+    assert prompt["2"]["inputs"]["filename_prefix"] == "a/b"
+    with pytest.raises(InputError, match="expected NODE.INPUT=VALUE"):
+        apply_overrides(prompt, ["frame_load_cap=5"])
+    with pytest.raises(InputError, match="matches no node"):
+        apply_overrides(prompt, ["KSampler.seed=1"])
+
+
+def test_ui_format_skips_seed_control_values_and_follows_reroutes():
+    class Sampler:
+        RETURN_TYPES = ("LATENT",)
+        FUNCTION = "go"
+        OUTPUT_NODE = True
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"latent": ("LATENT",), "seed": ("INT", {"default": 0}),
+                                 "steps": ("INT", {"default": 20}), "mode": (["a", "b"],)}}
+
+    class Source:
+        RETURN_TYPES = ("LATENT",)
+        FUNCTION = "go"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {}}
+
+    ui = {"nodes": [{"id": 1, "type": "Source", "inputs": [], "widgets_values": []},
+                    {"id": 5, "type": "Reroute", "inputs": [{"name": "", "type": "*", "link": 1}]},
+                    {"id": 2, "type": "Sampler", "inputs": [{"name": "latent", "type": "LATENT", "link": 2}],
+                     "widgets_values": [42, "randomize", 8, "b"]}],
+          "links": [[1, 1, 0, 5, 0, "LATENT"], [2, 5, 0, 2, 0, "LATENT"]]}
+    api = ui_to_api(ui, {"Sampler": Sampler, "Source": Source})
+    assert api["2"]["inputs"] == {"seed": 42, "steps": 8, "mode": "b", "latent": ["1", 0]}
+
+
+def test_workflow_file_errors(tmp_path, classes):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        load_workflow(str(bad), classes)
+    bad.write_text('{"a": 1}')
+    with pytest.raises(InputError, match="neither API format"):
+        load_workflow(str(bad), classes)
+
+
+def test_cli_reports_errors_with_exit_code_2(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read workflow" in capsys.readouterr().err

@@ -1,0 +1,46 @@
+"""`python -m vsr_core <command>`: the command line.
+
+Each command lives next to the code it drives and exposes
+`register(subparsers)`, which adds its parser and sets `func` to a function
+taking the parsed arguments and returning an exit code. Add new commands to
+COMMAND_MODULES.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import Interrupted, VSRError
+
+# Modules (relative to vsr_core) whose register() adds a command.
+COMMAND_MODULES = [
+    ".commands.upscale",
+    ".commands.run",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vsr_core",
+        description="Temporally consistent video super-resolution.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name, __package__).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except Interrupted:
+        print("\ninterrupted: nothing was written in place of an existing output", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing was written in place of an existing output", file=sys.stderr)
+        return 130
+    except VSRError as err:
+        print(f"\nerror: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,44 @@
+"""Conversions between the frame layouts used at the edges of vsr_core.
+
+uint8 [T,H,W,3] numpy arrays come from the video readers; float32 0..1 torch
+tensors [T,H,W,3] are ComfyUI's IMAGE; [T,3,H,W] is what models take.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+
+def uint8_to_float(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [...,3] -> float32 tensor in 0..1, same layout."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
+
+
+def float_to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """float 0..1 tensor -> uint8 numpy array, rounded and clamped."""
+    return frames.detach().float().clamp(0, 1).mul(255).round_().to(torch.uint8).cpu().numpy()
+
+
+def check_image_batch(images, name: str = "images") -> torch.Tensor:
+    """Validate a ComfyUI IMAGE: float [T,H,W,3] (a single [H,W,3] frame is accepted)."""
+    if not isinstance(images, torch.Tensor):
+        raise InputError(f"{name} is a {type(images).__name__}; expected an IMAGE tensor [frames,H,W,3]")
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise InputError(f"{name} has shape {tuple(images.shape)}; expected [frames,H,W,3] RGB")
+    if images.shape[0] == 0:
+        raise InputError(f"{name} has no frames; expected at least one")
+    if not images.is_floating_point():
+        raise InputError(f"{name} has dtype {images.dtype}; expected float values in 0..1")
+    return images
+
+
+def thwc_to_tchw(frames: torch.Tensor) -> torch.Tensor:
+    return frames.permute(0, 3, 1, 2)
+
+
+def tchw_to_thwc(frames: torch.Tensor) -> torch.Tensor:
+    return frames.permute(0, 2, 3, 1)

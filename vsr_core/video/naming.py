@@ -1,0 +1,29 @@
+"""Numbered output names like ComfyUI's: <prefix>_00001.mp4, never overwriting."""
+from __future__ import annotations
+
+import os
+import re
+
+from ..errors import OutputError
+
+
+def next_numbered_path(root: str, prefix: str, ext: str) -> str:
+    """The next '<root>/<prefix>_NNNNN<ext>' after any taken number; the prefix may hold subfolders.
+
+    `ext` is '' for a folder (PNG frames). Subfolders are created; a prefix that
+    climbs out of `root` ('../x', '/abs') is refused.
+    """
+    root = os.path.abspath(root)
+    target = os.path.abspath(os.path.join(root, prefix))
+    if os.path.commonpath([root, target]) != root or target == root:
+        raise OutputError(f"filename_prefix '{prefix}' points outside the output folder '{root}'; "
+                          f"expected a relative name such as 'vsr/clip'")
+    folder, stem = os.path.split(target)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create output folder '{folder}': {err}") from None
+    # One counter per prefix, whatever the extension, as ComfyUI's own savers do.
+    pattern = re.compile(re.escape(stem) + r"_(\d{5,})(\.\w+)?$")
+    taken = [int(m.group(1)) for m in map(pattern.match, os.listdir(folder)) if m]
+    return os.path.join(folder, f"{stem}_{max(taken, default=0) + 1:05d}{ext}")

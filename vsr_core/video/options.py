@@ -1,0 +1,63 @@
+"""What a user can ask of a video when loading it, and what a source tells us."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ..errors import InputError
+
+
+def to_fraction(value, name: str = "fps") -> Fraction:
+    """An exact frame rate from an int, a float, a Fraction or a string like '30000/1001'.
+
+    Floats are snapped to the nearest fraction with a denominator up to 1e6, so
+    29.97002997 (30000/1001 sent through a FLOAT socket) comes back exact.
+    """
+    try:
+        if isinstance(value, Fraction):
+            frac = value
+        elif isinstance(value, float):
+            frac = Fraction(value).limit_denominator(1_000_000)
+        else:
+            frac = Fraction(str(value).strip())
+    except (ValueError, ZeroDivisionError, TypeError):
+        raise InputError(f"{name}={value!r} is not a number; expected e.g. 24, 29.97 or 30000/1001") from None
+    if not frac > 0 or frac > 1000:
+        raise InputError(f"{name}={value!r} is out of range; expected a frame rate above 0 and at most 1000")
+    return frac
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Frame selection, applied in this order: force_rate, skip, every-nth, cap.
+
+    Same meaning as in VideoHelperSuite's Load Video, so artists' habits carry over.
+    """
+
+    frame_load_cap: int = 0          # 0 loads every remaining frame
+    skip_first_frames: int = 0
+    select_every_nth: int = 1
+    force_rate: Fraction | None = None   # None keeps the source's own rate
+    folder_fps: Fraction = Fraction(24)  # frame rate of an image folder, which has none
+
+    def __post_init__(self):
+        for name, low in (("frame_load_cap", 0), ("skip_first_frames", 0), ("select_every_nth", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise InputError(f"{name}={value!r} is out of range; expected an integer >= {low}")
+        if self.force_rate is not None:
+            object.__setattr__(self, "force_rate", to_fraction(self.force_rate, "force_rate"))
+        object.__setattr__(self, "folder_fps", to_fraction(self.folder_fps, "folder_fps"))
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a source says about itself before any frame is decoded."""
+
+    path: str
+    width: int
+    height: int
+    fps: Fraction                 # the source's own rate
+    frame_count_hint: int | None  # from metadata; the exact count is known after decoding
+    has_audio: bool
+    kind: str                     # 'container', 'animated-image' or 'image-folder'

@@ -1,0 +1,272 @@
+"""Streaming video writer: h264 (yuv420p, CRF), lossless FFV1, or a PNG sequence.
+
+Frames are encoded as they arrive, so memory does not grow with the video.
+Audio is interleaved as the video advances: copied packet for packet when the
+container accepts the source codec, otherwise encoded (AAC in mp4/mov, FLAC in
+mkv, a FLAC file beside a PNG sequence). Nothing appears at the destination
+until close() succeeds (see atomic.py).
+"""
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+
+from ..errors import InputError, OutputError
+from ..progress import Reporter, get_reporter
+from . import atomic
+from .audio import AudioClip, AudioSegment, AudioStreamRef
+from .options import to_fraction
+
+CONTAINERS = {"h264": (".mp4", ".mkv", ".mov"), "ffv1": (".mkv",)}
+FORMATS = ("h264", "ffv1", "png")
+# Source audio codecs each container can take without re-encoding.
+COPYABLE_AUDIO = {
+    ".mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
+    ".mov": {"aac", "mp3", "ac3", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
+    ".mkv": None,  # Matroska takes any codec
+}
+ENCODED_AUDIO = {".mp4": ("aac", "fltp"), ".mov": ("aac", "fltp"), ".mkv": ("flac", "s16")}
+AUDIO_LOOKAHEAD = 0.25  # seconds of audio muxed ahead of the video
+
+
+def format_for_path(path: str) -> str:
+    """The default format for an output path: PNG for a folder, h264 for a video file."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".mp4", ".mov", ".mkv"):
+        return "h264"
+    if ext == "" or os.path.isdir(path):
+        return "png"
+    raise InputError(f"output '{path}' has extension '{ext}'; expected .mp4, .mov or .mkv for a video, "
+                     f"or a folder path (no extension) for PNG frames")
+
+
+def _layout(channels: int) -> str:
+    return {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+
+
+class _AudioCopier:
+    """Copies packets of an audio stream up to a given time."""
+
+    def __init__(self, ref: AudioStreamRef, output):
+        self.input = av.open(ref.path)
+        in_stream = self.input.streams.audio[0]
+        self.stream = output.add_stream_from_template(in_stream)
+        self.start = in_stream.start_time or 0
+        self.packets = self.input.demux(in_stream)
+        self.pending = None
+
+    def write_until(self, output, t: float | None) -> None:
+        while True:
+            pkt = self.pending or next(self.packets, None)
+            self.pending = None
+            if pkt is None:
+                return
+            if pkt.dts is None:  # the demuxer's flush packet
+                continue
+            if t is not None and pkt.pts is not None and float((pkt.pts - self.start) * pkt.time_base) > t:
+                self.pending = pkt
+                return
+            pkt.stream = self.stream
+            output.mux(pkt)
+
+    def close(self):
+        self.input.close()
+
+
+class _AudioEncoder:
+    """Encodes decoded audio chunks (from a clip or a segment) up to a given time."""
+
+    def __init__(self, source: AudioClip | AudioSegment | AudioStreamRef, output, codec: str, sample_format: str):
+        self.sample_rate, self.channels = source.sample_rate, source.channels
+        self.chunks = source.chunks()
+        self.stream = output.add_stream(codec, rate=self.sample_rate, layout=_layout(self.channels))
+        self.stream.codec_context.format = sample_format
+        if codec == "aac":
+            self.stream.codec_context.bit_rate = 192_000
+        self.position = 0
+        self.pending = None
+
+    def write_until(self, output, t: float | None) -> None:
+        end = None if t is None else int(t * self.sample_rate)
+        while end is None or self.position < end:
+            data = self.pending if self.pending is not None else next(self.chunks, None)
+            self.pending = None
+            if data is None:
+                break
+            if end is not None and self.position + data.shape[1] > end:
+                data, self.pending = data[:, :end - self.position], data[:, end - self.position:]
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(np.clip(data, -1.0, 1.0)),
+                                               format="fltp", layout=_layout(self.channels))
+            frame.sample_rate = self.sample_rate
+            frame.pts = self.position
+            frame.time_base = Fraction(1, self.sample_rate)
+            output.mux(self.stream.encode(frame))
+            self.position += data.shape[1]
+        if t is None:
+            output.mux(self.stream.encode(None))
+
+    def close(self):
+        pass
+
+
+class VideoWriter:
+    """Write uint8 RGB frames [H,W,3] or [n,H,W,3] to a video file or PNG folder.
+
+    `audio` is an AudioStreamRef, AudioSegment or AudioClip, or a function
+    returning one, called when the first frame arrives (a reader only knows
+    where a trimmed selection's audio starts once it has decoded a frame).
+    Use as a context manager: an exception inside discards the partial output.
+    """
+
+    def __init__(self, path: str, fps, fmt: str | None = None, crf: int = 18, preset: str = "medium",
+                 audio=None, overwrite: bool = False,
+                 reporter: Reporter | None = None):
+        self.path = os.fspath(path)
+        self.fps = to_fraction(fps, "fps")
+        self.format = fmt or format_for_path(self.path)
+        self.ext = os.path.splitext(self.path)[1].lower()
+        if self.format not in FORMATS:
+            raise InputError(f"format={self.format!r}; expected one of {', '.join(FORMATS)}")
+        if self.format != "png" and self.ext not in CONTAINERS[self.format]:
+            raise InputError(f"format {self.format} cannot be written to '{self.path}'; expected a path ending in "
+                             f"{' or '.join(CONTAINERS[self.format])}")
+        if self.format == "png" and self.ext:
+            raise InputError(f"PNG frames go into a folder; '{self.path}' looks like a file (extension "
+                             f"'{self.ext}'); expected a folder path without extension")
+        if not isinstance(crf, int) or not 0 <= crf <= 51:
+            raise InputError(f"crf={crf!r} is out of range; expected an integer 0 (lossless) to 51 (worst)")
+        self.crf, self.preset, self.audio = crf, preset, audio
+        self.reporter = get_reporter(reporter)
+        atomic.check_destination(self.path, overwrite)
+        self.tmp = atomic.temporary_name(self.path)
+        self.frame_count = 0
+        self.size = None
+        self._container = self._video = self._audio = None
+        self._closed = False
+        if self.format == "png":
+            os.mkdir(self.tmp)
+        else:
+            try:
+                open(self.tmp, "wb").close()
+            except OSError as err:
+                raise OutputError(f"cannot write '{self.path}': {err}") from None
+
+    # -- set-up on the first frame, once the size is known
+    def _start(self, height: int, width: int) -> None:
+        self.size = (height, width)
+        if callable(self.audio):
+            self.audio = self.audio()
+        if self.format == "png":
+            return
+        if self.format == "h264" and (height % 2 or width % 2):
+            self.reporter.log(f"note: h264/yuv420p needs even sizes; padding {width}x{height} frames by "
+                              f"repeating the last row/column")
+        options = {"movflags": "+faststart"} if self.ext in (".mp4", ".mov") else {}
+        self._container = av.open(self.tmp, mode="w", options=options)
+        if self.format == "h264":
+            self._video = self._container.add_stream("libx264", rate=self.fps)
+            self._video.pix_fmt = "yuv420p"
+            self._video.options = {"crf": str(self.crf), "preset": self.preset}
+            self._video.width, self._video.height = width + width % 2, height + height % 2
+        else:
+            self._video = self._container.add_stream("ffv1", rate=self.fps)
+            self._video.pix_fmt = "bgr0"  # RGB kept as RGB: lossless for RGB input
+            self._video.width, self._video.height = width, height
+        self._video.codec_context.time_base = Fraction(1) / self.fps
+        if isinstance(self.audio, AudioStreamRef) and (
+                COPYABLE_AUDIO[self.ext] is None or self.audio.codec in COPYABLE_AUDIO[self.ext]):
+            self._audio = _AudioCopier(self.audio, self._container)
+        elif self.audio is not None:
+            self._audio = _AudioEncoder(self.audio, self._container, *ENCODED_AUDIO[self.ext])
+
+    def write(self, frames: np.ndarray) -> None:
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise InputError(f"frames of shape {frames.shape} and dtype {frames.dtype}; "
+                             f"expected uint8 RGB [n,H,W,3]")
+        if self.size is None:
+            self._start(*frames.shape[1:3])
+        if frames.shape[1:3] != self.size:
+            raise InputError(f"frame {self.frame_count} is {frames.shape[2]}x{frames.shape[1]}, expected "
+                             f"{self.size[1]}x{self.size[0]} like the first frame")
+        for image in frames:
+            self._write_one(image)
+
+    def _write_one(self, image: np.ndarray) -> None:
+        if self.format == "png":
+            ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise OutputError(f"could not encode frame {self.frame_count} as PNG")
+            data.tofile(os.path.join(self.tmp, f"frame_{self.frame_count + 1:06d}.png"))
+        else:
+            if self.format == "h264" and (image.shape[0] % 2 or image.shape[1] % 2):
+                image = np.pad(image, ((0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)), mode="edge")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts = self.frame_count
+            self._container.mux(self._video.encode(frame))
+            if self._audio is not None:
+                self._audio.write_until(self._container, (self.frame_count + 1) / self.fps + AUDIO_LOOKAHEAD)
+        self.frame_count += 1
+
+    def close(self) -> int:
+        """Finish the file and move it into place; returns the number of frames written."""
+        if self._closed:
+            return self.frame_count
+        if self.frame_count == 0:
+            self.abort()
+            raise InputError(f"no frames were given for '{self.path}'; expected at least one frame")
+        try:
+            if self.format == "png":
+                if self.audio is not None:
+                    _write_audio_file(self.audio, os.path.join(self.tmp, "audio.mka"))
+            else:
+                self._container.mux(self._video.encode(None))
+                if self._audio is not None:
+                    self._audio.write_until(self._container, None)
+                    self._audio.close()
+                self._container.close()
+            atomic.commit(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        return self.frame_count
+
+    def abort(self) -> None:
+        """Drop the partial output; the destination keeps what it had."""
+        self._closed = True
+        try:
+            if self._audio is not None:
+                self._audio.close()
+            if self._container is not None:
+                self._container.close()
+        except Exception:  # the partial file is deleted anyway
+            pass
+        atomic.discard(self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+def _write_audio_file(audio, path: str) -> None:
+    """The audio of a PNG sequence, kept beside the frames as a Matroska audio file."""
+    with av.open(path, mode="w") as container:
+        if isinstance(audio, AudioStreamRef):
+            enc = _AudioCopier(audio, container)
+        else:
+            enc = _AudioEncoder(audio, container, *ENCODED_AUDIO[".mkv"])
+        enc.write_until(container, None)
+        enc.close()

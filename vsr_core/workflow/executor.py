@@ -1,0 +1,168 @@
+"""Run an API-format workflow with V1 node classes, as ComfyUI's executor would.
+
+Only output nodes and what they depend on run, each once, in dependency
+order. Inputs are checked against each class's INPUT_TYPES before anything
+runs, so a bad workflow fails in seconds with the node id in the message.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import InputError
+from ..progress import Reporter, get_reporter
+from .signature import declared_inputs, is_widget
+from .ui_format import is_ui_format, ui_to_api
+
+
+def _is_link(value) -> bool:
+    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
+            and isinstance(value[1], int))
+
+
+def load_workflow(path: str, classes: dict[str, type]) -> dict[str, dict]:
+    """Read a workflow file in API or UI format; returns the API format."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as err:
+        raise InputError(f"cannot read workflow '{path}': {err}") from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"workflow '{path}' is not valid JSON: {err}") from None
+    if is_ui_format(data):
+        return ui_to_api(data, classes)
+    if isinstance(data, dict) and isinstance(data.get("prompt"), dict):
+        data = data["prompt"]  # the body of a POST /prompt request
+    if not isinstance(data, dict) or not all(isinstance(v, dict) and "class_type" in v for v in data.values()):
+        raise InputError(f"workflow '{path}' is neither API format ({{id: {{class_type, inputs}}}}) nor the "
+                         f"UI format ComfyUI saves (nodes + links)")
+    return data
+
+
+def apply_overrides(prompt: dict[str, dict], settings: list[str]) -> None:
+    """Apply NODE.INPUT=VALUE settings; NODE is a node id, title or (unique) class name.
+
+    VALUE is parsed as JSON when it can be (numbers, true/false), else kept as text.
+    """
+    for setting in settings:
+        target, sep, raw = setting.partition("=")
+        node_key, dot, name = target.rpartition(".")
+        if not sep or not dot or not node_key or not name:
+            raise InputError(f"--set {setting!r}; expected NODE.INPUT=VALUE, e.g. 1.frame_load_cap=16")
+        matches = [nid for nid, n in prompt.items()
+                   if node_key in (nid, n.get("class_type"), n.get("_meta", {}).get("title"))]
+        if len(matches) != 1:
+            what = "no node" if not matches else f"{len(matches)} nodes ({', '.join(matches)})"
+            raise InputError(f"--set {setting!r}: '{node_key}' matches {what}; use a node id")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        prompt[matches[0]].setdefault("inputs", {})[name] = value
+
+
+def _check_value(node_id: str, cls_name: str, name: str, kind: str, raw, options: dict, value) -> Any:
+    where = f"node {node_id} ({cls_name}) input '{name}'"
+    if kind == "COMBO":
+        if value not in raw:
+            raise InputError(f"{where} = {value!r}; expected one of {list(raw)}")
+    elif kind in ("INT", "FLOAT"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "INT" and value != int(value)):
+            raise InputError(f"{where} = {value!r}; expected {'an integer' if kind == 'INT' else 'a number'}")
+        value = int(value) if kind == "INT" else float(value)
+        lo, hi = options.get("min"), options.get("max")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise InputError(f"{where} = {value!r} is out of range; expected {lo} to {hi}")
+    elif kind == "BOOLEAN":
+        if not isinstance(value, bool):
+            raise InputError(f"{where} = {value!r}; expected true or false")
+    elif kind == "STRING":
+        if not isinstance(value, str):
+            raise InputError(f"{where} = {value!r}; expected text")
+    return value
+
+
+def _plan(prompt: dict[str, dict], classes: dict[str, type]) -> list[str]:
+    """Check every node and link; return the ids to run, dependencies first."""
+    for node_id, node in prompt.items():
+        if node.get("class_type") not in classes:
+            raise InputError(f"node {node_id} has class '{node.get('class_type')}', which this pack does not "
+                             f"have; expected one of {', '.join(sorted(classes))}")
+    outputs = [nid for nid, n in prompt.items() if getattr(classes[n["class_type"]], "OUTPUT_NODE", False)]
+    if not outputs:
+        raise InputError("workflow has no output node (such as a Save Video node), so nothing would run")
+    order, state = [], {}
+
+    def visit(node_id: str, path: tuple):
+        if state.get(node_id) == "done":
+            return
+        if state.get(node_id) == "visiting":
+            raise InputError(f"workflow has a cycle: {' -> '.join(path + (node_id,))}")
+        state[node_id] = "visiting"
+        node = prompt[node_id]
+        cls = classes[node["class_type"]]
+        declared = {d[0]: d for d in declared_inputs(cls)}
+        for name, value in node.get("inputs", {}).items():
+            if not _is_link(value):
+                continue
+            src_id, slot = str(value[0]), value[1]
+            if src_id not in prompt:
+                raise InputError(f"node {node_id} input '{name}' links to node {src_id}, which does not exist")
+            src_cls = classes[prompt[src_id]["class_type"]]
+            if not 0 <= slot < len(src_cls.RETURN_TYPES):
+                raise InputError(f"node {node_id} input '{name}' links to output {slot} of node {src_id}, "
+                                 f"which has {len(src_cls.RETURN_TYPES)} outputs")
+            if name in declared:
+                want, got = declared[name][1], src_cls.RETURN_TYPES[slot]
+                if want != "COMBO" and "*" not in (want, got) and want != got:
+                    raise InputError(f"node {node_id} input '{name}' expects {want} but node {src_id} "
+                                     f"output {slot} gives {got}")
+            visit(src_id, path + (node_id,))
+        state[node_id] = "done"
+        order.append(node_id)
+
+    for nid in outputs:
+        visit(nid, ())
+    return order
+
+
+def _gather_inputs(node_id: str, node: dict, cls, results: dict | None) -> dict:
+    """The keyword arguments for a node; with results=None, only check its literals."""
+    given = node.get("inputs", {})
+    kwargs = {}
+    for name, kind, raw, options, required in declared_inputs(cls):
+        if name in given and _is_link(given[name]):
+            if results is not None:
+                kwargs[name] = results[str(given[name][0])][given[name][1]]
+        elif name in given:
+            kwargs[name] = _check_value(node_id, node["class_type"], name, kind, raw, options, given[name])
+        elif required and is_widget(kind, options) and "default" in options:
+            kwargs[name] = options["default"]
+        elif required and kind == "COMBO" and raw:
+            kwargs[name] = raw[0]
+        elif required:
+            raise InputError(f"node {node_id} ({node['class_type']}) is missing required input '{name}' ({kind})")
+    return kwargs
+
+
+def run_prompt(prompt: dict[str, dict], classes: dict[str, type],
+               reporter: Reporter | None = None) -> dict[str, dict]:
+    """Execute the workflow; returns {node id: {"result": tuple, "ui": dict|None}}."""
+    reporter = get_reporter(reporter)
+    order = _plan(prompt, classes)
+    for node_id in order:  # validate every literal before running anything
+        _gather_inputs(node_id, prompt[node_id], classes[prompt[node_id]["class_type"]], None)
+    results, record = {}, {}
+    for node_id in order:
+        reporter.check_interrupt()
+        node = prompt[node_id]
+        cls = classes[node["class_type"]]
+        kwargs = _gather_inputs(node_id, node, cls, results)
+        reporter.log(f"[{node_id}] {node['class_type']}")
+        out = getattr(cls(), cls.FUNCTION)(**kwargs)
+        ui = None
+        if isinstance(out, dict):
+            ui, out = out.get("ui"), out.get("result", ())
+        results[node_id] = tuple(out or ())
+        record[node_id] = {"result": results[node_id], "ui": ui}
+    return record

@@ -1,0 +1,80 @@
+"""Convert the UI-format workflow ComfyUI saves (nodes, links, widgets_values)
+into the API/prompt format the executor runs.
+"""
+from __future__ import annotations
+
+from ..errors import InputError
+from .signature import declared_inputs, has_seed_control, is_widget
+
+IGNORED_TYPES = {"Note", "MarkdownNote", "PrimitiveNode"}  # carry no computation
+MODE_NEVER, MODE_BYPASS = 2, 4
+
+
+def is_ui_format(data: dict) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data
+
+
+def _link_table(ui: dict) -> dict[int, tuple[int, int]]:
+    """link id -> (source node id, source slot)."""
+    table = {}
+    for link in ui.get("links") or []:
+        if isinstance(link, dict):  # newer frontends may store links as objects
+            table[link["id"]] = (link["origin_id"], link["origin_slot"])
+        else:
+            table[link[0]] = (link[1], link[2])
+    return table
+
+
+def ui_to_api(ui: dict, classes: dict[str, type]) -> dict[str, dict]:
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    links = _link_table(ui)
+
+    def source_of(link_id, seen=()):
+        """Follow reroutes and bypassed nodes back to the node that computes the value."""
+        if link_id not in links:
+            raise InputError(f"workflow link {link_id} is referenced but not defined in 'links'")
+        src_id, slot = links[link_id]
+        src = nodes.get(src_id)
+        if src is None:
+            raise InputError(f"workflow link {link_id} comes from node {src_id}, which does not exist")
+        if src["type"] in IGNORED_TYPES:
+            return None  # a primitive's value is already in the target's widgets_values
+        if src_id in seen:
+            raise InputError(f"workflow has a cycle through node {src_id}")
+        if src["type"] == "Reroute" or src.get("mode") == MODE_BYPASS:
+            out_type = (src.get("outputs") or [{}])[slot].get("type") if src.get("outputs") else None
+            for inp in src.get("inputs") or []:
+                if inp.get("link") is not None and (src["type"] == "Reroute" or inp.get("type") == out_type):
+                    return source_of(inp["link"], seen + (src_id,))
+            return None  # nothing feeds it: the input is left unconnected
+        return [str(src_id), slot]
+
+    prompt = {}
+    for node in ui["nodes"]:
+        kind = node["type"]
+        if kind in IGNORED_TYPES or kind == "Reroute" or node.get("mode") in (MODE_NEVER, MODE_BYPASS):
+            continue
+        cls = classes.get(kind)
+        if cls is None:
+            raise InputError(f"node {node['id']} is a '{kind}', which is not one of this pack's nodes "
+                             f"({', '.join(sorted(classes))})")
+        inputs = {}
+        values = node.get("widgets_values", [])
+        if isinstance(values, dict):
+            inputs.update(values)
+        else:
+            values = list(values)
+            position = 0
+            for name, kind_, _raw, options, _req in declared_inputs(cls):
+                if not is_widget(kind_, options) or position >= len(values):
+                    continue
+                inputs[name] = values[position]
+                position += 2 if has_seed_control(name, kind_, options) else 1
+        for inp in node.get("inputs") or []:
+            if inp.get("link") is not None:
+                src = source_of(inp["link"])
+                if src is not None:
+                    inputs[inp["name"]] = src
+        prompt[str(node["id"])] = {"class_type": kind, "inputs": inputs,
+                                   "_meta": {"title": node.get("title") or kind}}
+    return prompt
