@@ -81,3 +81,23 @@ def test_streaming_memory_does_not_grow_with_length(tmp_path, media):
     window_bytes = 8 * 96 * 128 * 3
     assert p_long < 4 * window_bytes
     assert p_long < 1.3 * p_short
+
+
+def test_common_containers_are_read(tmp_path, clip):
+    """webm (VP9), avi (MPEG-4 part 2), mov (h264): frame count, size and fps come through."""
+    import av
+    for name, codec in (("c.webm", "libvpx-vp9"), ("c.avi", "mpeg4"), ("c.mov", "libx264")):
+        path = str(tmp_path / name)
+        with av.open(path, "w") as out:
+            s = out.add_stream(codec, rate=Fraction(25))
+            s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+            for i, f in enumerate(clip):
+                frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+                frame.pts = i
+                out.mux(s.encode(frame))
+            out.mux(s.encode(None))
+        reader = open_video(path)
+        frames = reader.read_all()
+        assert frames.shape == clip.shape, name
+        assert reader.fps == 25, name
+        assert np.abs(frames.astype(int) - clip).mean() < 20, name
