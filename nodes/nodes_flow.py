@@ -1,0 +1,73 @@
+"""Estimate Flow: bidirectional optical flow and occlusion for a clip (VSR_FLOW)."""
+from __future__ import annotations
+
+from vsr_core.errors import InputError
+from vsr_core.flow import (DEFAULT_PRESET, DIS_PRESETS, OCCLUSION_CONVENTIONS, RAFT_INPUT_MODES, estimate_flow,
+                           flow_preview)
+from vsr_core.frames import check_image_batch, thwc_to_tchw
+
+from .comfy_bridge import list_models, make_reporter, model_path, register_model_folder
+
+CATEGORY = "video super-resolution/flow"
+FLOW_FOLDER = "optical_flow"
+FLOW_EXTENSIONS = (".pth", ".pt", ".safetensors")
+NO_MODEL = "none (use DIS)"
+
+register_model_folder(FLOW_FOLDER, set(FLOW_EXTENSIONS))
+
+
+class VSR_EstimateFlow:
+    """Forward and backward optical flow between consecutive frames, with occlusion masks."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("IMAGE", {"tooltip": "The clip (usually the low-resolution input, as MGLD-VSR does)."}),
+                "method": (["dis", "raft"], {"default": "dis", "tooltip":
+                                             "dis: OpenCV DIS, needs no weights. raft: RAFT-large with the "
+                                             "weights chosen below (raft-things.pth or torchvision raft_large)."}),
+                "dis_preset": (sorted(DIS_PRESETS), {"default": DEFAULT_PRESET, "tooltip":
+                                                     "DIS quality/speed preset."}),
+                "raft_model": ([NO_MODEL] + list_models(FLOW_FOLDER, FLOW_EXTENSIONS), {"tooltip":
+                               f"RAFT weights from ComfyUI's models/{FLOW_FOLDER} folder."}),
+                "raft_iters": ("INT", {"default": 12, "min": 1, "max": 64, "tooltip":
+                                       "RAFT refinement iterations (12 in RAFT, 10 in MGLD-VSR)."}),
+                "raft_input": (list(RAFT_INPUT_MODES), {"default": "unit", "tooltip":
+                               "unit: frames mapped to [-1,1] as RAFT was trained; mgld_raw: fed as 0..1 "
+                               "like MGLD-VSR's code."}),
+                "occlusion": (list(OCCLUSION_CONVENTIONS), {"default": "squared", "tooltip":
+                              "Forward-backward check: squared magnitudes (Sundaram et al.) or MGLD-VSR's "
+                              "unsquared variant."}),
+                "max_side": ("INT", {"default": 0, "min": 0, "max": 8192, "tooltip":
+                                     "Estimate at most at this size (longest side) and rescale; 0 keeps the "
+                                     "frames' size."}),
+            },
+        }
+
+    RETURN_TYPES = ("VSR_FLOW", "IMAGE")
+    RETURN_NAMES = ("flow", "preview")
+    OUTPUT_TOOLTIPS = ("Flows, occlusion masks and their resolution, for Guided Sample and Temporal Decode.",
+                       "Colour-wheel picture of the forward motion, one image per frame.")
+    FUNCTION = "estimate"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Estimate bidirectional optical flow and occlusion for a clip, with a colour-wheel preview."
+
+    def estimate(self, frames, method, dis_preset, raft_model, raft_iters, raft_input, occlusion, max_side):
+        frames = check_image_batch(frames, "frames")
+        weights = None
+        if method == "raft":
+            if raft_model == NO_MODEL:
+                raise InputError(f"method 'raft' needs weights: put raft-things.pth or a torchvision raft_large "
+                                 f"file in ComfyUI's models/{FLOW_FOLDER} folder and pick it in raft_model")
+            weights = model_path(FLOW_FOLDER, raft_model)
+            if weights is None:
+                raise InputError(f"raft_model '{raft_model}' is not in models/{FLOW_FOLDER}")
+        field = estimate_flow(thwc_to_tchw(frames), method, preset=dis_preset, weights=weights, iters=raft_iters,
+                              input_range=raft_input, occlusion=occlusion, max_side=max_side or None,
+                              reporter=make_reporter())
+        return (field, flow_preview(field))
+
+
+NODE_CLASS_MAPPINGS = {"VSR_EstimateFlow": VSR_EstimateFlow}
+NODE_DISPLAY_NAME_MAPPINGS = {"VSR_EstimateFlow": "Estimate Flow (VSR)"}
