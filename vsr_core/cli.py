@@ -17,6 +17,7 @@ from .errors import Interrupted, VSRError
 COMMAND_MODULES = [
     ".commands.upscale",
     ".commands.run",
+    ".commands.inspect",
     ".commands.flow",
 ]
 

@@ -90,11 +90,18 @@ def warping_loss(z: torch.Tensor, flow: FlowField, reference_offset: bool = Fals
     return loss
 
 
-def guided(z: torch.Tensor, flow: FlowField, step_size: float, reference_offset: bool = False) -> torch.Tensor:
-    """One descent step z - step_size * dL/dz on the warping loss."""
+def guided(z: torch.Tensor, flow: FlowField, step_size: float, reference_offset: bool = False,
+           anchor: torch.Tensor | None = None) -> torch.Tensor:
+    """One descent step z - step_size * dL/dz on the warping loss.
+
+    anchor: a fixed latent frame just before z (the previous window's, at the
+    same step); `flow` then covers it too, and it pulls z's first frame
+    towards continuity across the window seam without itself moving.
+    """
     with torch.enable_grad():
         leaf = z.detach().float().requires_grad_(True)
-        loss = warping_loss(leaf, flow, reference_offset)
+        full = leaf if anchor is None else torch.cat([anchor.detach().float()[None], leaf])
+        loss = warping_loss(full, flow, reference_offset)
         (grad,) = torch.autograd.grad(loss, leaf)
     return (z.float() - step_size * grad).to(z.dtype)
 
@@ -109,9 +116,16 @@ def step_size(g: MotionGuidance, schedule: DDPMSchedule, i: int) -> float:
     return g.scale * float(schedule.posterior_variance[i])
 
 
-def make_guide(flow: FlowField, schedule: DDPMSchedule, g: MotionGuidance):
-    """A sampler `guide(x, i)` applying motion guidance to latents x [T,C,h,w]."""
+def make_guide(flow: FlowField, schedule: DDPMSchedule, g: MotionGuidance, anchors: dict | None = None):
+    """A sampler `guide(x, i)` applying motion guidance to latents x [T,C,h,w].
+
+    anchors: {step index: fixed latent of the frame before x} (see `guided`);
+    when given, `flow` covers that frame as well.
+    """
     def guide(x: torch.Tensor, i: int) -> torch.Tensor:
         size = step_size(g, schedule, i)
-        return guided(x, flow, size, g.reference_offset) if size > 0 else x
+        anchor = anchors.get(i) if anchors else None
+        if anchors and anchor is None:
+            raise InputError(f"motion guidance: no anchor latent for step {i}")
+        return guided(x, flow, size, g.reference_offset, anchor) if size > 0 else x
     return guide

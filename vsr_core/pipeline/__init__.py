@@ -1,0 +1,1 @@
+"""Stages that combine models, samplers and flow over whole videos."""
