@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 from vsr_core.progress import Reporter, TerminalReporter
 
 try:  # inside ComfyUI
@@ -105,3 +107,53 @@ def model_path(kind: str, name: str) -> str | None:
         if os.path.isfile(path):
             return path
     return None
+
+
+# -- core ComfyUI model types (MODEL, VAE, CONDITIONING) --------------------------
+
+def is_core_model(obj) -> bool:
+    """A core ComfyUI MODEL (a ModelPatcher), as opposed to the pack's VSR_DIFFUSION."""
+    return hasattr(obj, "model") and hasattr(obj, "model_options") and hasattr(obj, "patch_model")
+
+
+def is_core_vae(obj) -> bool:
+    """A core ComfyUI VAE (comfy.sd.VAE), as opposed to the pack's VSR_VAE (an nn.Module)."""
+    return hasattr(obj, "first_stage_model") and hasattr(obj, "decode_tiled")
+
+
+def context_from_conditioning(conditioning):
+    """The cross-attention tensor [1,L,D] of a ComfyUI CONDITIONING ([[tensor, {...}], ...])."""
+    try:
+        return conditioning[0][0].detach().float().cpu()
+    except (TypeError, IndexError, AttributeError):
+        raise ValueError("conditioning is not a ComfyUI CONDITIONING; expected the output of a CLIP Text "
+                         "Encode node") from None
+
+
+def core_model_denoiser(patcher, context):
+    """Wrap a core MODEL so the pack's video sampler can drive it (k-diffusion space adapter)."""
+    from vsr_core.diffusion.model import SigmaDenoiser
+
+    comfy.model_management.load_models_gpu([patcher])
+    base = patcher.model
+    device = comfy.model_management.get_torch_device()
+    dtype = base.get_dtype() if hasattr(base, "get_dtype") else torch.float32
+    alphas_cumprod = (1.0 / (1.0 + base.model_sampling.sigmas.float() ** 2)).cpu()
+
+    def denoise(x_k, sigma, ctx):
+        out = base.apply_model(x_k.to(device, dtype), sigma.to(device), c_crossattn=ctx.to(device, dtype))
+        return out.to(x_k)
+
+    return SigmaDenoiser(denoise, alphas_cumprod, context=context,
+                         latent_scale=float(base.latent_format.scale_factor))
+
+
+def core_vae_encode(vae, frames_thwc):
+    """Core VAE: IMAGE [T,H,W,3] -> unscaled latents [T,4,h,w]."""
+    return vae.encode(frames_thwc[..., :3]).float().cpu()
+
+
+def core_vae_decode(vae, latents):
+    """Core VAE: unscaled latents -> IMAGE [T,H,W,3]."""
+    images = vae.decode(latents)
+    return images.reshape(-1, *images.shape[-3:]).float().cpu()

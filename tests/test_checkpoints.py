@@ -282,9 +282,7 @@ def test_split_components_handles_lightning_wrappers_and_comfy_prefix():
 # -- VAE / text delegation (the other half of the issue) ---------------------------------
 
 def test_vae_kind_delegates_to_vae_module(tmp_path):
-    vae_mod = pytest.importorskip("vsr_core.models.vae")
-    if not hasattr(vae_mod, "build_vae_from_state_dict"):
-        pytest.skip("VAE builder not available yet")
+    from vsr_core.models import vae as vae_mod
     with torch.device("meta"):
         probe = vae_mod.AutoencoderKL(vae_mod.VAEConfig(ch=32, ch_mult=(1, 2), num_res_blocks=1))
     sd = {VAE_P + k: gc.golden_tensor(k, v.shape) for k, v in probe.state_dict().items()}
@@ -299,9 +297,7 @@ def test_vae_kind_delegates_to_vae_module(tmp_path):
 
 
 def test_text_kind_delegates_to_text_encoder_module(tmp_path):
-    te = pytest.importorskip("vsr_core.models.text_encoder")
-    if not hasattr(te, "build_text_encoder_from_state_dict"):
-        pytest.skip("text encoder builder not available yet")
+    from vsr_core.models import text_encoder as te
     with torch.device("meta"):
         probe = te.OpenCLIPTextEncoder(te.TextEncoderConfig(vocab_size=50, context_length=8, width=64,
                                                             heads=1, layers=2, mlp_width=128,
@@ -311,6 +307,28 @@ def test_text_kind_delegates_to_text_encoder_module(tmp_path):
     text = load_model(_ckpt(tmp_path / "sd.ckpt", sd), kind="text")
     assert isinstance(text, te.OpenCLIPTextEncoder) and text.config == probe.config
     assert not any(p.is_meta for p in text.parameters())
+
+
+def test_load_components_reads_a_full_ldm_file_once(tmp_path):
+    from vsr_core.checkpoints import load_components
+    from vsr_core.models import text_encoder as te
+    from vsr_core.models import vae as vae_mod
+    with torch.device("meta"):
+        vae_probe = vae_mod.AutoencoderKL(vae_mod.VAEConfig(ch=32, ch_mult=(1, 2), num_res_blocks=1))
+        text_probe = te.OpenCLIPTextEncoder(te.TextEncoderConfig(vocab_size=50, context_length=8, width=64,
+                                                                 heads=1, layers=2, mlp_width=128,
+                                                                 embed_dim=None, logit_scale=False))
+    sd = {VAE_P + k: gc.golden_tensor(k, v.shape) for k, v in vae_probe.state_dict().items()}
+    sd.update({TEXT_P + "model." + k: gc.golden_tensor(k, v.shape) for k, v in text_probe.state_dict().items()})
+    sd.update(_prefixed(UNET_P, _unet(gc.OURS_SFT)))
+    sd.update(_prefixed(ENC_P, _enc()))
+    parts = load_components(_ckpt(tmp_path / "full.ckpt", sd), kinds=("unet", "vae", "text"))
+    assert set(parts) == {"unet", "vae", "text"}
+    assert isinstance(parts["unet"], StructCondUNet)
+    assert isinstance(parts["vae"], vae_mod.AutoencoderKL)
+    assert isinstance(parts["text"], te.OpenCLIPTextEncoder)
+    only_vae = {k: v for k, v in sd.items() if k.startswith(VAE_P)}
+    assert set(load_components(_ckpt(tmp_path / "vae.ckpt", only_vae))) == {"vae"}
 
 
 # -- inspect ----------------------------------------------------------------------------------

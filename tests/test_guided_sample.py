@@ -124,3 +124,26 @@ def test_bad_inputs():
         guided_sample(bad, model, SampleSettings(**FAST))
     with pytest.raises(InputError, match="sampler"):
         SampleSettings(sampler="euler")
+
+
+def test_a_sigma_space_denoiser_reproduces_the_same_model_in_ddpm_space():
+    """ComfyUI MODELs denoise in k-diffusion space; the adapter must give the same x0."""
+    from vsr_core.diffusion.model import SigmaDenoiser
+    from vsr_core.diffusion.prediction import to_x0_eps
+    from vsr_core.diffusion.schedules import scaled_linear_betas
+    eps_model = tiny_unet()
+    eps_model.prediction = "eps"
+    ac = torch.cumprod(1 - scaled_linear_betas(), 0)
+
+    def k_denoise(x_k, sigma, context):  # what comfy's apply_model does for an eps model
+        ac_t = 1 / (1 + sigma[0].item() ** 2)
+        t = int((ac - ac_t).abs().argmin())
+        eps = eps_model.unet(x_k * ac_t ** 0.5, torch.full((x_k.shape[0],), t), context)
+        return x_k - sigma.view(-1, 1, 1, 1) * eps
+
+    adapter = SigmaDenoiser(k_denoise, ac.float(), context=eps_model.context)
+    torch.testing.assert_close(adapter.betas, scaled_linear_betas(), atol=1e-6, rtol=1e-4)  # from float32 ac
+    x = torch.randn(2, 4, 8, 8)
+    for t in (999, 500, 20):
+        direct, _ = to_x0_eps(eps_model(x, t, None, 2), x, float(ac[t]), "eps")
+        torch.testing.assert_close(adapter(x, t, None, 2), direct, atol=1e-4, rtol=1e-4)

@@ -48,7 +48,8 @@ def test_every_node_is_well_formed(classes):
                 elif kind in ("INT", "FLOAT"):
                     assert options["min"] <= options["default"] <= options["max"], f"{name}.{inp}"
                 else:
-                    assert kind in WIDGET_TYPES | SOCKET_TYPES or kind.startswith("VSR_"), f"{name}.{inp}: {kind}"
+                    for part in kind.split(","):  # "A,B" is a union socket
+                        assert part in WIDGET_TYPES | SOCKET_TYPES or part.startswith("VSR_"), f"{name}.{inp}: {kind}"
         assert isinstance(cls.RETURN_TYPES, tuple)
         assert len(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)) == len(cls.RETURN_TYPES)
         assert callable(getattr(cls, cls.FUNCTION)), name

@@ -10,9 +10,9 @@ from .formats import (CheckpointContents, infer_struct_encoder_config, infer_une
                       split_components)
 from .io import read_checkpoint, write_safetensors
 from .loader import (build_struct_encoder, build_unet, check_state_dict, load_checkpoint_contents,
-                     load_model, parameter_summary, save_model)
+                     load_components, load_model, parameter_summary, save_model)
 
-__all__ = ["load_model", "save_model", "read_checkpoint", "write_safetensors", "split_components",
+__all__ = ["load_model", "load_components", "save_model", "read_checkpoint", "write_safetensors", "split_components",
            "CheckpointContents", "infer_unet_config", "infer_struct_encoder_config",
            "build_unet", "build_struct_encoder", "check_state_dict", "load_checkpoint_contents",
            "parameter_summary"]

@@ -33,7 +33,7 @@ from .formats import META_KIND, PREFIXES, CheckpointContents, infer_struct_encod
 from .io import read_checkpoint, write_safetensors
 
 __all__ = ["load_model", "load_checkpoint_contents", "build_unet", "build_struct_encoder",
-           "check_state_dict", "save_model", "KINDS", "DTYPES"]
+           "check_state_dict", "save_model", "load_components", "KINDS", "DTYPES"]
 
 KINDS = ("auto", "unet", "vae", "text", "struct_encoder")
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16,
@@ -158,20 +158,35 @@ def load_model(path, kind: str = "auto", dtype=None, device="cpu", overrides: di
     """
     if kind not in KINDS:
         raise InputError(f"kind: expected one of {KINDS}, got {kind!r}")
-    dtype = _dtype(dtype)
     path = os.fspath(path)
     c = load_checkpoint_contents(path)
-    comps = c.components
     if kind == "auto":
-        kind = next((k for k in ("unet", "struct_encoder", "vae", "text") if k in comps), None)
+        kind = next((k for k in ("unet", "struct_encoder", "vae", "text") if k in c.components), None)
+    return _build_component(c, path, kind, _dtype(dtype), overrides).to(device)
+
+
+def load_components(path, kinds=("unet", "vae", "text"), dtype=None, device="cpu",
+                    overrides: dict | None = None) -> dict[str, nn.Module]:
+    """Every requested model a file holds, reading the file once: {kind: module}.
+
+    Kinds the file does not hold are left out (a full StableSR/MGLD/SD file
+    holds unet, vae and text; a VAE file only vae).
+    """
+    path = os.fspath(path)
+    c = load_checkpoint_contents(path)
+    return {kind: _build_component(c, path, kind, _dtype(dtype), overrides).to(device)
+            for kind in kinds if kind in c.components}
+
+
+def _build_component(c: CheckpointContents, path: str, kind: str | None, dtype, overrides: dict | None):
+    comps = c.components
     if kind not in comps:
         raise CheckpointError(
-            f"{path}: holds no {kind} (format {c.format!r}; found: "
+            f"{path}: holds no {kind or 'model'} (format {c.format!r}; found: "
             f"{', '.join(sorted(comps)) or 'nothing usable'}). Expected keys under "
             f"{PREFIXES.get(kind, '')!r} or a bare {kind} state dict.")
     what = f"{path} [{kind}]"
     overrides = dict(overrides or {})
-
     if kind == "unet":
         saved = c.meta_json("vsr_core.unet_config")
         cfg = None
@@ -186,16 +201,15 @@ def load_model(path, kind: str = "auto", dtype=None, device="cpu", overrides: di
                 StructEncoderConfig.from_dict(saved_enc) if saved_enc else None,
                 f"{path} [struct_encoder]")
             model = StructCondUNet(model, enc)
-    elif kind == "struct_encoder":
+        return model
+    if kind == "struct_encoder":
         saved_enc = c.meta_json("vsr_core.struct_encoder_config")
-        model = build_struct_encoder(comps["struct_encoder"], dtype,
-                                     StructEncoderConfig.from_dict(saved_enc) if saved_enc else None,
-                                     what, **overrides)
-    elif kind == "vae":
-        model = _build_vae(comps["vae"], dtype, what)
-    else:
-        model = _build_text(comps["text"], dtype, what)
-    return model.to(device)
+        return build_struct_encoder(comps["struct_encoder"], dtype,
+                                    StructEncoderConfig.from_dict(saved_enc) if saved_enc else None,
+                                    what, **overrides)
+    if kind == "vae":
+        return _build_vae(comps["vae"], dtype, what)
+    return _build_text(comps["text"], dtype, what)
 
 
 def save_model(model: nn.Module, path, metadata: dict | None = None) -> None:

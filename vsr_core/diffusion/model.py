@@ -37,3 +37,32 @@ class DiffusionModel:
         context = None if self.context is None else self.context.to(x).expand(n, -1, -1)
         timesteps = torch.full((n,), int(t), dtype=torch.long, device=x.device)
         return self.unet(x, timesteps, context, lr_latent=lr_latent, num_frames=num_frames)
+
+
+@dataclass
+class SigmaDenoiser:
+    """A k-diffusion style denoiser seen as a DiffusionModel (x0-prediction).
+
+    denoise(x_k, sigma [N], context) -> x0 with x_k = x0 + sigma * eps, which is
+    what ComfyUI's BaseModel.apply_model computes. DDPM latents relate by
+    x_k = x_t / sqrt(alpha_cumprod_t) and sigma_t = sqrt((1 - ac_t) / ac_t), so
+    any SD-family model ComfyUI loads (eps or v) can drive the video sampler.
+    """
+
+    denoise: object
+    alphas_cumprod: torch.Tensor              # [num_train] of the model's training schedule
+    context: torch.Tensor | None = None
+    latent_scale: float = SD_LATENT_SCALE
+    prediction: str = "x0"
+
+    @property
+    def betas(self) -> torch.Tensor:
+        ac = self.alphas_cumprod.double()
+        return 1.0 - ac / torch.cat([ac.new_ones(1), ac[:-1]])
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, t: int, lr_latent: torch.Tensor, num_frames: int) -> torch.Tensor:
+        ac = float(self.alphas_cumprod[int(t)])
+        sigma = torch.full((x.shape[0],), ((1 - ac) / ac) ** 0.5, dtype=x.dtype, device=x.device)
+        context = None if self.context is None else self.context.to(x).expand(x.shape[0], -1, -1)
+        return self.denoise(x / ac ** 0.5, sigma, context)

@@ -114,7 +114,7 @@ def _plan(prompt: dict[str, dict], classes: dict[str, type]) -> list[str]:
                                  f"which has {len(src_cls.RETURN_TYPES)} outputs")
             if name in declared:
                 want, got = declared[name][1], src_cls.RETURN_TYPES[slot]
-                if want != "COMBO" and "*" not in (want, got) and want != got:
+                if want != "COMBO" and "*" not in (want, got) and not set(got.split(",")) & set(want.split(",")):
                     raise InputError(f"node {node_id} input '{name}' expects {want} but node {src_id} "
                                      f"output {slot} gives {got}")
             visit(src_id, path + (node_id,))
