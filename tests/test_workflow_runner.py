@@ -140,3 +140,50 @@ def test_workflow_file_errors(tmp_path, classes):
 def test_cli_reports_errors_with_exit_code_2(tmp_path, capsys):
     assert main(["run", str(tmp_path / "missing.json")]) == 2
     assert "cannot read workflow" in capsys.readouterr().err
+
+
+def _infos(classes):
+    from vsr_core.workflow import node_info
+    infos = {k: node_info(c) for k, c in classes.items()}
+    infos.update(json.loads((ROOT / "tests" / "fixtures" / "comfyui" / "core_nodes_v0.8.0.json").read_text()))
+    return infos
+
+
+def test_api_to_ui_round_trips_and_validates_with_core_nodes(classes):
+    from vsr_core.workflow import api_to_ui, validate_prompt, validate_ui
+    infos = _infos(classes)
+    prompt = {"1": {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}},
+              "2": {"class_type": "VSR_LoadVideo", "inputs": {"video": "", "frame_load_cap": 0,
+                                                              "skip_first_frames": 0, "select_every_nth": 1,
+                                                              "force_rate": 0.0, "video_in": ["1", 0]}},
+              "3": {"class_type": "CreateVideo", "inputs": {"images": ["2", 0], "fps": ["2", 1],
+                                                            "audio": ["2", 2]}},
+              "4": {"class_type": "SaveVideo", "inputs": {"video": ["3", 0], "filename_prefix": "v",
+                                                          "format": "auto", "codec": "auto"}}}
+    assert validate_prompt(prompt, infos) == []
+    ui = api_to_ui(prompt, infos, notes={"About": "test"})
+    assert validate_ui(ui, infos) == []
+    back = ui_to_api(ui, infos=infos)
+    assert back.keys() == prompt.keys()
+    for nid, node in prompt.items():  # the UI also stores optional widgets at their defaults
+        assert {k: back[nid]["inputs"][k] for k in node["inputs"]} == node["inputs"]
+    assert back["2"]["inputs"]["folder_fps"] == 24.0
+
+
+def test_validation_names_each_problem(classes):
+    from vsr_core.workflow import validate_prompt, validate_ui
+    infos = _infos(classes)
+    prompt = {"1": {"class_type": "VSR_LoadVideo", "inputs": {"video": "x", "frame_load_cap": -1,
+                                                              "select_every_nth": 1, "force_rate": 0.0,
+                                                              "bogus": 1}},
+              "2": {"class_type": "CreateVideo", "inputs": {"images": ["1", 3], "fps": ["1", 1]}},
+              "3": {"class_type": "NoSuchNode", "inputs": {}}}
+    problems = "\n".join(validate_prompt(prompt, infos))
+    assert "input 'bogus' is not declared" in problems
+    assert "'frame_load_cap' = -1 is out of range" in problems
+    assert "'skip_first_frames' is required but missing" in problems
+    assert "input 'images' expects IMAGE but gets INT" in problems
+    assert "unknown class 'NoSuchNode'" in problems
+    ui = json.loads((WORKFLOWS / "trim_convert.json").read_text())
+    ui["nodes"][0]["widgets_values"] = ui["nodes"][0]["widgets_values"][:-1]
+    assert any("has 5 widget values; its widgets take 6" in p for p in validate_ui(ui, infos))

@@ -7,11 +7,9 @@ runs, so a bad workflow fails in seconds with the node id in the message.
 from __future__ import annotations
 
 import json
-from typing import Any
-
 from ..errors import InputError
 from ..progress import Reporter, get_reporter
-from .signature import declared_inputs, is_widget
+from .signature import check_value, declared_inputs, is_widget, node_info, types_match
 from .ui_format import is_ui_format, ui_to_api
 
 
@@ -61,27 +59,6 @@ def apply_overrides(prompt: dict[str, dict], settings: list[str]) -> None:
         prompt[matches[0]].setdefault("inputs", {})[name] = value
 
 
-def _check_value(node_id: str, cls_name: str, name: str, kind: str, raw, options: dict, value) -> Any:
-    where = f"node {node_id} ({cls_name}) input '{name}'"
-    if kind == "COMBO":
-        if value not in raw:
-            raise InputError(f"{where} = {value!r}; expected one of {list(raw)}")
-    elif kind in ("INT", "FLOAT"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "INT" and value != int(value)):
-            raise InputError(f"{where} = {value!r}; expected {'an integer' if kind == 'INT' else 'a number'}")
-        value = int(value) if kind == "INT" else float(value)
-        lo, hi = options.get("min"), options.get("max")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise InputError(f"{where} = {value!r} is out of range; expected {lo} to {hi}")
-    elif kind == "BOOLEAN":
-        if not isinstance(value, bool):
-            raise InputError(f"{where} = {value!r}; expected true or false")
-    elif kind == "STRING":
-        if not isinstance(value, str):
-            raise InputError(f"{where} = {value!r}; expected text")
-    return value
-
-
 def _plan(prompt: dict[str, dict], classes: dict[str, type]) -> list[str]:
     """Check every node and link; return the ids to run, dependencies first."""
     for node_id, node in prompt.items():
@@ -101,7 +78,7 @@ def _plan(prompt: dict[str, dict], classes: dict[str, type]) -> list[str]:
         state[node_id] = "visiting"
         node = prompt[node_id]
         cls = classes[node["class_type"]]
-        declared = {d[0]: d for d in declared_inputs(cls)}
+        declared = {d.name: d for d in declared_inputs(node_info(cls))}
         for name, value in node.get("inputs", {}).items():
             if not _is_link(value):
                 continue
@@ -113,8 +90,8 @@ def _plan(prompt: dict[str, dict], classes: dict[str, type]) -> list[str]:
                 raise InputError(f"node {node_id} input '{name}' links to output {slot} of node {src_id}, "
                                  f"which has {len(src_cls.RETURN_TYPES)} outputs")
             if name in declared:
-                want, got = declared[name][1], src_cls.RETURN_TYPES[slot]
-                if want != "COMBO" and "*" not in (want, got) and not set(got.split(",")) & set(want.split(",")):
+                want, got = declared[name].kind, src_cls.RETURN_TYPES[slot]
+                if want != "COMBO" and not types_match(want, got):
                     raise InputError(f"node {node_id} input '{name}' expects {want} but node {src_id} "
                                      f"output {slot} gives {got}")
             visit(src_id, path + (node_id,))
@@ -130,18 +107,20 @@ def _gather_inputs(node_id: str, node: dict, cls, results: dict | None) -> dict:
     """The keyword arguments for a node; with results=None, only check its literals."""
     given = node.get("inputs", {})
     kwargs = {}
-    for name, kind, raw, options, required in declared_inputs(cls):
+    for inp in declared_inputs(node_info(cls)):
+        name = inp.name
         if name in given and _is_link(given[name]):
             if results is not None:
                 kwargs[name] = results[str(given[name][0])][given[name][1]]
         elif name in given:
-            kwargs[name] = _check_value(node_id, node["class_type"], name, kind, raw, options, given[name])
-        elif required and is_widget(kind, options) and "default" in options:
-            kwargs[name] = options["default"]
-        elif required and kind == "COMBO" and raw:
-            kwargs[name] = raw[0]
-        elif required:
-            raise InputError(f"node {node_id} ({node['class_type']}) is missing required input '{name}' ({kind})")
+            kwargs[name] = check_value(f"node {node_id} ({node['class_type']}) input '{name}'", inp, given[name])
+        elif inp.required and is_widget(inp) and "default" in inp.options:
+            kwargs[name] = inp.options["default"]
+        elif inp.required and inp.kind == "COMBO" and inp.choices:
+            kwargs[name] = inp.choices[0]
+        elif inp.required:
+            raise InputError(f"node {node_id} ({node['class_type']}) is missing required input '{name}' "
+                             f"({inp.kind})")
     return kwargs
 
 

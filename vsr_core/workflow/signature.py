@@ -1,28 +1,86 @@
-"""Reading a V1 node class's declared inputs: which are sockets, which are widgets."""
+"""Node signatures in ComfyUI's /object_info form, for pack classes and core nodes alike.
+
+A V1 class is described by node_info(cls); core ComfyUI nodes come as the
+JSON ComfyUI's server returns. Everything that reads inputs (the runner, the
+UI-format converter, the workflow validator) goes through these functions.
+"""
 from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ..errors import InputError
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 
 
-def declared_inputs(cls) -> list[tuple[str, str, object, dict, bool]]:
-    """[(name, type, raw type spec, options, required)] in declaration order (required first)."""
+class Input(NamedTuple):
+    name: str
+    kind: str                 # INT, FLOAT, STRING, BOOLEAN, COMBO, or a socket type ("IMAGE", "A,B")
+    choices: list | None      # the options of a COMBO
+    options: dict
+    required: bool
+
+
+def node_info(cls) -> dict:
+    """A V1 node class as ComfyUI's /object_info describes it."""
     spec = cls.INPUT_TYPES()
+    return {"input": {k: v for k, v in spec.items() if k in ("required", "optional")},
+            "output": list(cls.RETURN_TYPES),
+            "output_name": list(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)),
+            "output_node": bool(getattr(cls, "OUTPUT_NODE", False))}
+
+
+def declared_inputs(info: dict) -> list[Input]:
+    """The inputs of a node, required first, in declaration order."""
     out = []
     for section in ("required", "optional"):
-        for name, decl in spec.get(section, {}).items():
+        for name, decl in (info.get("input", {}).get(section) or {}).items():
             raw = decl[0]
             options = decl[1] if len(decl) > 1 and isinstance(decl[1], dict) else {}
-            kind = "COMBO" if isinstance(raw, (list, tuple)) else str(raw)
-            out.append((name, kind, raw, options, section == "required"))
+            if isinstance(raw, (list, tuple)):
+                out.append(Input(name, "COMBO", list(raw), options, section == "required"))
+            elif raw == "COMBO":
+                out.append(Input(name, "COMBO", list(options.get("options", [])), options, section == "required"))
+            else:
+                out.append(Input(name, str(raw), None, options, section == "required"))
     return out
 
 
-def is_widget(kind: str, options: dict) -> bool:
-    return kind in WIDGET_TYPES and not options.get("forceInput", False)
+def is_widget(inp: Input) -> bool:
+    return inp.kind in WIDGET_TYPES and not inp.options.get("forceInput", False)
 
 
-def has_seed_control(name: str, kind: str, options: dict) -> bool:
+def has_seed_control(inp: Input) -> bool:
     """The frontend stores an extra 'control_after_generate' value after seed widgets."""
-    if kind != "INT":
+    if inp.kind != "INT":
         return False
-    return bool(options.get("control_after_generate", name in ("seed", "noise_seed")))
+    return bool(inp.options.get("control_after_generate", inp.name in ("seed", "noise_seed")))
+
+
+def types_match(wanted: str, given: str) -> bool:
+    """Socket compatibility, with '*' and comma unions ("VSR_VAE,VAE") as ComfyUI allows."""
+    if "*" in (wanted, given):
+        return True
+    return bool(set(wanted.split(",")) & set(given.split(",")))
+
+
+def check_value(where: str, inp: Input, value) -> Any:
+    """A widget value checked against its declaration; returns it normalised (INT/FLOAT)."""
+    if inp.kind == "COMBO":
+        if value not in inp.choices:
+            raise InputError(f"{where} = {value!r}; expected one of {inp.choices}")
+    elif inp.kind in ("INT", "FLOAT"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                inp.kind == "INT" and value != int(value)):
+            raise InputError(f"{where} = {value!r}; expected {'an integer' if inp.kind == 'INT' else 'a number'}")
+        value = int(value) if inp.kind == "INT" else float(value)
+        lo, hi = inp.options.get("min"), inp.options.get("max")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise InputError(f"{where} = {value!r} is out of range; expected {lo} to {hi}")
+    elif inp.kind == "BOOLEAN":
+        if not isinstance(value, bool):
+            raise InputError(f"{where} = {value!r}; expected true or false")
+    elif inp.kind == "STRING":
+        if not isinstance(value, str):
+            raise InputError(f"{where} = {value!r}; expected text")
+    return value

@@ -4,7 +4,7 @@ into the API/prompt format the executor runs.
 from __future__ import annotations
 
 from ..errors import InputError
-from .signature import declared_inputs, has_seed_control, is_widget
+from .signature import declared_inputs, has_seed_control, is_widget, node_info
 
 IGNORED_TYPES = {"Note", "MarkdownNote", "PrimitiveNode"}  # carry no computation
 MODE_NEVER, MODE_BYPASS = 2, 4
@@ -25,7 +25,14 @@ def _link_table(ui: dict) -> dict[int, tuple[int, int]]:
     return table
 
 
-def ui_to_api(ui: dict, classes: dict[str, type]) -> dict[str, dict]:
+def ui_to_api(ui: dict, classes: dict[str, type] | None = None, infos: dict[str, dict] | None = None) -> dict[str, dict]:
+    """API-format prompt of a UI-format workflow.
+
+    Node signatures come from `classes` (V1 classes) and/or `infos`
+    (/object_info-style descriptions, e.g. of core ComfyUI nodes).
+    """
+    known = {name: node_info(cls) for name, cls in (classes or {}).items()}
+    known.update(infos or {})
     nodes = {n["id"]: n for n in ui["nodes"]}
     links = _link_table(ui)
 
@@ -54,10 +61,10 @@ def ui_to_api(ui: dict, classes: dict[str, type]) -> dict[str, dict]:
         kind = node["type"]
         if kind in IGNORED_TYPES or kind == "Reroute" or node.get("mode") in (MODE_NEVER, MODE_BYPASS):
             continue
-        cls = classes.get(kind)
-        if cls is None:
-            raise InputError(f"node {node['id']} is a '{kind}', which is not one of this pack's nodes "
-                             f"({', '.join(sorted(classes))})")
+        info = known.get(kind)
+        if info is None:
+            raise InputError(f"node {node['id']} is a '{kind}', which is not a known node "
+                             f"({', '.join(sorted(known))})")
         inputs = {}
         values = node.get("widgets_values", [])
         if isinstance(values, dict):
@@ -65,11 +72,11 @@ def ui_to_api(ui: dict, classes: dict[str, type]) -> dict[str, dict]:
         else:
             values = list(values)
             position = 0
-            for name, kind_, _raw, options, _req in declared_inputs(cls):
-                if not is_widget(kind_, options) or position >= len(values):
+            for inp in declared_inputs(info):
+                if not is_widget(inp) or position >= len(values):
                     continue
-                inputs[name] = values[position]
-                position += 2 if has_seed_control(name, kind_, options) else 1
+                inputs[inp.name] = values[position]
+                position += 2 if has_seed_control(inp) else 1
         for inp in node.get("inputs") or []:
             if inp.get("link") is not None:
                 src = source_of(inp["link"])
