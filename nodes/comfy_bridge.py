@@ -9,6 +9,7 @@ import os
 
 import torch
 
+from vsr_core.errors import InputError
 from vsr_core.progress import Reporter, TerminalReporter
 
 try:  # inside ComfyUI
@@ -109,6 +110,27 @@ def model_path(kind: str, name: str) -> str | None:
     return None
 
 
+NONE_FOUND = "none found"
+
+
+def model_choices(kinds: tuple[str, ...], extensions: tuple[str, ...]) -> list[str]:
+    """Combo entries: the model files of every folder kind, or a 'none found' marker."""
+    names = sorted({n for kind in kinds for n in list_models(kind, extensions)})
+    return names or [NONE_FOUND]
+
+
+def resolve_model(name: str, kinds: tuple[str, ...], what: str) -> str:
+    """The path of a combo entry, or an error that says where to put the file."""
+    if name == NONE_FOUND:
+        raise InputError(f"no {what} file found; put one in ComfyUI/models/{kinds[0]}/"
+                         + (f" (or {', '.join(kinds[1:])})" if kinds[1:] else "") + " and refresh")
+    for kind in kinds:
+        path = model_path(kind, name)
+        if path:
+            return path
+    raise InputError(f"{what} '{name}' is not in models/{' or models/'.join(kinds)}")
+
+
 # -- core ComfyUI model types (MODEL, VAE, CONDITIONING) --------------------------
 
 def is_core_model(obj) -> bool:
@@ -126,7 +148,7 @@ def context_from_conditioning(conditioning):
     try:
         return conditioning[0][0].detach().float().cpu()
     except (TypeError, IndexError, AttributeError):
-        raise ValueError("conditioning is not a ComfyUI CONDITIONING; expected the output of a CLIP Text "
+        raise InputError("conditioning is not a ComfyUI CONDITIONING; expected the output of a CLIP Text "
                          "Encode node") from None
 
 

@@ -1,17 +1,15 @@
 """Estimate Flow: bidirectional optical flow and occlusion for a clip (VSR_FLOW)."""
 from __future__ import annotations
 
-from vsr_core.errors import InputError
 from vsr_core.flow import (DEFAULT_PRESET, DIS_PRESETS, OCCLUSION_CONVENTIONS, RAFT_INPUT_MODES, estimate_flow,
                            flow_preview)
 from vsr_core.frames import check_image_batch, thwc_to_tchw
 
-from .comfy_bridge import list_models, make_reporter, model_path, register_model_folder
+from .comfy_bridge import make_reporter, model_choices, register_model_folder, resolve_model
 
 CATEGORY = "video super-resolution/flow"
 FLOW_FOLDER = "optical_flow"
 FLOW_EXTENSIONS = (".pth", ".pt", ".safetensors")
-NO_MODEL = "none (use DIS)"
 
 register_model_folder(FLOW_FOLDER, set(FLOW_EXTENSIONS))
 
@@ -29,8 +27,9 @@ class VSR_EstimateFlow:
                                              "weights chosen below (raft-things.pth or torchvision raft_large)."}),
                 "dis_preset": (sorted(DIS_PRESETS), {"default": DEFAULT_PRESET, "tooltip":
                                                      "DIS quality/speed preset."}),
-                "raft_model": ([NO_MODEL] + list_models(FLOW_FOLDER, FLOW_EXTENSIONS), {"tooltip":
-                               f"RAFT weights from ComfyUI's models/{FLOW_FOLDER} folder."}),
+                "raft_model": (model_choices((FLOW_FOLDER,), FLOW_EXTENSIONS), {"tooltip":
+                               f"RAFT weights (raft-things.pth or torchvision raft_large) from ComfyUI's "
+                               f"models/{FLOW_FOLDER} folder; only used when method is raft."}),
                 "raft_iters": ("INT", {"default": 12, "min": 1, "max": 64, "tooltip":
                                        "RAFT refinement iterations (12 in RAFT, 10 in MGLD-VSR)."}),
                 "raft_input": (list(RAFT_INPUT_MODES), {"default": "unit", "tooltip":
@@ -55,14 +54,7 @@ class VSR_EstimateFlow:
 
     def estimate(self, frames, method, dis_preset, raft_model, raft_iters, raft_input, occlusion, max_side):
         frames = check_image_batch(frames, "frames")
-        weights = None
-        if method == "raft":
-            if raft_model == NO_MODEL:
-                raise InputError(f"method 'raft' needs weights: put raft-things.pth or a torchvision raft_large "
-                                 f"file in ComfyUI's models/{FLOW_FOLDER} folder and pick it in raft_model")
-            weights = model_path(FLOW_FOLDER, raft_model)
-            if weights is None:
-                raise InputError(f"raft_model '{raft_model}' is not in models/{FLOW_FOLDER}")
+        weights = resolve_model(raft_model, (FLOW_FOLDER,), "RAFT weights") if method == "raft" else None
         field = estimate_flow(thwc_to_tchw(frames), method, preset=dis_preset, weights=weights, iters=raft_iters,
                               input_range=raft_input, occlusion=occlusion, max_side=max_side or None,
                               reporter=make_reporter())

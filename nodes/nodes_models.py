@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 from vsr_core.checkpoints import load_components
-from vsr_core.diffusion.model import DiffusionModel
+from vsr_core.checkpoints.bundle import has_shipped, shipped_path
+from vsr_core.diffusion.model import SD_LATENT_SCALE, DiffusionModel
 from vsr_core.errors import InputError
 from vsr_core.models.text_encoder import null_prompt_embedding
 
-from .comfy_bridge import list_models, model_path, register_model_folder
+from .comfy_bridge import model_choices, register_model_folder, resolve_model
 
 CATEGORY = "video super-resolution/loaders"
 EXTENSIONS = (".safetensors", ".ckpt", ".pth", ".pt")
 DIFFUSION_FOLDERS = ("vsr_diffusion", "checkpoints")
 VAE_FOLDERS = ("vsr_vae", "vae", "checkpoints")
-NONE_FOUND = "none found"
 DTYPES = ["auto", "fp32", "fp16", "bf16"]
 ADD_LAYERS = {"none": {}, "mgld temporal middle block": {"temporal_middle": True},
               "sateco sfa+tfa": {"sfa_tfa": True},
@@ -22,31 +22,16 @@ for _folder in ("vsr_diffusion", "vsr_vae"):
     register_model_folder(_folder, set(EXTENSIONS))
 
 
-def _choices(folders) -> list[str]:
-    names = sorted({n for f in folders for n in list_models(f, EXTENSIONS)})
-    return names or [NONE_FOUND]
-
-
-def _resolve(name: str, folders, what: str) -> str:
-    if name == NONE_FOUND:
-        raise InputError(f"no {what} file found; put one in ComfyUI/models/{folders[0]}/ "
-                         f"(or {', '.join(folders[1:])}) and refresh")
-    for folder in folders:
-        path = model_path(folder, name)
-        if path:
-            return path
-    raise InputError(f"{what} '{name}' is not in models/{' or models/'.join(folders)}")
-
-
 class VSR_LoadDiffusionModel:
     """SD 2.x, StableSR or MGLD-VSR checkpoint (or the pack's own) -> VSR_DIFFUSION (+ its VAE)."""
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "ckpt_name": (_choices(DIFFUSION_FOLDERS), {"tooltip":
+            "ckpt_name": (model_choices(DIFFUSION_FOLDERS, EXTENSIONS), {"tooltip":
                           "Checkpoint from models/vsr_diffusion or models/checkpoints: SD 2.1-base, StableSR "
-                          "stablesr_*.ckpt, MGLD-VSR mgldvsr_unet.ckpt, or one saved by this pack."}),
+                          "stablesr_*.ckpt, MGLD-VSR mgldvsr_unet.ckpt, or one saved by this pack. The first "
+                          "entry is the pack's shipped tiny UNet (pair it with the shipped tiny video VAE)."}),
             "dtype": (DTYPES, {"default": "auto", "tooltip": "Cast the weights (auto keeps the file's)."}),
             "add_layers": (list(ADD_LAYERS), {"default": "none", "tooltip":
                            "Add MGLD's temporal middle block and/or SATeCo's SFA/TFA modules; they start as "
@@ -66,18 +51,21 @@ class VSR_LoadDiffusionModel:
                   "own text encoder."
 
     def load(self, ckpt_name, dtype, add_layers, prediction):
-        path = _resolve(ckpt_name, DIFFUSION_FOLDERS, "diffusion checkpoint")
+        path = resolve_model(ckpt_name, DIFFUSION_FOLDERS, "diffusion checkpoint")
         overrides = dict(ADD_LAYERS[add_layers])
         if prediction != "auto":
             overrides["prediction"] = prediction
-        parts = load_components(path, ("unet", "vae", "text"), dtype=None if dtype == "auto" else dtype,
-                                overrides=overrides)
+        parts = load_components(path, ("unet", "vae", "text", "context"),
+                                dtype=None if dtype == "auto" else dtype, overrides=overrides)
         if "unet" not in parts:
             raise InputError(f"'{ckpt_name}' holds no UNet; expected a diffusion checkpoint (a VAE file goes "
                              f"into Load VAE (VSR))")
         unet = parts["unet"]
-        context = null_prompt_embedding(parts.pop("text")).float() if "text" in parts else None
-        model = DiffusionModel(unet, context=context, prediction=unet.config.prediction)
+        stored = parts.pop("context", None)
+        context = null_prompt_embedding(parts.pop("text")).float() if "text" in parts else stored
+        model = DiffusionModel(unet, context=None if context is None else context.float(),
+                               prediction=unet.config.prediction,
+                               latent_scale=getattr(unet, "latent_scale", SD_LATENT_SCALE))
         return (model, parts.get("vae"))
 
 
@@ -87,9 +75,10 @@ class VSR_LoadVAE:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "vae_name": (_choices(VAE_FOLDERS), {"tooltip":
+            "vae_name": (model_choices(VAE_FOLDERS, EXTENSIONS), {"tooltip":
                          "From models/vsr_vae, models/vae or models/checkpoints; the kind is detected from "
-                         "the keys."}),
+                         "the keys. The first entries are the pack's shipped tiny video VAE (temporal CFW "
+                         "decoder) and tiny VAE, for the shipped tiny UNet."}),
             "dtype": (DTYPES, {"default": "auto", "tooltip": "Cast the weights (auto keeps the file's)."}),
         }}
 
@@ -101,7 +90,7 @@ class VSR_LoadVAE:
     DESCRIPTION = "Load a VAE, including StableSR's CFW decoder and MGLD-VSR's temporal video decoder."
 
     def load(self, vae_name, dtype):
-        path = _resolve(vae_name, VAE_FOLDERS, "VAE")
+        path = resolve_model(vae_name, VAE_FOLDERS, "VAE")
         parts = load_components(path, ("vae",), dtype=None if dtype == "auto" else dtype)
         if "vae" not in parts:
             raise InputError(f"'{vae_name}' holds no VAE (first_stage_model.* or encoder./decoder. keys)")

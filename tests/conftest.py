@@ -1,11 +1,14 @@
-"""Shared test data: real-photo clips from a virtual camera, and media files made with PyAV."""
+"""Shared test data: real-photo clips from a virtual camera, media files made with PyAV, and
+deterministic weights for golden comparisons."""
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
+import torch
 
 from vsr_core.data import CameraPath, photo, virtual_camera_clip
 
@@ -58,3 +61,22 @@ def media(tmp_path, clip):
     def make(name: str, frames=None, **kwargs) -> str:
         return write_media(tmp_path / name, clip if frames is None else frames, **kwargs)
     return make
+
+
+def seeded_state_dict(shapes: dict, seed: int) -> dict:
+    """Deterministic weights from key names and shapes (same code made the goldens)."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k in sorted(shapes):
+        shape = tuple(shapes[k])
+        r = torch.randn(shape, generator=g, dtype=torch.float64)
+        if k.endswith("temporal_alpha"):
+            t = 0.3 + 0.1 * r
+        elif len(shape) >= 2:
+            t = r / math.sqrt(math.prod(shape[1:]))
+        elif k.endswith(".weight"):
+            t = 1.0 + 0.1 * r
+        else:
+            t = 0.1 * r
+        out[k] = t.to(torch.float32)
+    return out

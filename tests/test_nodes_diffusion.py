@@ -75,7 +75,7 @@ def test_full_graph_on_tiny_checkpoints(classes, models_dir, clip, monkeypatch):
     model, vae = classes["VSR_LoadDiffusionModel"]().load("tiny_stablesr.ckpt", "auto", "none", "auto")
     assert model.context.shape == (1, 77, 32) and vae is not None
     (video_vae,) = classes["VSR_LoadVAE"]().load("tiny_video_vae.ckpt", "auto")
-    flow, _preview = classes["VSR_EstimateFlow"]().estimate(clip, "dis", "fast", "none (use DIS)", 12, "unit",
+    flow, _preview = classes["VSR_EstimateFlow"]().estimate(clip, "dis", "fast", "none found", 12, "unit",
                                                             "squared", 0)
     (latent,) = classes["VSR_GuidedSample"]().sample(model, **SAMPLE, upscaled=clip, vae=vae, flow=flow)
     assert latent["samples"].shape == (4, 4, 8, 8) and latent["vsr_size"] == (60, 64)
@@ -88,7 +88,7 @@ def test_full_graph_on_tiny_checkpoints(classes, models_dir, clip, monkeypatch):
 def test_guidance_on_lowers_the_warping_error_of_the_node_output(classes, models_dir, clip, monkeypatch):
     monkeypatch.setenv("VSR_MODELS_DIR", str(models_dir))
     model, vae = classes["VSR_LoadDiffusionModel"]().load("tiny_stablesr.ckpt", "auto", "none", "auto")
-    flow, _ = classes["VSR_EstimateFlow"]().estimate(clip, "dis", "fast", "none (use DIS)", 12, "unit",
+    flow, _ = classes["VSR_EstimateFlow"]().estimate(clip, "dis", "fast", "none found", 12, "unit",
                                                      "squared", 0)
     runs = {}
     for scale in (0.0, 10.0):

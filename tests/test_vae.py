@@ -7,13 +7,13 @@ seeded weights that `seeded_state_dict` builds here; see the README there.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import seeded_state_dict
 from vsr_core.errors import CheckpointError, InputError
 from vsr_core.models.cfw import CFWAutoencoderKL
 from vsr_core.models.vae import (SCALE_FACTOR, AutoencoderKL, VAEConfig, build_vae_from_state_dict,
@@ -25,25 +25,6 @@ FIX = Path(__file__).parent / "fixtures" / "vae"
 TINY3 = VAEConfig(ch=32, ch_mult=(1, 2, 2), num_res_blocks=1)
 TINY4 = VAEConfig(ch=32, ch_mult=(1, 2, 2, 2), num_res_blocks=1)
 ATOL = 5e-5  # observed max |diff| vs the reference: ~5e-6 (SDPA vs bmm attention)
-
-
-def seeded_state_dict(shapes: dict, seed: int) -> dict:
-    """Deterministic weights from key names and shapes (same code made the goldens)."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k in sorted(shapes):
-        shape = tuple(shapes[k])
-        r = torch.randn(shape, generator=g, dtype=torch.float64)
-        if k.endswith("temporal_alpha"):
-            t = 0.3 + 0.1 * r
-        elif len(shape) >= 2:
-            t = r / math.sqrt(math.prod(shape[1:]))
-        elif k.endswith(".weight"):
-            t = 1.0 + 0.1 * r
-        else:
-            t = 0.1 * r
-        out[k] = t.to(torch.float32)
-    return out
 
 
 def seeded(module: torch.nn.Module, seed: int) -> dict:

@@ -7,30 +7,13 @@ import pytest
 import torch
 import torch.nn as nn
 
+from conftest import seeded_state_dict
 from vsr_core.errors import InputError
 from vsr_core.models.cfw import CFWAutoencoderKL
 from vsr_core.models.tiling import ramp, tile_starts, tiled_decode, tiled_encode, tiled_map
 from vsr_core.models.vae import AutoencoderKL, VAEConfig
 from vsr_core.models.video_vae import VideoAutoencoderKL
 from vsr_core.progress import Reporter
-
-
-def seeded_state_dict(shapes: dict, seed: int) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k in sorted(shapes):
-        shape = tuple(shapes[k])
-        r = torch.randn(shape, generator=g, dtype=torch.float64)
-        if k.endswith("temporal_alpha"):
-            t = 0.3 + 0.1 * r
-        elif len(shape) >= 2:
-            t = r / math.sqrt(math.prod(shape[1:]))
-        elif k.endswith(".weight"):
-            t = 1.0 + 0.1 * r
-        else:
-            t = 0.1 * r
-        out[k] = t.to(torch.float32)
-    return out
 
 
 def tiny_vae(cls=AutoencoderKL, ch_mult=(1, 2, 2), seed=0, **kw):

@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError, InputError
-from .vae import AutoencoderKL, Decoder, Normalize, VAEConfig, nonlinearity
+from .vae import AutoencoderKL, Decoder, ResnetBlock, VAEConfig
 
 __all__ = ["CFWResBlock", "ResidualDenseBlock", "RRDB", "FuseBlock", "CFWDecoder",
            "CFWAutoencoderKL", "infer_fusion", "STABLESR_FUSION_W", "MGLD_FUSION_W"]
@@ -42,26 +42,11 @@ STABLESR_FUSION_W = 0.5
 MGLD_FUSION_W = 1.0
 
 
-class CFWResBlock(nn.Module):
-    """StableSR's `ResBlock` (no dropout, shortcut named conv_out)."""
+class CFWResBlock(ResnetBlock):
+    """StableSR's `ResBlock`: ldm's ResnetBlock with its shortcut named conv_out."""
 
     def __init__(self, in_channels: int, out_channels: int | None = None):
-        super().__init__()
-        out_channels = in_channels if out_channels is None else out_channels
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.norm1 = Normalize(in_channels)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
-        self.norm2 = Normalize(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
-        if in_channels != out_channels:
-            self.conv_out = nn.Conv2d(in_channels, out_channels, 1, 1, 0)
-
-    def forward(self, x_in: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(nonlinearity(self.norm1(x_in)))
-        x = self.conv2(nonlinearity(self.norm2(x)))
-        if self.in_channels != self.out_channels:
-            x_in = self.conv_out(x_in)
-        return x + x_in
+        super().__init__(in_channels, out_channels, shortcut="conv_out")
 
 
 class ResidualDenseBlock(nn.Module):

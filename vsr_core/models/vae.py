@@ -86,9 +86,13 @@ def nonlinearity(x: torch.Tensor) -> torch.Tensor:
 
 
 class ResnetBlock(nn.Module):
-    """ldm ResnetBlock without time embedding (temb_channels=0 in the VAE)."""
+    """ldm ResnetBlock without time embedding (temb_channels=0 in the VAE).
 
-    def __init__(self, in_channels: int, out_channels: int | None = None):
+    `shortcut` names the 1x1 projection used when the width changes: ldm calls
+    it nin_shortcut, StableSR's CFW blocks conv_out (keys must match each).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int | None = None, shortcut: str = "nin_shortcut"):
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -96,14 +100,15 @@ class ResnetBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
         self.norm2 = Normalize(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
+        self.shortcut_name = shortcut
         if in_channels != out_channels:
-            self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1, 1, 0)
+            setattr(self, shortcut, nn.Conv2d(in_channels, out_channels, 1, 1, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(nonlinearity(self.norm1(x)))
         h = self.conv2(nonlinearity(self.norm2(h)))  # dropout is 0 in every SD VAE
         if self.in_channels != self.out_channels:
-            x = self.nin_shortcut(x)
+            x = getattr(self, self.shortcut_name)(x)
         return x + h
 
 
