@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from vsr_core.checkpoints import load_components
-from vsr_core.checkpoints.bundle import has_shipped, shipped_path
-from vsr_core.diffusion.model import SD_LATENT_SCALE, DiffusionModel
+from vsr_core.diffusion.model import DiffusionModel
 from vsr_core.errors import InputError
 from vsr_core.models.text_encoder import null_prompt_embedding
 
@@ -30,8 +29,7 @@ class VSR_LoadDiffusionModel:
         return {"required": {
             "ckpt_name": (model_choices(DIFFUSION_FOLDERS, EXTENSIONS), {"tooltip":
                           "Checkpoint from models/vsr_diffusion or models/checkpoints: SD 2.1-base, StableSR "
-                          "stablesr_*.ckpt, MGLD-VSR mgldvsr_unet.ckpt, or one saved by this pack. The first "
-                          "entry is the pack's shipped tiny UNet (pair it with the shipped tiny video VAE)."}),
+                          "stablesr_*.ckpt, MGLD-VSR mgldvsr_unet.ckpt, or one saved by this pack."}),
             "dtype": (DTYPES, {"default": "auto", "tooltip": "Cast the weights (auto keeps the file's)."}),
             "add_layers": (list(ADD_LAYERS), {"default": "none", "tooltip":
                            "Add MGLD's temporal middle block and/or SATeCo's SFA/TFA modules; they start as "
@@ -55,17 +53,14 @@ class VSR_LoadDiffusionModel:
         overrides = dict(ADD_LAYERS[add_layers])
         if prediction != "auto":
             overrides["prediction"] = prediction
-        parts = load_components(path, ("unet", "vae", "text", "context"),
-                                dtype=None if dtype == "auto" else dtype, overrides=overrides)
+        parts = load_components(path, ("unet", "vae", "text"), dtype=None if dtype == "auto" else dtype,
+                                overrides=overrides)
         if "unet" not in parts:
             raise InputError(f"'{ckpt_name}' holds no UNet; expected a diffusion checkpoint (a VAE file goes "
                              f"into Load VAE (VSR))")
         unet = parts["unet"]
-        stored = parts.pop("context", None)
-        context = null_prompt_embedding(parts.pop("text")).float() if "text" in parts else stored
-        model = DiffusionModel(unet, context=None if context is None else context.float(),
-                               prediction=unet.config.prediction,
-                               latent_scale=getattr(unet, "latent_scale", SD_LATENT_SCALE))
+        context = null_prompt_embedding(parts.pop("text")).float() if "text" in parts else None
+        model = DiffusionModel(unet, context=context, prediction=unet.config.prediction)
         return (model, parts.get("vae"))
 
 
@@ -77,8 +72,7 @@ class VSR_LoadVAE:
         return {"required": {
             "vae_name": (model_choices(VAE_FOLDERS, EXTENSIONS), {"tooltip":
                          "From models/vsr_vae, models/vae or models/checkpoints; the kind is detected from "
-                         "the keys. The first entries are the pack's shipped tiny video VAE (temporal CFW "
-                         "decoder) and tiny VAE, for the shipped tiny UNet."}),
+                         "the keys."}),
             "dtype": (DTYPES, {"default": "auto", "tooltip": "Cast the weights (auto keeps the file's)."}),
         }}
 
