@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from vsr_core.diffusion.model import DiffusionModel
 from vsr_core.diffusion.motion_guidance import RULES, MotionGuidance
-from vsr_core.diffusion.samplers import SAMPLERS
 from vsr_core.errors import InputError
 from vsr_core.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
-from vsr_core.pipeline.guided_sample import SampleSettings, guided_sample
+from vsr_core.pipeline.guided_sample import SAMPLER_NAMES, SampleSettings, guided_sample
 from vsr_core.pipeline.vae_codec import decode_latents, encode_frames
 
 from .comfy_bridge import (context_from_conditioning, core_model_denoiser, core_vae_decode, core_vae_encode,
@@ -35,7 +34,9 @@ class VSR_GuidedSample:
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip":
                                  "Noise seed; noise depends only on (seed, frame, step), so windows and tiles "
                                  "do not change it."}),
-                "sampler": (list(SAMPLERS), {"default": "ddpm", "tooltip": "DDPM ancestral (as MGLD-VSR) or DDIM."}),
+                "sampler": (list(SAMPLER_NAMES), {"default": "ddpm", "tooltip":
+                            "DDPM ancestral (as MGLD-VSR), DDIM, or residual shifting from the LR latent "
+                            "(ResShift/SeeClear; needs an x0-predicting model)."}),
                 "guidance_scale": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 1000.0, "step": 0.1, "tooltip":
                                              "Motion guidance strength (MGLD-VSR: 10; 0 turns it off)."}),
                 "guidance_rule": (list(RULES), {"default": "log_variance", "tooltip":
@@ -46,6 +47,9 @@ class VSR_GuidedSample:
                                              "Fraction of the run where guidance starts (0: first step)."}),
                 "guidance_end": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
                                            "Fraction of the run where guidance ends (1: last step)."}),
+                "guidance_through_model": ("BOOLEAN", {"default": False, "tooltip":
+                                           "Take the warping loss on the model's clean prediction and backpropagate "
+                                           "through the UNet (slower, about 2x); off follows MGLD-VSR."}),
                 "window": ("INT", {"default": 5, "min": 1, "max": 64, "tooltip":
                                    "Frames sampled together (temporal layers see this many)."}),
                 "window_overlap": ("INT", {"default": 1, "min": 0, "max": 63, "tooltip":
@@ -74,7 +78,7 @@ class VSR_GuidedSample:
     DESCRIPTION = "MGLD-VSR motion-guided sampling from the noised upscaled latent, window by window."
 
     def sample(self, model, steps, seed, sampler, guidance_scale, guidance_rule, reference_offset,
-               guidance_start, guidance_end, window, window_overlap, tile, tile_overlap,
+               guidance_start, guidance_end, guidance_through_model, window, window_overlap, tile, tile_overlap,
                upscaled=None, vae=None, latent=None, flow=None, conditioning=None):
         reporter = make_reporter()
         context = context_from_conditioning(conditioning) if conditioning is not None else None
@@ -102,7 +106,7 @@ class VSR_GuidedSample:
             steps=steps, sampler=sampler, seed=seed, window=window, window_overlap=window_overlap,
             tile=tile, tile_overlap=tile_overlap,
             guidance=MotionGuidance(scale=guidance_scale, rule=guidance_rule, reference_offset=reference_offset,
-                                    start=guidance_start, end=guidance_end))
+                                    start=guidance_start, end=guidance_end, through_model=guidance_through_model))
         scaled = samples.float() * model.latent_scale
         out = guided_sample(scaled, model, settings, flow=flow, reporter=reporter) / model.latent_scale
         return ({"samples": out, **extra},)

@@ -65,7 +65,8 @@ def clip():
 
 
 SAMPLE = dict(steps=3, seed=1, sampler="ddpm", guidance_scale=10.0, guidance_rule="log_variance",
-              reference_offset=False, guidance_start=0.0, guidance_end=1.0, window=3, window_overlap=1,
+              reference_offset=False, guidance_start=0.0, guidance_end=1.0, guidance_through_model=False,
+              window=3, window_overlap=1,
               tile=64, tile_overlap=32)
 
 

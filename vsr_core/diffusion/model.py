@@ -31,8 +31,8 @@ class DiffusionModel:
         if self.prediction not in PREDICTIONS:
             raise InputError(f"prediction={self.prediction!r}; expected one of {', '.join(PREDICTIONS)}")
 
-    @torch.no_grad()
     def __call__(self, x: torch.Tensor, t: int, lr_latent: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Differentiable; samplers run it under torch.no_grad unless guidance needs gradients."""
         n = x.shape[0]
         context = None if self.context is None else self.context.to(x).expand(n, -1, -1)
         timesteps = torch.full((n,), int(t), dtype=torch.long, device=x.device)
@@ -60,7 +60,6 @@ class SigmaDenoiser:
         ac = self.alphas_cumprod.double()
         return 1.0 - ac / torch.cat([ac.new_ones(1), ac[:-1]])
 
-    @torch.no_grad()
     def __call__(self, x: torch.Tensor, t: int, lr_latent: torch.Tensor, num_frames: int) -> torch.Tensor:
         ac = float(self.alphas_cumprod[int(t)])
         sigma = torch.full((x.shape[0],), ((1 - ac) / ac) ** 0.5, dtype=x.dtype, device=x.device)

@@ -3,7 +3,11 @@ flow-warped latent consistency loss between neighbouring frames.
 
 The loss is computed on the latents the step produced; its gradient goes
 through the warping only (never through the denoiser), so guidance costs a few
-grid_samples per step.
+grid_samples per step. Asked for (MotionGuidance(through_model=True)), the
+loss is instead taken on the network's x0 prediction and differentiated
+through the network with respect to its input x_t (universal-guidance / DPS
+style); the sampler pipeline (vsr_core.pipeline.guided_sample) runs that
+variant, since it needs the network.
 
 Conventions follow vsr_core.flow.FlowField: backward_warp(z[i+1], forward[i])
 should match z[i] where occlusion_forward[i] is 0, and backward_warp(z[i],
@@ -37,6 +41,10 @@ class MotionGuidance:
       neighbour through the flow between them).
     start, end: the fraction of the sampling run that is guided (0 is the first,
       noisiest step, 1 the last).
+    through_model: take the loss on the network's x0 prediction x0(x_t) and its
+      gradient through the network, d L(x0(x_t)) / d x_t, applied to the
+      sampled x_{t-1} with the same step size (DPS-style). Costs one backward
+      pass through the network per guided step; off by default.
     """
 
     scale: float = 10.0
@@ -44,6 +52,7 @@ class MotionGuidance:
     reference_offset: bool = False
     start: float = 0.0
     end: float = 1.0
+    through_model: bool = False
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -90,6 +99,14 @@ def warping_loss(z: torch.Tensor, flow: FlowField, reference_offset: bool = Fals
     return loss
 
 
+def anchored_warping_loss(z: torch.Tensor, flow: FlowField, reference_offset: bool = False,
+                          anchor: torch.Tensor | None = None) -> torch.Tensor:
+    """warping_loss of z, with an optional fixed frame `anchor` [C,h,w] placed before z's first frame
+    (`flow` then covers it too); differentiable in z."""
+    full = z if anchor is None else torch.cat([anchor.detach().to(z)[None], z])
+    return warping_loss(full, flow, reference_offset)
+
+
 def guided(z: torch.Tensor, flow: FlowField, step_size: float, reference_offset: bool = False,
            anchor: torch.Tensor | None = None) -> torch.Tensor:
     """One descent step z - step_size * dL/dz on the warping loss.
@@ -100,19 +117,24 @@ def guided(z: torch.Tensor, flow: FlowField, step_size: float, reference_offset:
     """
     with torch.enable_grad():
         leaf = z.detach().float().requires_grad_(True)
-        full = leaf if anchor is None else torch.cat([anchor.detach().float()[None], leaf])
-        loss = warping_loss(full, flow, reference_offset)
+        loss = anchored_warping_loss(leaf, flow, reference_offset, anchor)
         (grad,) = torch.autograd.grad(loss, leaf)
     return (z.float() - step_size * grad).to(z.dtype)
 
 
 def step_size(g: MotionGuidance, schedule: DDPMSchedule, i: int) -> float:
-    """The step at schedule index i, or 0 when the step is outside [start, end]."""
+    """The step at schedule index i, or 0 when the step is outside [start, end].
+
+    `schedule` is anything with num_steps, posterior_variance and
+    posterior_log_variance per index: a DDPMSchedule, or a ResShiftSchedule
+    (whose own posterior variance then sets the step). A log-variance above 0
+    (possible for ResShift with a large kappa) gives step 0, never ascent.
+    """
     progress = 1.0 - i / max(schedule.num_steps - 1, 1)  # 0 at the first (noisiest) step
     if not g.start <= progress <= g.end:
         return 0.0
     if g.rule == "log_variance":
-        return g.scale * -float(schedule.posterior_log_variance[i])
+        return g.scale * max(-float(schedule.posterior_log_variance[i]), 0.0)
     return g.scale * float(schedule.posterior_variance[i])
 
 

@@ -1,36 +1,56 @@
 """Guided Sample: motion-guided, windowed, tiled diffusion over a video's latents.
 
-StableSR/MGLD-VSR style: the start is the LR latent noised to the last
-training step (not pure noise), the network sees the same LR latent as its
-structure condition, and after each step motion guidance pulls neighbouring
-frames into agreement through the flow. Long clips run in overlapping
-temporal windows that are crossfaded; the frame before each window (from the
-previous window, at the same step) anchors the guidance across the seam.
-Large frames run in overlapping latent tiles with Gaussian aggregation. The
-UNet's memory depends on the window and tile size only.
+Three sampling processes share one windowing/tiling/guidance loop:
+
+- "ddpm" / "ddim" (StableSR/MGLD-VSR): the start is the LR latent noised to the
+  last training step (not pure noise), the network sees the same LR latent as
+  its structure condition and is read as its `prediction` says.
+- "resshift" (ResShift, the base of SeeClear): few steps (default 15) from the
+  prior x_T = y + kappa sqrt(eta_T) z around the LR latent y. The network is
+  read as an x0-predictor, fed scale_input(x_t) and the LR latent y, with the
+  ResShift step index t as its timestep. `blur=BlurResShift(...)` switches to
+  SeeClear's blurring variant (per-patch DCT blur in the forward process).
+
+After each step motion guidance pulls neighbouring frames into agreement
+through the flow (see diffusion/motion_guidance.py; for ResShift the step
+size uses ResShift's own posterior (log-)variance). Long clips run in
+overlapping temporal windows that are crossfaded; the frame before each
+window (from the previous window, at the same step) anchors the guidance
+across the seam. Large frames run in overlapping latent tiles with Gaussian
+aggregation. Noise depends on (seed, frame, step) only. The network's memory
+depends on the window and tile size only, also with through-model guidance,
+whose gradient is taken tile by tile when there are several tiles.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
+from ..diffusion import blur_resshift as br
+from ..diffusion import resshift as rs
 from ..diffusion.model import DiffusionModel
-from ..diffusion.motion_guidance import MotionGuidance, make_guide
+from ..diffusion.motion_guidance import MotionGuidance, anchored_warping_loss, make_guide, step_size
 from ..diffusion.noise import FrameNoise
 from ..diffusion.prediction import to_x0_eps
 from ..diffusion.samplers import SAMPLERS
 from ..diffusion.schedules import ddpm_schedule, q_sample
-from ..diffusion.tiles import tiled_denoise
+from ..diffusion.tiles import gaussian_weights, tiled_denoise
 from ..diffusion.windows import WindowBlender, plan_windows
 from ..errors import InputError
 from ..flow.field import FlowField
+from ..models.tiling import tile_starts
 from ..progress import Reporter, get_reporter
+
+SAMPLER_NAMES = ("ddpm", "ddim", "resshift")
+DEFAULT_STEPS = {"ddpm": 50, "ddim": 50, "resshift": 15}
+BlurResShift = br.BlurResShift
 
 
 @dataclass(frozen=True)
 class SampleSettings:
-    steps: int = 50
+    steps: int | None = None         # None: 50 for ddpm/ddim, 15 for resshift (filled in on creation)
     sampler: str = "ddpm"
     eta: float = 0.0                 # DDIM only
     seed: int = 0
@@ -39,14 +59,193 @@ class SampleSettings:
     tile: int = 64                   # latent pixels (StableSR: 64, overlap 32)
     tile_overlap: int = 32
     guidance: MotionGuidance = field(default_factory=MotionGuidance)
+    kappa: float = 2.0               # ResShift only (its defaults: T=15, p=0.3, kappa=2, p_min=0.04)
+    power: float = 0.3
+    min_noise: float = 0.04
+    blur: BlurResShift | None = None  # ResShift only: SeeClear's blurring variant
 
     def __post_init__(self):
-        if self.sampler not in SAMPLERS:
-            raise InputError(f"sampler={self.sampler!r}; expected one of {', '.join(SAMPLERS)}")
+        if self.sampler not in SAMPLER_NAMES:
+            raise InputError(f"sampler={self.sampler!r}; expected one of {', '.join(SAMPLER_NAMES)}")
+        if self.steps is None:
+            object.__setattr__(self, "steps", DEFAULT_STEPS[self.sampler])
         if not 0.0 <= self.eta <= 1.0:
             raise InputError(f"eta={self.eta}; expected 0 (deterministic DDIM) to 1")
+        if self.sampler == "resshift":
+            rs.resshift_schedule(self.steps, kappa=self.kappa, power=self.power, min_noise=self.min_noise)
+        elif self.blur is not None:
+            raise InputError(f"blur is an option of the 'resshift' sampler; sampler is {self.sampler!r}")
+        if self.blur is not None and not isinstance(self.blur, BlurResShift):
+            raise InputError(f"blur={self.blur!r}; expected None or a BlurResShift")
 
 
+# ----------------------------------------------------------------------------
+# The three processes behind one interface
+# ----------------------------------------------------------------------------
+
+ModelCall = Callable[[torch.Tensor, int, torch.Tensor, int], torch.Tensor]
+
+
+@dataclass
+class _Process:
+    """What the window loop needs from a sampling process.
+
+    schedule: has num_steps and posterior_(log_)variance per index (motion guidance step sizes).
+    start(z_lr, noise) -> the sample at the noisiest index.
+    network(call, x, i, lr, n) -> (x0, eps) at index i (eps unused by ResShift); differentiable if `call` is.
+    run(denoise, x, z_lr, noise_fn, guide, callback) -> the sampled latents.
+    """
+
+    schedule: object
+    start: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    network: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    run: Callable[..., torch.Tensor]
+
+    @property
+    def num_steps(self) -> int:
+        return self.schedule.num_steps
+
+
+def _ddpm_process(settings: SampleSettings, model) -> _Process:
+    sch = ddpm_schedule(settings.steps, model.betas)
+    sampler = SAMPLERS[settings.sampler]
+    extra = {"eta": settings.eta} if settings.sampler == "ddim" else {}
+
+    def network(call, x, i, lr, n):
+        t, ac = int(sch.timesteps[i]), float(sch.alphas_cumprod[i])
+        return to_x0_eps(call(x, t, lr, n).float(), x, ac, model.prediction)
+
+    return _Process(
+        schedule=sch,
+        start=lambda z, nz: q_sample(z, int(sch.timesteps[-1]), sch.train_alphas_cumprod, nz),
+        network=network,
+        run=lambda denoise, x, z_lr, noise, guide, cb: sampler(denoise, x, sch, noise, guide=guide, callback=cb,
+                                                               **extra))
+
+
+def _resshift_process(settings: SampleSettings, model) -> _Process:
+    if getattr(model, "prediction", "x0") != "x0":
+        raise InputError(f"sampler 'resshift' reads the network as an x0-predictor (ResShift/SeeClear "
+                         f"models are), but this model predicts {model.prediction!r}; use ddpm or ddim")
+    kw = dict(kappa=settings.kappa, power=settings.power, min_noise=settings.min_noise)
+    if settings.blur is None:
+        sch = rs.resshift_schedule(settings.steps, **kw)
+        base = sch
+        start = lambda z, nz: rs.prior_sample(z, sch, nz)  # noqa: E731
+
+        def run(denoise, x, z_lr, noise, guide, cb):
+            return rs.sample_resshift_from(lambda xt, t: denoise(xt, t)[0], x, sch, noise, guide, cb)
+    else:
+        sch = br.blur_resshift_schedule(settings.steps, blur_settings=settings.blur, **kw)
+        base = sch.base
+        start = lambda z, nz: br.prior_sample(z, sch, nz)  # noqa: E731
+
+        def run(denoise, x, z_lr, noise, guide, cb):
+            return br.sample_blur_resshift(lambda xt, t: denoise(xt, t)[0], x, z_lr, sch, noise, guide, cb)
+
+    def network(call, x, t, lr, n):
+        out = call(rs.scale_input(x, t, base), t, lr, n).float()
+        return out, out
+
+    return _Process(schedule=sch, start=start, network=network, run=run)
+
+
+def _make_process(settings: SampleSettings, model) -> _Process:
+    return _resshift_process(settings, model) if settings.sampler == "resshift" else _ddpm_process(settings, model)
+
+
+# ----------------------------------------------------------------------------
+# Through-model guidance: d L(x0(x_t)) / d x_t with bounded memory
+# ----------------------------------------------------------------------------
+
+def x0_and_loss_gradient(net: Callable[[torch.Tensor, slice, slice], tuple[torch.Tensor, torch.Tensor]],
+                         x: torch.Tensor, tile: int, overlap: int,
+                         loss: Callable[[torch.Tensor], torch.Tensor]):
+    """(x0, eps, dL/dx) for the tiled denoiser of tiles.tiled_denoise and a loss on its x0.
+
+    With one tile, one differentiable forward. With several, the aggregated x0
+    is sum_k w_k x0_k(x_k) / sum_k w_k, so dL/dx = sum_k J_k^T ((w_k / W) dL/dx0)
+    restricted to tile k: the tiles are re-run one at a time with gradients
+    (memory of one tile), the cost being a second forward per tile.
+    """
+    h, w = x.shape[-2:]
+    if tile >= h and tile >= w:
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            x0, eps = net(leaf, slice(0, h), slice(0, w))
+            _check_differentiable(x0)
+            (grad,) = torch.autograd.grad(loss(x0), leaf)
+        return x0.detach(), eps.detach(), grad
+    with torch.no_grad():
+        x0, eps = tiled_denoise(net, x, tile, overlap)
+    with torch.enable_grad():
+        x0_leaf = x0.detach().requires_grad_(True)
+        (g0,) = torch.autograd.grad(loss(x0_leaf), x0_leaf)
+    boxes = [(slice(top, min(top + tile, h)), slice(left, min(left + tile, w)))
+             for top in tile_starts(h, tile, overlap) for left in tile_starts(w, tile, overlap)]
+    weights = [gaussian_weights(r.stop - r.start, c.stop - c.start).to(x) for r, c in boxes]
+    weight_sum = x.new_zeros((h, w))
+    for (r, c), wk in zip(boxes, weights):
+        weight_sum[r, c] += wk
+    grad = torch.zeros_like(x)
+    for (r, c), wk in zip(boxes, weights):
+        with torch.enable_grad():
+            leaf = x[..., r, c].detach().requires_grad_(True)
+            x0k, _ = net(leaf, r, c)
+            _check_differentiable(x0k)
+            (gk,) = torch.autograd.grad(x0k, leaf, grad_outputs=wk / weight_sum[r, c] * g0[..., r, c])
+        grad[..., r, c] += gk
+    return x0, eps, grad
+
+
+def _check_differentiable(x0: torch.Tensor) -> None:
+    if not x0.requires_grad:
+        raise InputError("motion guidance through_model=True: the model's output carries no gradient with "
+                         "respect to its input (does it run under torch.no_grad?); use through_model=False")
+
+
+class _ThroughModelGuide:
+    """Per-window denoise + guide pair for MotionGuidance(through_model=True).
+
+    denoise(x, i) computes x0 and, at guided steps, g = d L(x0(x_i)) / d x_i
+    (L = the warping loss on the window's x0 predictions, anchored on the
+    previous window's x0 prediction at the same step); guide(x, i) then applies
+    x_{i-1} <- x_{i-1} - step_i * g, the DPS-style update.
+    """
+
+    def __init__(self, net_for, tile, overlap, flow, schedule, g: MotionGuidance, anchors, record):
+        self.net_for, self.tile, self.overlap = net_for, tile, overlap
+        self.flow, self.schedule, self.g, self.anchors, self.record = flow, schedule, g, anchors, record
+        self.pending: tuple[int, torch.Tensor] | None = None
+
+    def denoise(self, x, i):
+        size = step_size(self.g, self.schedule, i) if self.flow is not None else 0.0
+        net = self.net_for(i)
+        if size > 0:
+            anchor = self.anchors.get(i) if self.anchors else None
+            if self.anchors and anchor is None:
+                raise InputError(f"motion guidance: no anchor latent for step {i}")
+            x0, eps, grad = x0_and_loss_gradient(
+                net, x, self.tile, self.overlap,
+                lambda z: anchored_warping_loss(z, self.flow, self.g.reference_offset, anchor))
+            self.pending = (i, size * grad)
+        else:
+            x0, eps = tiled_denoise(net, x, self.tile, self.overlap)
+        self.record(i, x0)
+        return x0, eps
+
+    def guide(self, x, i):
+        if self.pending is not None and self.pending[0] == i:
+            x = (x.float() - self.pending[1]).to(x.dtype)
+        self.pending = None
+        return x
+
+
+# ----------------------------------------------------------------------------
+# The window loop
+# ----------------------------------------------------------------------------
+
+@torch.no_grad()  # gradients only where guidance asks for them (torch.enable_grad)
 def guided_sample(lr_latents: torch.Tensor, model: DiffusionModel, settings: SampleSettings = SampleSettings(),
                   flow: FlowField | None = None, reporter: Reporter | None = None) -> torch.Tensor:
     """Sample HR latents [T,C,h,w] (scaled, like lr_latents) for a whole clip.
@@ -64,46 +263,53 @@ def guided_sample(lr_latents: torch.Tensor, model: DiffusionModel, settings: Sam
         raise InputError(f"flow covers {flow.num_frames} frames but there are {t_frames} latent frames; "
                          f"estimate the flow on the same clip")
     reporter = get_reporter(reporter)
-    schedule = ddpm_schedule(settings.steps, model.betas)
+    process = _make_process(settings, model)
+    steps = process.num_steps
+    g = settings.guidance
     noise = FrameNoise(settings.seed, (c, h, w))
-    guiding = flow is not None and settings.guidance.scale > 0 and t_frames > 1
+    guiding = flow is not None and g.scale > 0 and t_frames > 1
     latent_flow = flow.resized(h, w) if guiding else None
+    call = model
     windows = plan_windows(t_frames, settings.window, settings.window_overlap)
     blender = WindowBlender(windows)
     out = torch.empty_like(lr_latents)
-    sampler = SAMPLERS[settings.sampler]
-    extra = {"eta": settings.eta} if settings.sampler == "ddim" else {}
     anchors: dict[int, torch.Tensor] = {}
-    reporter.start(len(windows) * settings.steps, "guided sample")
+    reporter.start(len(windows) * steps, "guided sample")
     for k, (a, b) in enumerate(windows):
         frame_ids = range(a, b)
         z_lr = lr_latents[a:b]
         next_start = windows[k + 1][0] if k + 1 < len(windows) else None
-
-        def denoise(x, i, z_lr=z_lr, n=b - a):
-            reporter.check_interrupt()
-            t = int(schedule.timesteps[i])
-            ac = float(schedule.alphas_cumprod[i])
-
-            def tile(xt, rows, cols):
-                return to_x0_eps(model(xt, t, z_lr[..., rows, cols], n).float(), xt, ac, model.prediction)
-            return tiled_denoise(tile, x, settings.tile, settings.tile_overlap)
-
-        guide = None
-        first = a - 1 if anchors else a  # the anchor frame joins the guided chain
-        if guiding and b - first > 1:
-            guide = make_guide(latent_flow.frames(first, b), schedule, settings.guidance, anchors or None)
         recorded: dict[int, torch.Tensor] = {}
 
-        def callback(i, x, a=a, next_start=next_start, recorded=recorded):
+        def net_for(i, z_lr=z_lr, n=b - a):
+            reporter.check_interrupt()
+            return lambda xt, rows, cols: process.network(call, xt, i, z_lr[..., rows, cols], n)
+
+        def record(i, x, a=a, next_start=next_start, recorded=recorded):
             if next_start is not None:
                 recorded[i] = x[next_start - 1 - a].detach().clone()
-            reporter.update(1)
 
-        start = q_sample(z_lr, int(schedule.timesteps[-1]), schedule.train_alphas_cumprod,
-                         noise.frames(frame_ids, settings.steps))
-        x = sampler(denoise, start, schedule, lambda i, ids=frame_ids: noise.frames(ids, i),
-                    guide=guide, callback=callback, **extra)
+        first = a - 1 if anchors else a  # the anchor frame joins the guided chain
+        window_flow = latent_flow.frames(first, b) if guiding and b - first > 1 else None
+        if guiding and g.through_model:
+            # Anchors are the previous window's x0 predictions (the loss is on x0 here).
+            tm = _ThroughModelGuide(net_for, settings.tile, settings.tile_overlap, window_flow, process.schedule,
+                                    g, anchors or None, record)
+            denoise, guide = tm.denoise, tm.guide
+
+            def callback(i, x):
+                reporter.update(1)
+        else:
+            def denoise(x, i):
+                return tiled_denoise(net_for(i), x, settings.tile, settings.tile_overlap)
+            guide = make_guide(window_flow, process.schedule, g, anchors or None) if window_flow is not None else None
+
+            def callback(i, x):
+                record(i, x)
+                reporter.update(1)
+
+        start = process.start(z_lr, noise.frames(frame_ids, steps))
+        x = process.run(denoise, start, z_lr, lambda i, ids=frame_ids: noise.frames(ids, i), guide, callback)
         anchors = recorded if guiding else {}
         for f, latent in blender.add(k, x):
             out[f] = latent
