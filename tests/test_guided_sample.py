@@ -303,3 +303,15 @@ def test_through_model_guidance_runs_over_windows_and_tiles_with_anchors():
     assert torch.isfinite(on).all() and not torch.allclose(on, off, atol=1e-3)
     seam = flow.frames(2, 4)  # frames 2|3 straddle the two windows
     assert warping_loss(on[2:4], seam).item() < warping_loss(off[2:4], seam).item()
+
+
+@pytest.mark.parametrize("through_model", [False, True])
+def test_guidance_works_inside_inference_mode(through_model):
+    """ComfyUI executes every node under torch.inference_mode(); guidance must still get gradients."""
+    z, flow = moving_latents(t=3)
+    model = tiny_unet()
+    settings = SampleSettings(window=3, guidance=MotionGuidance(scale=0.6, through_model=through_model), **FAST)
+    expected = guided_sample(z, model, settings, flow)
+    with torch.inference_mode():
+        got = guided_sample(z.clone(), model, settings, flow.to())
+    torch.testing.assert_close(got, expected)

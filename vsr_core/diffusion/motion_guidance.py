@@ -15,6 +15,7 @@ backward[i]) should match z[i+1] where occlusion_backward[i] is 0.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -107,6 +108,19 @@ def anchored_warping_loss(z: torch.Tensor, flow: FlowField, reference_offset: bo
     return warping_loss(full, flow, reference_offset)
 
 
+@contextmanager
+def gradients():
+    """Autograd on, even inside torch.inference_mode: ComfyUI runs every node in it, and
+    there enable_grad alone still gives tensors that cannot require grad."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
+
+
+def normal_tensor(t: torch.Tensor) -> torch.Tensor:
+    """A copy usable by autograd if `t` was made in inference mode (else `t` itself)."""
+    return t.clone() if t.is_inference() else t
+
+
 def guided(z: torch.Tensor, flow: FlowField, step_size: float, reference_offset: bool = False,
            anchor: torch.Tensor | None = None) -> torch.Tensor:
     """One descent step z - step_size * dL/dz on the warping loss.
@@ -115,8 +129,9 @@ def guided(z: torch.Tensor, flow: FlowField, step_size: float, reference_offset:
     same step); `flow` then covers it too, and it pulls z's first frame
     towards continuity across the window seam without itself moving.
     """
-    with torch.enable_grad():
-        leaf = z.detach().float().requires_grad_(True)
+    with gradients():
+        leaf = z.detach().float().clone().requires_grad_(True)
+        anchor = None if anchor is None else normal_tensor(anchor)
         loss = anchored_warping_loss(leaf, flow, reference_offset, anchor)
         (grad,) = torch.autograd.grad(loss, leaf)
     return (z.float() - step_size * grad).to(z.dtype)

@@ -31,7 +31,7 @@ import torch
 from ..diffusion import blur_resshift as br
 from ..diffusion import resshift as rs
 from ..diffusion.model import DiffusionModel
-from ..diffusion.motion_guidance import MotionGuidance, anchored_warping_loss, make_guide, step_size
+from ..diffusion.motion_guidance import MotionGuidance, anchored_warping_loss, gradients, make_guide, step_size
 from ..diffusion.noise import FrameNoise
 from ..diffusion.prediction import to_x0_eps
 from ..diffusion.samplers import SAMPLERS
@@ -170,16 +170,16 @@ def x0_and_loss_gradient(net: Callable[[torch.Tensor, slice, slice], tuple[torch
     """
     h, w = x.shape[-2:]
     if tile >= h and tile >= w:
-        with torch.enable_grad():
-            leaf = x.detach().requires_grad_(True)
+        with gradients():
+            leaf = x.detach().clone().requires_grad_(True)
             x0, eps = net(leaf, slice(0, h), slice(0, w))
             _check_differentiable(x0)
             (grad,) = torch.autograd.grad(loss(x0), leaf)
         return x0.detach(), eps.detach(), grad
     with torch.no_grad():
         x0, eps = tiled_denoise(net, x, tile, overlap)
-    with torch.enable_grad():
-        x0_leaf = x0.detach().requires_grad_(True)
+    with gradients():
+        x0_leaf = x0.detach().clone().requires_grad_(True)
         (g0,) = torch.autograd.grad(loss(x0_leaf), x0_leaf)
     boxes = [(slice(top, min(top + tile, h)), slice(left, min(left + tile, w)))
              for top in tile_starts(h, tile, overlap) for left in tile_starts(w, tile, overlap)]
@@ -189,8 +189,8 @@ def x0_and_loss_gradient(net: Callable[[torch.Tensor, slice, slice], tuple[torch
         weight_sum[r, c] += wk
     grad = torch.zeros_like(x)
     for (r, c), wk in zip(boxes, weights):
-        with torch.enable_grad():
-            leaf = x[..., r, c].detach().requires_grad_(True)
+        with gradients():
+            leaf = x[..., r, c].detach().clone().requires_grad_(True)
             x0k, _ = net(leaf, r, c)
             _check_differentiable(x0k)
             (gk,) = torch.autograd.grad(x0k, leaf, grad_outputs=wk / weight_sum[r, c] * g0[..., r, c])
@@ -245,7 +245,7 @@ class _ThroughModelGuide:
 # The window loop
 # ----------------------------------------------------------------------------
 
-@torch.no_grad()  # gradients only where guidance asks for them (torch.enable_grad)
+@torch.no_grad()  # gradients only where guidance asks for them (motion_guidance.gradients)
 def guided_sample(lr_latents: torch.Tensor, model: DiffusionModel, settings: SampleSettings = SampleSettings(),
                   flow: FlowField | None = None, reporter: Reporter | None = None) -> torch.Tensor:
     """Sample HR latents [T,C,h,w] (scaled, like lr_latents) for a whole clip.
