@@ -179,3 +179,22 @@ def core_vae_decode(vae, latents):
     """Core VAE: unscaled latents -> IMAGE [T,H,W,3]."""
     images = vae.decode(latents)
     return images.reshape(-1, *images.shape[-3:]).float().cpu()
+
+
+def is_core_upscale_model(obj) -> bool:
+    """A core UPSCALE_MODEL (spandrel descriptor), as opposed to the pack's VSR_UPSCALER (an nn.Module)."""
+    return not isinstance(obj, torch.nn.Module) and hasattr(obj, "scale") and hasattr(obj, "model") \
+        and callable(obj)
+
+
+def core_upscale_frames(upscale_model, frames_thwc):
+    """Run a core UPSCALE_MODEL frame by frame, as core ImageUpscaleWithModel does (512 tiles)."""
+    device = comfy.model_management.get_torch_device()
+    upscale_model.to(device)
+    try:
+        images = frames_thwc.movedim(-1, -3).to(device)
+        out = comfy.utils.tiled_scale(images, lambda a: upscale_model(a), tile_x=512, tile_y=512, overlap=32,
+                                      upscale_amount=upscale_model.scale)
+    finally:
+        upscale_model.to("cpu")
+    return out.movedim(-3, -1).clamp(0, 1).float().cpu()

@@ -22,7 +22,7 @@ def test_upscale_keeps_count_fps_and_audio_and_is_really_bicubic(tmp_path, media
     audio = tone(len(clip) / 25)
     src = media("in.mkv", fps=Fraction(25), audio=audio)
     out = str(tmp_path / "out.mkv")
-    assert main(["upscale", src, out, "--scale", "2", "--format", "ffv1", "--window", "5"]) == 0
+    assert main(["upscale", src, out, "--scale", "2", "--format", "ffv1", "--window", "5", "--method", "bicubic"]) == 0
     reader = open_video(out)
     frames = reader.read_all()
     assert frames.shape == (12, 96, 128, 3) and reader.fps == 25

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     ".commands.run",
     ".commands.inspect",
     ".commands.flow",
+    ".commands.train",
 ]
 
 

@@ -1,28 +1,332 @@
-"""File-to-file upscaling, streamed window by window from decoder to encoder."""
+"""Upscaling videos: in-memory clips (the Upscale node) and files (the CLI), streamed
+window by window so memory depends on the window and tile size, never on the
+video's length or resolution.
+
+Public API (what the nodes call):
+
+- ``upscale_frames(frames, model, scale, window, overlap, ...)``: the learned
+  video upscaler over overlapping temporal windows (cross-faded seams) and,
+  for large frames, overlapping spatial tiles.
+- ``stabilize_with_flow(upscaled, lr_frames, ...)``: temporal stabilisation of
+  any per-frame upscaler's output (ComfyUI's UPSCALE_MODEL) by flow-guided
+  blending with the warped previous output where the flow is reliable.
+- ``upscale_file(src, dst, scale, method)``: file to file.
+"""
 from __future__ import annotations
 
+from typing import Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+
 from .errors import InputError
-from .frames import float_to_uint8, thwc_to_tchw, tchw_to_thwc, uint8_to_float
+from .frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
 from .progress import Reporter, get_reporter
 from .resize import bicubic_upscale
 from .video import LoadOptions, VideoWriter, open_video
 
-METHODS = ("bicubic",)
+METHODS = ("learned", "learned-per-frame", "bicubic")
 
 
-def upscale_file(src: str, dst: str, scale: int = 4, method: str = "bicubic",
+def default_method() -> str:
+    """'learned' when the shipped weights are installed, else 'bicubic'."""
+    from .weights import has_default_upscaler
+    return "learned" if has_default_upscaler(4) else "bicubic"
+
+
+# ---------------------------------------------------------------- one window
+def _blend_ramp(n: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
+    w = torch.ones(n)
+    if overlap > 0:
+        ramp = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
+        if not first:
+            w[:overlap] = torch.minimum(w[:overlap], ramp)
+        if not last:
+            w[n - overlap:] = torch.minimum(w[n - overlap:], ramp.flip(0))
+    return w
+
+
+def _tiles(size: int, tile: int, overlap: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step)) + [size - tile]
+    return sorted(set(starts))
+
+
+@torch.inference_mode()
+def _run_window(lr: torch.Tensor, model, temporal: bool, estimator, tile: int, tile_overlap: int) -> torch.Tensor:
+    """One temporal window [n,3,h,w] -> [n,3,sh,sw] (model.scale), spatially tiled if large."""
+    from .models.upscaler import clip_flows
+    p = next(model.parameters())
+    n, _, h, w = lr.shape
+    s = model.scale
+    temporal = temporal and n > 1
+    ff = fb = None
+    if temporal:
+        ff, fb = clip_flows(lr, estimator)
+
+    def run(y0, x0, th, tw):
+        x = lr[:, :, y0:y0 + th, x0:x0 + tw].to(p)
+        if temporal:
+            out = model(x[None], ff[None, :, :, y0:y0 + th, x0:x0 + tw].to(p),
+                        fb[None, :, :, y0:y0 + th, x0:x0 + tw].to(p), temporal=True)
+        else:
+            out = model(x[None], temporal=False)
+        return out[0].float().cpu()
+
+    if not tile or (h <= tile and w <= tile):
+        return run(0, 0, h, w).clamp_(0, 1)
+    th, tw = min(tile, h), min(tile, w)
+    out = torch.zeros(n, 3, h * s, w * s)
+    weight = torch.zeros(1, 1, h * s, w * s)
+    ys, xs = _tiles(h, th, tile_overlap), _tiles(w, tw, tile_overlap)
+    for y0 in ys:
+        wy = _blend_ramp(th * s, tile_overlap * s, y0 == 0, y0 + th >= h)
+        for x0 in xs:
+            wx = _blend_ramp(tw * s, tile_overlap * s, x0 == 0, x0 + tw >= w)
+            wt = (wy[:, None] * wx[None, :])[None, None]
+            out[:, :, y0 * s:(y0 + th) * s, x0 * s:(x0 + tw) * s] += run(y0, x0, th, tw) * wt
+            weight[:, :, y0 * s:(y0 + th) * s, x0 * s:(x0 + tw) * s] += wt
+    return (out / weight).clamp_(0, 1)
+
+
+def _rescale_output(y: torch.Tensor, model_scale: int, scale: int) -> torch.Tensor:
+    if model_scale == scale:
+        return y
+    h, w = y.shape[-2:]
+    f = scale / model_scale
+    return F.interpolate(y, size=(round(h * f), round(w * f)), mode="bicubic", align_corners=False,
+                         antialias=True).clamp_(0, 1)
+
+
+# ---------------------------------------------------------------- streaming
+def stream_upscale(chunks: Iterable[torch.Tensor], model, scale: int = 4, window: int = 12, overlap: int = 2,
+                   temporal: bool = True, flow_preset: str = "medium", tile: int = 512, tile_overlap: int = 16,
+                   stabilize: float = 0.0, reporter: Reporter | None = None) -> Iterator[torch.Tensor]:
+    """Upscale a stream of LR chunks [n,3,h,w] (any sizes) and yield HR chunks in order.
+
+    Windows of ``window`` frames overlap by ``overlap`` frames; outputs in the
+    overlap are cross-faded linearly, so there is no jump at a seam, and every
+    frame except the first/last ``overlap`` sees context on both sides. At most
+    ``window`` LR frames and one window of outputs are held in memory.
+    ``stabilize`` > 0 additionally runs ``FlowStabilizer(strength=stabilize)``
+    on the outputs (lower warping error; see ``stabilize_with_flow``).
+    """
+    from .flow.dis import DISFlow
+    if not isinstance(window, int) or window < 1:
+        raise InputError(f"window={window!r}; expected an integer >= 1 (frames per window)")
+    if not isinstance(overlap, int) or overlap < 0 or (window > 1 and 2 * overlap >= window):
+        raise InputError(f"overlap={overlap!r}; expected an integer with 0 <= 2*overlap < window={window}")
+    if scale not in (2, 4) or scale > model.scale:
+        raise InputError(f"scale={scale!r}; expected 2 or 4 (at most the model's x{model.scale})")
+    if not 0.0 <= stabilize <= 1.0:
+        raise InputError(f"stabilize={stabilize!r}; expected 0 (off) to 1")
+    if window == 1:
+        overlap = 0
+    rep = get_reporter(reporter)
+    estimator = DISFlow(flow_preset)
+    ov = overlap
+    ramp = torch.arange(1, ov + 1, dtype=torch.float32).view(-1, 1, 1, 1) / (ov + 1)
+    buf: list[torch.Tensor] = []
+    pending = None
+    shape = None
+    stabilizer = FlowStabilizer(stabilize, flow_preset) if stabilize > 0 else None
+    lr_queue: list[torch.Tensor] = []      # LR frames whose outputs are not yet emitted (for the stabiliser)
+
+    def finish(y):
+        if stabilizer is None:
+            return y
+        lr = torch.stack(lr_queue[:len(y)])
+        del lr_queue[:len(y)]
+        return stabilizer(y, lr)
+
+    def run(frames):
+        rep.check_interrupt()
+        y = _run_window(torch.stack(frames), model, temporal, estimator, tile, tile_overlap)
+        return _rescale_output(y, model.scale, scale)
+
+    def emit(out, final):
+        nonlocal pending
+        if pending is not None:
+            head = pending * (1 - ramp) + out[:ov] * ramp
+            out = torch.cat([head, out[ov:]])
+        if final:
+            pending = None
+            return out
+        pending = out[len(out) - ov:] if ov else None
+        return out[:len(out) - ov]
+
+    for chunk in chunks:
+        from .models.upscaler import check_lr
+        check_lr(chunk, "frames")
+        if shape is None:
+            shape = tuple(chunk.shape[1:])
+        elif tuple(chunk.shape[1:]) != shape:
+            raise InputError(f"frames change size from {shape} to {tuple(chunk.shape[1:])}; expected one size")
+        buf.extend(chunk.unbind(0))
+        if stabilizer is not None:
+            lr_queue.extend(chunk.unbind(0))
+        while len(buf) >= window:
+            out = run(buf[:window])
+            y = finish(emit(out, final=False))
+            rep.update(len(y))
+            yield y
+            buf = buf[window - ov:]
+    if buf and (pending is None or len(buf) > ov):
+        y = finish(emit(run(buf), final=True))
+        rep.update(len(y))
+        yield y
+    elif pending is not None:
+        y = finish(pending)
+        rep.update(len(y))
+        yield y
+
+
+def upscale_frames(frames: torch.Tensor, model=None, scale: int = 4, window: int = 12, overlap: int = 2,
+                   temporal: bool = True, flow_method: str = "dis", flow_preset: str = "medium",
+                   tile: int = 512, tile_overlap: int = 16, stabilize: float = 0.0,
+                   reporter: Reporter | None = None) -> torch.Tensor:
+    """Learned video upscaling of float frames [T,3,H,W] in 0..1 -> [T,3,sH,sW].
+
+    ``model``: a VideoUpscaler (None: the shipped default). ``temporal=False``
+    runs it frame by frame (no propagation). ``stabilize`` (0..1, default
+    off) adds flow-guided temporal stabilisation of the output. Frame count is
+    preserved for any T; memory is bounded by ``window`` and ``tile``.
+    """
+    from .models.upscaler import check_lr
+    if flow_method != "dis":
+        raise InputError(f"flow_method={flow_method!r}; expected 'dis' (weight-free, the propagation's flow)")
+    check_lr(frames, "frames")
+    if model is None:
+        from .weights import load_default_upscaler
+        model = load_default_upscaler(scale)
+    rep = get_reporter(reporter)
+    rep.start(frames.shape[0], f"upscale x{scale}")
+    out = list(stream_upscale([frames], model, scale, window, overlap, temporal, flow_preset, tile, tile_overlap,
+                              stabilize, rep))
+    return torch.cat(out)
+
+
+# ---------------------------------------------------------------- stabiliser
+class FlowStabilizer:
+    """Streaming form of ``stabilize_with_flow``: call it on consecutive chunks;
+    it carries the previous output and LR frame across calls."""
+
+    def __init__(self, strength: float = 0.6, flow_preset: str = "medium", photometric_tol: float = 0.04,
+                 detail_tol: float = 0.12):
+        from .flow.dis import DISFlow
+        if not 0.0 <= strength <= 1.0:
+            raise InputError(f"strength={strength}; expected 0..1")
+        if photometric_tol <= 0 or detail_tol <= 0:
+            raise InputError(f"photometric_tol={photometric_tol}, detail_tol={detail_tol}; expected > 0")
+        self.strength, self.photometric_tol, self.detail_tol = strength, photometric_tol, detail_tol
+        self.estimator = DISFlow(flow_preset)
+        self.prev_out = None
+        self.prev_lr = None
+
+    @torch.inference_mode()
+    def __call__(self, upscaled: torch.Tensor, lr_frames: torch.Tensor,
+                 reporter: Reporter | None = None) -> torch.Tensor:
+        from .flow.field import resize_flow
+        from .flow.occlusion import occlusion_masks
+        from .flow.warp import backward_warp, inside_mask
+        from .models.upscaler import check_lr
+
+        check_lr(lr_frames, "lr_frames")
+        if not isinstance(upscaled, torch.Tensor) or upscaled.dim() != 4 or upscaled.shape[1] != 3:
+            raise InputError(f"upscaled: expected float frames [T,3,H,W], got "
+                             f"{tuple(upscaled.shape) if isinstance(upscaled, torch.Tensor) else type(upscaled).__name__}")
+        if upscaled.shape[0] != lr_frames.shape[0]:
+            raise InputError(f"upscaled has {upscaled.shape[0]} frames and lr_frames {lr_frames.shape[0]}; "
+                             f"expected the same count")
+        if not bool(torch.isfinite(upscaled).all()):
+            raise InputError("upscaled contains NaN or infinite values")
+        rep = get_reporter(reporter)
+        t, _, H, W = upscaled.shape
+        out = torch.empty(upscaled.shape, dtype=torch.float32)
+        for i in range(t):
+            rep.check_interrupt()
+            up = upscaled[i:i + 1].float()
+            cur = lr_frames[i:i + 1].float()
+            if self.prev_out is None or self.strength == 0.0 or self.prev_out.shape[-2:] != (H, W):
+                out[i] = up[0]
+            else:
+                prev = self.prev_lr
+                fb = self.estimator(cur, prev)        # frame i -> i-1
+                ff = self.estimator(prev, cur)        # frame i-1 -> i
+                occ_b, _ = occlusion_masks(fb, ff)    # pixels of frame i not visible in i-1
+                lr_err = (cur - backward_warp(prev, fb, padding_mode="border")).abs().mean(1, keepdim=True)
+                m_lr = inside_mask(fb) * (1 - occ_b) * torch.exp(-(lr_err / self.photometric_tol) ** 2)
+                flow_hr = resize_flow(fb, H, W)
+                m = F.interpolate(m_lr, size=(H, W), mode="bilinear", align_corners=False) * inside_mask(flow_hr)
+                warped = backward_warp(self.prev_out, flow_hr, mode="bicubic", padding_mode="border").clamp(0, 1)
+                diff = warped - up
+                m = m * torch.exp(-(diff.abs().mean(1, keepdim=True) / self.detail_tol) ** 2)
+                out[i] = (up + self.strength * m * diff)[0]
+            self.prev_out, self.prev_lr = out[i:i + 1].clamp(0, 1), cur
+            rep.update(1)
+        return out.clamp_(0, 1).to(upscaled.dtype)
+
+
+def stabilize_with_flow(upscaled: torch.Tensor, lr_frames: torch.Tensor, strength: float = 0.6,
+                        flow_preset: str = "medium", photometric_tol: float = 0.04, detail_tol: float = 0.12,
+                        reporter: Reporter | None = None) -> torch.Tensor:
+    """Make any per-frame upscaler's output temporally stable.
+
+    ``upscaled`` [T,3,H,W] (e.g. from ComfyUI's UPSCALE_MODEL, frame by
+    frame) and ``lr_frames`` [T,3,h,w], both 0..1. A causal recursive filter:
+
+        out_0 = up_0
+        out_t = up_t + strength · m_t · (W(out_{t−1}) − up_t)
+
+    W warps the previous *output* onto frame t (bicubic sampling, to keep
+    detail) with DIS flow computed on the LR frames (cheap, and not fooled by
+    the upscaler's own flicker), scaled to the output size. The blend mask
+    m_t is the product of:
+
+    - flow reliability: forward-backward consistency (not occluded) and the
+      sampled point lying inside the frame;
+    - an LR photometric check exp(−(|LR_t − W(LR_{t−1})| / photometric_tol)²):
+      where the flow is wrong the LR frames disagree, so no blending (no
+      ghosting on new content or fast motion);
+    - a detail check exp(−(|up_t − W(out_{t−1})| / detail_tol)²): flicker is a
+      small difference; a large one is a real change, kept as the upscaler drew it.
+
+    Because the previous output already carries its own history, texture that
+    the per-frame model redraws differently each frame converges instead of
+    flickering, while anything the flow cannot explain stays per-frame. For
+    long videos use ``FlowStabilizer`` chunk by chunk (same result).
+    """
+    rep = get_reporter(reporter)
+    rep.start(int(upscaled.shape[0]) if isinstance(upscaled, torch.Tensor) else 0, "stabilise")
+    return FlowStabilizer(strength, flow_preset, photometric_tol, detail_tol)(upscaled, lr_frames, rep)
+
+
+# ---------------------------------------------------------------- files
+def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  options: LoadOptions | None = None, fmt: str | None = None, crf: int = 18,
-                 overwrite: bool = False, window: int = 8, reporter: Reporter | None = None) -> int:
+                 overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
+                 stabilize: float = 0.0, reporter: Reporter | None = None) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
-    Memory is bounded by `window` frames: each window is decoded, upscaled and
-    encoded before the next is read. The output has the input's frame count,
-    fps and audio.
+    ``method``: 'learned' (the shipped video upscaler, or ``weights``),
+    'learned-per-frame' (same network without temporal propagation) or
+    'bicubic'; None picks 'learned' when its weights are installed. Memory is
+    bounded by ``window`` frames: windows are decoded, upscaled and encoded as
+    the stream goes. The output has the input's frame count, fps and audio.
     """
+    method = method or default_method()
     if method not in METHODS:
         raise InputError(f"method={method!r}; expected one of {', '.join(METHODS)}")
     if scale not in (2, 4):
         raise InputError(f"scale={scale!r}; expected 2 or 4")
+    if not 0.0 <= stabilize <= 1.0:
+        raise InputError(f"stabilize={stabilize}; expected 0 (off) to 1")
+    model = None
+    if method != "bicubic":
+        from .weights import load_default_upscaler, load_upscaler
+        model = load_upscaler(weights) if weights else load_default_upscaler(scale)
     reporter = get_reporter(reporter)
     reader = open_video(src, options)
     # Check the destination before decoding anything.
@@ -30,10 +334,14 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str = "bicubic",
                          reporter=reporter)
     with writer:
         reporter.start(reader.info.frame_count_hint or 0, f"upscale x{scale} ({method})")
-        for batch in reader.windows(window):
-            reporter.check_interrupt()
-            x = thwc_to_tchw(uint8_to_float(batch))
-            y = bicubic_upscale(x, scale)
-            writer.write(float_to_uint8(tchw_to_thwc(y)))
-            reporter.update(len(batch))
+        lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(window))
+        if model is None:
+            for x in lr_chunks:
+                reporter.check_interrupt()
+                writer.write(float_to_uint8(tchw_to_thwc(bicubic_upscale(x, scale))))
+                reporter.update(len(x))
+        else:
+            for y in stream_upscale(lr_chunks, model, scale, window=window, overlap=overlap,
+                                    temporal=(method == "learned"), stabilize=stabilize, reporter=reporter):
+                writer.write(float_to_uint8(tchw_to_thwc(y)))
     return writer.frame_count

@@ -1,0 +1,163 @@
+"""Upscale, Refine and Color Fix: the fast path's stages (and the ends of the diffusion path)."""
+from __future__ import annotations
+
+import os
+
+from vsr_core.colorfix import COLOR_FIX_METHODS, color_fix
+from vsr_core.errors import InputError
+from vsr_core.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
+from vsr_core.models.refiner import refine
+from vsr_core.resize import resize_frames
+from vsr_core.upscale_video import stabilize_with_flow, upscale_frames
+from vsr_core.weights import default_upscaler_path, load_refiner, load_upscaler
+
+from .comfy_bridge import (core_upscale_frames, is_core_upscale_model, make_reporter, model_choices,
+                           register_model_folder, resolve_model)
+
+CATEGORY = "video super-resolution/upscale"
+FOLDER = "vsr_upscaler"
+EXTENSIONS = (".safetensors",)
+SHIPPED = "default (shipped x4)"
+FIXED_BLEND = "fixed blend (no weights)"
+SHIPPED_REFINER = "default (shipped refiner)"
+
+register_model_folder(FOLDER, set(EXTENSIONS))
+
+
+class VSR_LoadUpscaler:
+    """The pack's video upscaler: the shipped x4 weights or a file trained with `python -m vsr_core train`."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        files = [n for n in model_choices((FOLDER,), EXTENSIONS) if n != "none found"]
+        return {"required": {"model_name": ([SHIPPED] + files, {"tooltip":
+                "The shipped x4 upscaler, or a .safetensors (with its .json card) from models/vsr_upscaler."})}}
+
+    RETURN_TYPES = ("VSR_UPSCALER",)
+    RETURN_NAMES = ("upscaler",)
+    OUTPUT_TOOLTIPS = ("The flow-guided video upscaler.",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Load the pack's temporally consistent video upscaler."
+
+    def load(self, model_name):
+        if model_name == SHIPPED:
+            path = default_upscaler_path(4)
+            if path is None:
+                raise InputError("the shipped upscaler weights are missing from vsr_core/weights; reinstall the pack")
+        else:
+            path = resolve_model(model_name, (FOLDER,), "upscaler")
+        return (load_upscaler(path),)
+
+
+class VSR_Upscale:
+    """x4/x2 video upscaling: the pack's flow-guided upscaler, or any per-frame UPSCALE_MODEL stabilised by flow."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("IMAGE", {"tooltip": "Low-resolution frames."}),
+                "upscaler": ("VSR_UPSCALER,UPSCALE_MODEL", {"tooltip":
+                             "Load Upscaler (VSR), or any model from core Load Upscale Model (run per frame, "
+                             "then stabilised with flow)."}),
+                "scale": ([4, 2], {"default": 4, "tooltip": "Output scale."}),
+                "temporal": ("BOOLEAN", {"default": True, "tooltip":
+                                         "Flow-guided propagation across frames (off: frame by frame)."}),
+                "window": ("INT", {"default": 12, "min": 1, "max": 256, "tooltip":
+                                   "Frames processed together; memory grows with it."}),
+                "window_overlap": ("INT", {"default": 2, "min": 0, "max": 64, "tooltip":
+                                           "Frames shared by neighbouring windows, blended."}),
+                "tile": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 16, "tooltip":
+                                 "LR tile size for large frames."}),
+                "stabilize": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
+                                        "Extra flow-guided stabilisation of the output (0: off). For an "
+                                        "UPSCALE_MODEL, 0 means the default strength 0.6."}),
+            },
+        }
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("upscaled",)
+    OUTPUT_TOOLTIPS = ("Upscaled frames, same count as the input.",)
+    FUNCTION = "upscale"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Upscale a clip with flow-guided propagation (VideoGigaGAN/SATeCo ideas), or stabilise a " \
+                  "per-frame upscaler with flow."
+
+    def upscale(self, frames, upscaler, scale, temporal, window, window_overlap, tile, stabilize):
+        frames = check_image_batch(frames, "frames")
+        lr = thwc_to_tchw(frames)
+        reporter = make_reporter()
+        if is_core_upscale_model(upscaler):
+            per_frame = resize_frames(thwc_to_tchw(core_upscale_frames(upscaler, frames)),
+                                      lr.shape[-2] * scale, lr.shape[-1] * scale)
+            out = stabilize_with_flow(per_frame, lr, strength=stabilize or 0.6, reporter=reporter)
+        else:
+            out = upscale_frames(lr, upscaler, scale=scale, window=window, overlap=window_overlap,
+                                 temporal=temporal, tile=tile, stabilize=stabilize, reporter=reporter)
+        return (tchw_to_thwc(out).contiguous(),)
+
+
+class VSR_Refine:
+    """SATeCo's refiner: X_H = w X_u + (1 - w) X_d + ResBlock([X_u, X_d]), with an optional colour fix."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "upscaled": ("IMAGE", {"tooltip": "X_u: the upscaler's frames."}),
+                "decoded": ("IMAGE", {"tooltip": "X_d: the diffusion path's decoded frames (same size)."}),
+                "refiner": ([SHIPPED_REFINER, FIXED_BLEND], {"default": SHIPPED_REFINER, "tooltip":
+                             "The shipped trained refiner, or the plain blend w X_u + (1-w) X_d."}),
+                "w": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
+                                "Blend weight of X_u (SATeCo: 0.5)."}),
+                "color_fix": (list(COLOR_FIX_METHODS), {"default": "none", "tooltip":
+                              "Match colours to X_u afterwards: AdaIN (mean/std) or wavelet (low frequencies)."}),
+            },
+        }
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("frames",)
+    OUTPUT_TOOLTIPS = ("Refined frames.",)
+    FUNCTION = "refine"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Fuse the upscaler's and the diffusion path's frames (SATeCo's video refiner)."
+
+    def refine(self, upscaled, decoded, refiner, w, color_fix):
+        x_u = thwc_to_tchw(check_image_batch(upscaled, "upscaled"))
+        x_d = thwc_to_tchw(check_image_batch(decoded, "decoded"))
+        model = load_refiner() if refiner == SHIPPED_REFINER else None
+        out = refine(x_u, x_d, model, w=w, color_fix=color_fix)
+        return (tchw_to_thwc(out).contiguous(),)
+
+
+class VSR_ColorFix:
+    """StableSR's colour correction: match a result's colours to a reference."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "frames": ("IMAGE", {"tooltip": "Frames whose colours drifted (e.g. diffusion output)."}),
+            "reference": ("IMAGE", {"tooltip": "Frames with the right colours (e.g. the upscaled input), any size."}),
+            "method": ([m for m in COLOR_FIX_METHODS if m != "none"], {"default": "wavelet", "tooltip":
+                       "adain: per-channel mean/std; wavelet: keep the frames' detail, take the reference's "
+                       "low frequencies."}),
+        }}
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("frames",)
+    OUTPUT_TOOLTIPS = ("Colour-corrected frames.",)
+    FUNCTION = "fix"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "AdaIN or wavelet colour fix (StableSR's definitions)."
+
+    def fix(self, frames, reference, method):
+        x = thwc_to_tchw(check_image_batch(frames, "frames"))
+        ref = thwc_to_tchw(check_image_batch(reference, "reference"))
+        return (tchw_to_thwc(color_fix(x, ref, method)).contiguous(),)
+
+
+NODE_CLASS_MAPPINGS = {"VSR_LoadUpscaler": VSR_LoadUpscaler, "VSR_Upscale": VSR_Upscale,
+                       "VSR_Refine": VSR_Refine, "VSR_ColorFix": VSR_ColorFix}
+NODE_DISPLAY_NAME_MAPPINGS = {"VSR_LoadUpscaler": "Load Upscaler (VSR)", "VSR_Upscale": "Upscale (VSR)",
+                              "VSR_Refine": "Refine (VSR)", "VSR_ColorFix": "Color Fix (VSR)"}

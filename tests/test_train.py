@@ -1,0 +1,156 @@
+"""Training code: degradations (BI, BD, real-world), losses, data, and a 2-step run of the trainer."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vsr_core.errors import InputError
+from vsr_core.train.degradations import (RealBasicVSRDegradation, bd_downsample, bi_downsample, degrade,
+                                         gaussian_kernel_1d, matlab_resize_matrix)
+from vsr_core.train.losses import charbonnier, temporal_difference, warping_consistency
+
+
+def pil_bicubic(img: np.ndarray, size) -> np.ndarray:
+    """Independent reference: PIL's antialiased bicubic (a = -0.5) on float32 'F' images, per channel."""
+    return np.stack([np.asarray(Image.fromarray(c.astype(np.float32), mode="F").resize(size, Image.BICUBIC))
+                     for c in img])
+
+
+def test_bi_equals_reference_antialiased_bicubic_including_borders():
+    rng = np.random.default_rng(0)
+    hr = rng.random((3, 64, 80))
+    ours = bi_downsample(torch.from_numpy(hr)[None], 4)[0].numpy()
+    assert ours.shape == (3, 16, 20)
+    # MATLAB pads symmetrically; PIL renormalises at borders. Pad by 8 (a multiple of 4) symmetrically,
+    # let PIL downscale, and drop the 2 LR pixels that came from the padding: identical everywhere.
+    padded = np.pad(hr, ((0, 0), (8, 8), (8, 8)), mode="symmetric")
+    ref = pil_bicubic(padded, (20 + 4, 16 + 4))[:, 2:-2, 2:-2]
+    assert np.abs(ours - ref).max() < 1e-5
+    # and the interior equals torch's antialiased bicubic
+    t = torch.nn.functional.interpolate(torch.from_numpy(hr)[None].float(), size=(16, 20), mode="bicubic",
+                                        antialias=True, align_corners=False)[0].numpy()
+    assert np.abs(ours - t)[:, 3:-3, 3:-3].max() < 1e-5
+
+
+def test_bi_matrix_rows_sum_to_one_and_constant_stays_constant():
+    m = matlab_resize_matrix(40, 10, 0.25)
+    assert torch.allclose(m.sum(1), torch.ones(10, dtype=m.dtype))
+    flat = torch.full((2, 3, 40, 40), 0.37)
+    assert torch.allclose(bi_downsample(flat, 4), torch.full((2, 3, 10, 10), 0.37), atol=1e-6)
+
+
+def test_bd_kernel_and_sampling_phase():
+    k = gaussian_kernel_1d(1.6)
+    assert k.numel() == 12                         # ceil(3 * 1.6) * 2 + 2
+    assert torch.allclose(k, k.flip(0)) and abs(float(k.sum()) - 1) < 1e-12
+    # LR pixel j is centred between HR pixels 4j+1 and 4j+2 (0-based): sampling starts at 1-based index 2
+    # with imfilter's even-kernel centre at element 6 (1-based).
+    resp = []
+    for d in range(4, 8):
+        hr = torch.zeros(1, 3, 16, 16, dtype=torch.float64)
+        hr[..., 8, d] = 1.0                         # a vertical-position-fixed impulse at column d
+        resp.append(float(bd_downsample(hr, 4)[0, 0, 2, 1]))
+    r0, r1, r2, r3 = resp                           # columns 4..7 all feed LR column 1
+    assert r1 == pytest.approx(r2) and r0 == pytest.approx(r3) and r1 > r0
+    assert bd_downsample(torch.rand(2, 3, 32, 48), 4).shape == (2, 3, 8, 12)
+
+
+def test_realbasicvsr_pipeline_shapes_range_and_seed():
+    hr = torch.rand(3, 3, 64, 64)
+    a = RealBasicVSRDegradation(4, seed=5)(hr)
+    b = RealBasicVSRDegradation(4, seed=5)(hr)
+    assert a.shape == (3, 3, 16, 16) and a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, b)
+    assert torch.equal(a, (a * 255).round() / 255)   # quantized to 8 bits
+
+
+def test_degrade_bad_input():
+    with pytest.raises(InputError, match="degradation"):
+        degrade(torch.rand(1, 3, 16, 16), "jpeg")
+    with pytest.raises(InputError, match="T,3,H,W"):
+        bi_downsample(torch.rand(3, 16, 16), 4)
+    with pytest.raises(InputError, match="scale"):
+        bi_downsample(torch.rand(1, 3, 16, 16), 5)
+
+
+def test_losses():
+    x = torch.rand(2, 3, 3, 16, 16)
+    assert float(charbonnier(x, x)) == pytest.approx(1e-3)
+    assert float(temporal_difference(x + 0.1, x)) == pytest.approx(1e-3, abs=1e-6)   # a constant offset is not flicker
+    flicker = x + 0.1 * torch.randn(2, 3, 1, 1, 1).expand_as(x)
+    assert float(temporal_difference(flicker, x)) > 0.01
+    flow = torch.zeros(2, 2, 2, 16, 16)
+    assert float(warping_consistency(x, x, flow)) == pytest.approx(1e-3, abs=1e-6)
+    assert float(warping_consistency(flicker, x, flow)) > 0.01
+
+
+def test_training_photos_are_shipped_and_heldout_disjoint():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    from vsr_core.data.clips import HELDOUT_PHOTOS, TRAIN_PHOTOS, load_photo, random_clip
+    assert not set(TRAIN_PHOTOS) & set(HELDOUT_PHOTOS)
+    for name in TRAIN_PHOTOS + HELDOUT_PHOTOS:
+        img = load_photo(name)
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= 128
+    clip = random_clip("skimage:astronaut", 4, (32, 40), np.random.default_rng(0))
+    assert clip.shape == (4, 32, 40, 3)
+    with pytest.raises(InputError, match="source"):
+        load_photo("flickr:cat")
+
+
+def test_trainer_two_steps_writes_loadable_weights_and_card_and_resumes(tmp_path):
+    from vsr_core.train.trainer import TrainConfig, train
+    from vsr_core.weights import load_upscaler
+    out = str(tmp_path / "run")
+    cfg = TrainConfig(
+        out=out, steps=2, batch=1, frames=3, lr_size=16, eval_every=0, log_every=1,
+        photos=["skimage:astronaut", "skimage:chelsea"],
+        model={"channels": 8, "heads": 2, "feat_blocks": 1, "prop_blocks": 1, "attn_blocks": 1})
+    train(cfg, log=lambda s: None)
+    card = json.load(open(os.path.join(out, "model.json")))
+    assert card["steps"] == 2 and card["degradation"] == "bi" and card["architecture"] == "VideoUpscaler"
+    assert "photos" in card["data"] and card["loss"] is not None
+    model = load_upscaler(os.path.join(out, "model.safetensors"))
+    assert model.config.channels == 8
+    y = model(torch.rand(1, 2, 3, 8, 8), torch.zeros(1, 1, 2, 8, 8), torch.zeros(1, 1, 2, 8, 8))
+    assert y.shape == (1, 2, 3, 32, 32)
+    cfg.steps = 3
+    logs = []
+    train(cfg, log=logs.append)
+    assert any("resumed" in s and "step 2" in s for s in logs)
+    assert json.load(open(os.path.join(out, "model.json")))["steps"] == 3
+
+
+def test_trainer_bad_config(tmp_path):
+    from vsr_core.train.trainer import TrainConfig, train
+    with pytest.raises(InputError, match="task"):
+        train(TrainConfig(task="gan", out=str(tmp_path)))
+
+
+def test_train_command_line(tmp_path, capsys):
+    from vsr_core.cli import main
+    out = tmp_path / "cli_run"
+    rc = main(["train", "--out", str(out), "--steps", "1", "--batch", "1", "--frames", "2", "--lr-size", "12",
+               "--eval-every", "0", "--photos", "skimage:astronaut",
+               "--model", '{"channels": 8, "heads": 2, "feat_blocks": 1, "prop_blocks": 1, "attn_blocks": 1}'])
+    assert rc == 0 and (out / "model.safetensors").exists() and (out / "model.json").exists()
+    assert main(["train", "--out", str(tmp_path / "x"), "--task", "nope", "--steps", "1"]) == 2
+    assert "task='nope'" in capsys.readouterr().err
+
+
+def test_dataset_from_a_video_folder(tmp_path, clip):
+    from conftest import write_media
+    from vsr_core.train.datasets import ClipDataset
+    (tmp_path / "vids").mkdir()
+    write_media(tmp_path / "vids" / "a.mkv", clip[:8])            # 48x64 frames
+    ds = ClipDataset(scale=4, frames=3, lr_size=8, video_folder=str(tmp_path / "vids"), video_fraction=1.0,
+                     photos=("skimage:astronaut",), seed=1)
+    b = ds.sample(2)
+    assert b.lr.shape == (2, 3, 3, 8, 8) and b.hr.shape == (2, 3, 3, 32, 32)
+    assert b.flow_forward.shape == (2, 2, 2, 8, 8)
+    with pytest.raises(InputError, match="no videos"):
+        (tmp_path / "empty").mkdir()
+        ClipDataset(video_folder=str(tmp_path / "empty"), photos=("skimage:astronaut",))

@@ -1,0 +1,166 @@
+"""The video upscaler: shapes for any T and scale, streaming/seams, per-frame mode, bad input,
+flow stabilisation of a per-frame upscaler, and the shipped default."""
+import numpy as np
+import pytest
+import torch
+
+from vsr_core.errors import InputError
+from vsr_core.models.upscaler import UpscalerConfig, VideoUpscaler, upscale_clip
+from vsr_core.upscale_video import stabilize_with_flow, stream_upscale, upscale_frames
+
+TINY = dict(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=2, attn_window=4)
+
+
+def tiny(scale=4, seed=0, **kw):
+    torch.manual_seed(seed)
+    m = VideoUpscaler(UpscalerConfig(scale=scale, **{**TINY, **kw})).eval()
+    for p in m.parameters():            # non-trivial weights so propagation matters
+        p.data.add_(0.05 * torch.randn_like(p))
+    return m
+
+
+def lr_clip(clip, t, scale=4):
+    x = torch.from_numpy(np.ascontiguousarray(clip[:t])).permute(0, 3, 1, 2).float() / 255
+    return torch.nn.functional.avg_pool2d(x, 2)     # 24x32 LR frames
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("t", [1, 2, 5, 7])
+def test_frame_count_and_shape_preserved_for_any_t(clip, scale, t):
+    lr = lr_clip(clip, t)
+    y = upscale_frames(lr, tiny(scale), scale=scale, window=4, overlap=1)
+    assert y.shape == (t, 3, 24 * scale, 32 * scale)
+    assert 0 <= float(y.min()) and float(y.max()) <= 1
+
+
+def test_x2_from_an_x4_model_is_resampled(clip):
+    y = upscale_frames(lr_clip(clip, 3), tiny(4), scale=2, window=3, overlap=1)
+    assert y.shape == (3, 3, 48, 64)
+
+
+def test_streaming_does_not_depend_on_how_the_input_is_chunked(clip):
+    lr = lr_clip(clip, 9)
+    m = tiny()
+    whole = torch.cat(list(stream_upscale([lr], m, window=5, overlap=2)))
+    pieces = torch.cat(list(stream_upscale([lr[:2], lr[2:3], lr[3:8], lr[8:]], m, window=5, overlap=2)))
+    assert whole.shape[0] == 9 and torch.allclose(whole, pieces, atol=1e-6)
+
+
+def test_single_window_equals_one_pass_and_seams_are_cross_faded(clip):
+    lr = lr_clip(clip, 6)
+    m = tiny()
+    one = upscale_clip(m, lr)
+    assert torch.allclose(upscale_frames(lr, m, window=6, overlap=2), one, atol=1e-5)
+    split = upscale_frames(lr, m, window=4, overlap=1)
+    # frames that only one window produced differ from the one-pass result only through context
+    assert (split - one).abs().mean() < 0.05
+
+
+def test_spatial_tiles_match_untiled(clip):
+    lr = lr_clip(clip, 3)
+    m = tiny(attn_blocks=0)
+    full = upscale_frames(lr, m, window=3, overlap=1, tile=0)
+    tiled = upscale_frames(lr, m, window=3, overlap=1, tile=16, tile_overlap=6)
+    assert tiled.shape == full.shape
+    assert (tiled - full).abs().mean() < 0.01
+
+
+def test_temporal_mode_uses_neighbours_and_per_frame_mode_does_not(clip):
+    lr = lr_clip(clip, 4)
+    m = tiny()
+    per_frame = upscale_frames(lr, m, window=4, overlap=0, temporal=False)
+    temporal = upscale_frames(lr, m, window=4, overlap=0)
+    assert not torch.allclose(per_frame, temporal, atol=1e-4)
+    # per-frame: each output depends on its own frame only
+    alone = upscale_frames(lr[2:3], m, window=1, overlap=0, temporal=False)
+    assert torch.allclose(per_frame[2:3], alone, atol=1e-5)
+
+
+def test_blurpool_and_hf_shuttle_options_build_and_run():
+    for kw in ({"blurpool": False}, {"hf_shuttle": False}):
+        m = tiny(**kw)
+        assert m(torch.rand(1, 2, 3, 12, 12), torch.zeros(1, 1, 2, 12, 12),
+                 torch.zeros(1, 1, 2, 12, 12)).shape == (1, 2, 3, 48, 48)
+    assert tiny(blurpool=True).num_parameters() < 1_000_000
+
+
+def test_bad_inputs(clip):
+    m = tiny()
+    with pytest.raises(InputError, match="scale"):
+        UpscalerConfig(scale=3)
+    with pytest.raises(InputError, match="scale"):
+        upscale_frames(lr_clip(clip, 2), m, scale=8)
+    with pytest.raises(InputError, match=">= 8 pixels"):
+        upscale_frames(torch.rand(2, 3, 6, 20), m)
+    bad = lr_clip(clip, 2)
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(InputError, match="NaN"):
+        upscale_frames(bad, m)
+    with pytest.raises(InputError, match=r"\[T,3,H,W\]"):
+        upscale_frames(torch.rand(2, 24, 32, 3), m)
+    with pytest.raises(InputError, match="overlap"):
+        upscale_frames(lr_clip(clip, 2), m, window=4, overlap=2)
+    with pytest.raises(InputError, match="flow_forward has shape"):
+        m(torch.rand(1, 3, 3, 16, 16), torch.zeros(1, 1, 2, 16, 16), torch.zeros(1, 1, 2, 16, 16))
+
+
+def test_stabilize_with_flow_lowers_warping_error_of_a_flickering_upscaler(clip):
+    from vsr_core.flow import DISFlow
+    from vsr_core.metrics import psnr_y, warping_error
+    from vsr_core.train.degradations import bi_downsample
+    hr = torch.from_numpy(clip[:8]).permute(0, 3, 1, 2).float() / 255        # 48x64, pans 3 px/frame
+    lr = bi_downsample(hr, 2).clamp(0, 1)
+    g = torch.Generator().manual_seed(0)
+    flicker = (hr + 0.03 * torch.randn(hr.shape, generator=g)).clamp(0, 1)   # per-frame model: new noise each frame
+    stable = stabilize_with_flow(flicker, lr)
+    assert stable.shape == flicker.shape
+    d = DISFlow("medium")
+    flow = d(hr[:-1], hr[1:])
+    assert warping_error(stable, flow) < 0.7 * warping_error(flicker, flow)
+    assert psnr_y(stable, hr) > psnr_y(flicker, hr)
+    with pytest.raises(InputError, match="frames"):
+        stabilize_with_flow(flicker[:3], lr)
+    assert torch.equal(stabilize_with_flow(flicker, lr, strength=0.0), flicker)
+
+
+def test_shipped_default_upscaler_beats_bicubic_on_a_heldout_clip():
+    from vsr_core.weights import has_default_upscaler, load_default_upscaler
+    if not has_default_upscaler(4):
+        pytest.skip("shipped weights not installed")
+    from vsr_core.data.clips import heldout_clips
+    from vsr_core.metrics import psnr_y
+    from vsr_core.resize import bicubic_upscale
+    from vsr_core.train.degradations import degrade
+    m = load_default_upscaler(4)
+    assert m.card["steps"] > 0 and "psnr_y" in m.card["metrics"]
+    clip = heldout_clips(3, (96, 128), names=("skimage:coffee",))["skimage:coffee"]
+    hr = torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255
+    lr = degrade(hr, "bi", 4)
+    assert psnr_y(upscale_frames(lr, m), hr) > psnr_y(bicubic_upscale(lr, 4), hr) + 0.5
+
+
+def test_streamed_stabilisation_equals_one_shot(clip):
+    lr = lr_clip(clip, 7)
+    m = tiny()
+    plain = upscale_frames(lr, m, window=4, overlap=1)
+    from vsr_core.upscale_video import stabilize_with_flow as swf
+    streamed = upscale_frames(lr, m, window=4, overlap=1, stabilize=0.6)
+    assert streamed.shape == plain.shape
+    assert torch.allclose(streamed, swf(plain, lr, strength=0.6), atol=1e-5)
+
+
+def test_cli_learned_method_keeps_frame_count_and_size(tmp_path, clip):
+    from conftest import write_media
+    from vsr_core.cli import main
+    from vsr_core.video import open_video
+    from vsr_core.weights import has_default_upscaler
+    if not has_default_upscaler(4):
+        pytest.skip("shipped weights not installed")
+    src = write_media(tmp_path / "in.mkv", clip[:5, :32, :48])
+    out = str(tmp_path / "out.mkv")
+    assert main(["upscale", src, out, "--format", "ffv1", "--window", "3", "--overlap", "1"]) == 0
+    frames = np.concatenate(list(open_video(out).windows(8)))
+    assert frames.shape == (5, 128, 192, 3)
+    assert main(["upscale", src, str(tmp_path / "o2.mkv"), "--format", "ffv1", "--scale", "2",
+                 "--method", "learned-per-frame"]) == 0
+    assert np.concatenate(list(open_video(str(tmp_path / "o2.mkv")).windows(8))).shape == (5, 64, 96, 3)

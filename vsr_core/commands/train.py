@@ -1,0 +1,50 @@
+"""`python -m vsr_core train`: train the upscaler (or refiner) and write safetensors + a model card."""
+from __future__ import annotations
+
+import json
+
+from ..progress import Reporter
+
+
+def register(subparsers) -> None:
+    from ..train.trainer import TrainConfig
+    d = TrainConfig()
+    p = subparsers.add_parser("train", help="train the upscaler or refiner (resumable)",
+                              description="Train on virtual-camera clips over photos shipped by PyPI packages "
+                                          "(and optionally a folder of your videos). Re-running with the same "
+                                          "--out resumes from its state.pt.")
+    p.add_argument("--task", default=d.task, help="upscaler or refiner (or a task added with register_task)")
+    p.add_argument("--out", default=d.out, help="run folder: log, state.pt, model.safetensors + model.json")
+    p.add_argument("--scale", type=int, default=d.scale, choices=(2, 4))
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--frames", type=int, default=d.frames, help="frames per training clip")
+    p.add_argument("--lr-size", type=int, default=d.lr_size, help="LR crop side in pixels")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--degradation", default=d.degradation, choices=("bi", "bd", "realbasicvsr"))
+    p.add_argument("--video-folder", default=None, help="also train on clips from the videos in this folder")
+    p.add_argument("--photos", default=None,
+                   help="comma-separated photos, e.g. skimage:astronaut,sklearn:china.jpg (default: the shipped list)")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    p.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--w-temporal", type=float, default=d.w_temporal)
+    p.add_argument("--w-warp", type=float, default=d.w_warp)
+    p.add_argument("--model", default="{}", help='architecture overrides as JSON, e.g. \'{"channels": 32}\'')
+    p.add_argument("--upscaler-weights", default=None, help="refiner task: the upscaler .safetensors to use")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..train.trainer import TrainConfig, train
+    cfg = TrainConfig(task=args.task, out=args.out, scale=args.scale, steps=args.steps, batch=args.batch,
+                      frames=args.frames, lr_size=args.lr_size, lr=args.lr, degradation=args.degradation,
+                      video_folder=args.video_folder, threads=args.threads,
+                      photos=args.photos.split(",") if args.photos else None,
+                      checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
+                      w_temporal=args.w_temporal, w_warp=args.w_warp, model=json.loads(args.model),
+                      upscaler_weights=args.upscaler_weights, seed=args.seed)
+    metrics = train(cfg, reporter=Reporter(), log=lambda s: print(s, flush=True))
+    print(f"done: {cfg.out}/model.safetensors  metrics: {json.dumps(metrics)}")
+    return 0

@@ -1,0 +1,130 @@
+"""Training batches: (LR clip, HR clip, LR flow) made on the fly.
+
+Sources:
+- ``photos``: virtual-camera clips over photographs shipped by PyPI packages
+  (``vsr_core.data.clips.TRAIN_PHOTOS``), random pan/zoom/roll per clip.
+- ``video_folder``: any folder of videos (or image-sequence folders) the user
+  points at; random windows of consecutive frames, random crops.
+
+Every clip is degraded with the chosen degradation (BI/BD/realbasicvsr) and
+quantized to 8 bits. Flow for the propagation is estimated with DIS on the LR
+clip, exactly as at inference, so the network learns to live with DIS's errors.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..data.clips import TRAIN_PHOTOS, load_photo, random_clip
+from ..errors import InputError
+from ..flow.dis import DISFlow
+from .degradations import DEGRADATIONS, degrade
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".gif")
+
+
+@dataclass
+class ClipBatch:
+    lr: torch.Tensor            # [B,T,3,h,w]
+    hr: torch.Tensor            # [B,T,3,H,W]
+    flow_forward: torch.Tensor  # [B,T-1,2,h,w]
+    flow_backward: torch.Tensor
+
+
+def lr_flows(lr: torch.Tensor, estimator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward/backward flow [T-1,2,h,w] of an LR clip [T,3,h,w]."""
+    if lr.shape[0] < 2:
+        z = lr.new_zeros(0, 2, *lr.shape[-2:])
+        return z, z
+    a, b = lr[:-1], lr[1:]
+    return estimator(a, b), estimator(b, a)
+
+
+@dataclass
+class ClipDataset:
+    scale: int = 4
+    frames: int = 5
+    lr_size: int = 48
+    degradation: str = "bi"
+    photos: tuple = TRAIN_PHOTOS
+    video_folder: str | None = None
+    video_fraction: float = 0.5       # share of clips from the folder when one is given
+    flow_preset: str = "medium"
+    seed: int = 0
+    rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if self.degradation not in DEGRADATIONS:
+            raise InputError(f"degradation={self.degradation!r}; expected one of {', '.join(DEGRADATIONS)}")
+        if self.scale not in (2, 4):
+            raise InputError(f"scale={self.scale!r}; expected 2 or 4")
+        if self.frames < 1 or self.lr_size < 8:
+            raise InputError(f"frames={self.frames}, lr_size={self.lr_size}; expected frames >= 1, lr_size >= 8")
+        for p in self.photos:
+            load_photo(p)   # fail now, with the photo's name, if a package is missing
+        self.videos = []
+        if self.video_folder:
+            if not os.path.isdir(self.video_folder):
+                raise InputError(f"video_folder '{self.video_folder}' is not a folder")
+            for root, dirs, files in os.walk(self.video_folder):
+                self.videos += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(VIDEO_EXTENSIONS)]
+            if not self.videos:
+                raise InputError(f"video_folder '{self.video_folder}' has no videos ({', '.join(VIDEO_EXTENSIONS)})")
+        self.rng = np.random.default_rng(self.seed)
+        self.flow = DISFlow(self.flow_preset)
+
+    def describe(self) -> dict:
+        return {"photos": list(self.photos), "video_folder": self.video_folder, "frames": self.frames,
+                "lr_crop": self.lr_size, "scale": self.scale, "degradation": self.degradation,
+                "flow": f"dis:{self.flow_preset} on LR"}
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+    def get_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    # -- sources -----------------------------------------------------------
+    def _hr_clip(self) -> np.ndarray:
+        hs = self.lr_size * self.scale
+        if self.videos and self.rng.random() < self.video_fraction:
+            clip = self._video_clip(hs)
+            if clip is not None:
+                return clip
+        name = self.photos[self.rng.integers(len(self.photos))]
+        return random_clip(name, self.frames, (hs, hs), self.rng)
+
+    def _video_clip(self, hs: int) -> np.ndarray | None:
+        from ..video import LoadOptions, open_video
+        path = self.videos[self.rng.integers(len(self.videos))]
+        reader = open_video(path)
+        n = reader.info.frame_count_hint or self.frames
+        skip = int(self.rng.integers(0, max(1, n - self.frames)))
+        reader = open_video(path, LoadOptions(skip_first_frames=skip, frame_load_cap=self.frames))
+        frames = np.concatenate(list(reader.windows(self.frames)))
+        if len(frames) < self.frames or min(frames.shape[1:3]) < hs:
+            return None
+        y = int(self.rng.integers(0, frames.shape[1] - hs + 1))
+        x = int(self.rng.integers(0, frames.shape[2] - hs + 1))
+        return frames[:, y:y + hs, x:x + hs]
+
+    def sample(self, batch: int) -> ClipBatch:
+        lrs, hrs, ffs, fbs = [], [], [], []
+        for _ in range(batch):
+            clip = self._hr_clip()
+            if self.rng.random() < 0.5:
+                clip = clip[:, :, ::-1]
+            if self.rng.random() < 0.5:
+                clip = clip[:, ::-1]
+            if self.rng.random() < 0.5:
+                clip = clip.transpose(0, 2, 1, 3)
+            if self.rng.random() < 0.5:
+                clip = clip[::-1]
+            hr = torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2).float() / 255.0
+            lr = degrade(hr, self.degradation, self.scale, rng_seed=int(self.rng.integers(2 ** 31)))
+            ff, fb = lr_flows(lr, self.flow)
+            lrs.append(lr), hrs.append(hr), ffs.append(ff), fbs.append(fb)
+        return ClipBatch(torch.stack(lrs), torch.stack(hrs), torch.stack(ffs), torch.stack(fbs))

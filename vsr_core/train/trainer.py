@@ -1,0 +1,327 @@
+"""One trainer for every trainable part of the pack.
+
+A *task* says what to build, which parameters train, how to make a batch, the
+loss, and how to evaluate; ``train()`` does the rest: AdamW with warm-up and
+cosine decay, gradient clipping, a JSON-lines log, resumable checkpoints
+(``state.pt`` with model + optimizer + data RNG, read back with
+``torch.load(weights_only=True)``) every few minutes, and the deliverable:
+``model.safetensors`` + ``model.json`` (the model card: architecture config,
+data, degradation, steps, loss, metrics).
+
+Tasks here: ``upscaler`` (the video upscaler) and ``refiner``. The backbone
+adapters (SFA/TFA in the UNet and VAE decoder, the temporal decoder) plug in
+through ``register_task``: write a task whose ``build_model`` loads the frozen
+base (e.g. SD 2.1 UNet from the user's checkpoint), calls
+``freeze_except(model, ("sfa", "tfa"))`` and whose ``loss`` is the epsilon
+loss of the noised latent; everything else (optimizer, schedule, checkpoints,
+card) is shared. Only parameters that require grad are saved in the card's
+safetensors when ``task.save_trainable_only`` is True, so an adapter file
+stays small and loads on top of the user's base weights.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from ..errors import InputError
+from ..progress import Reporter, get_reporter
+from .losses import charbonnier, temporal_difference, warping_consistency
+
+TASKS: dict[str, Callable] = {}
+
+
+def register_task(name: str, factory: Callable) -> None:
+    """Make ``factory(config: TrainConfig) -> task`` available as ``--task name``."""
+    TASKS[name] = factory
+
+
+def freeze_except(model: torch.nn.Module, trainable: tuple[str, ...]) -> list[str]:
+    """Freeze every parameter whose name contains none of ``trainable``; returns the trainable names."""
+    names = []
+    for n, p in model.named_parameters():
+        p.requires_grad_(any(key in n for key in trainable))
+        if p.requires_grad:
+            names.append(n)
+    if not names:
+        raise InputError(f"no parameter name contains any of {trainable}; nothing would train")
+    return names
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@dataclass
+class TrainConfig:
+    task: str = "upscaler"
+    out: str = "runs/upscaler_x4"
+    scale: int = 4
+    steps: int = 5000
+    batch: int = 4
+    frames: int = 5
+    lr_size: int = 48
+    lr: float = 5e-4
+    min_lr: float = 1e-5
+    warmup: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 0.5
+    degradation: str = "bi"
+    video_folder: str | None = None
+    photos: list | None = None                       # None: data.clips.TRAIN_PHOTOS
+    seed: int = 0
+    threads: int = 1
+    checkpoint_minutes: float = 4.0
+    eval_every: int = 250
+    log_every: int = 20
+    # loss weights
+    w_temporal: float = 0.2
+    w_warp: float = 0.1
+    per_frame_prob: float = 0.15
+    model: dict = field(default_factory=dict)       # architecture overrides
+    upscaler_weights: str | None = None              # refiner task: the frozen upscaler
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * p))
+
+
+# ------------------------------------------------------------------ tasks
+class UpscalerTask:
+    """The video upscaler: Charbonnier + temporal-difference + flow-masked warping losses."""
+
+    architecture = "VideoUpscaler"
+    save_trainable_only = False
+
+    def __init__(self, cfg: TrainConfig):
+        from .datasets import ClipDataset
+        self.cfg = cfg
+        self.data = ClipDataset(scale=cfg.scale, frames=cfg.frames, lr_size=cfg.lr_size,
+                                degradation=cfg.degradation, video_folder=cfg.video_folder, seed=cfg.seed,
+                                **({"photos": tuple(cfg.photos)} if cfg.photos else {}))
+        self.rng = np.random.default_rng(cfg.seed + 1)
+
+    def build_model(self) -> torch.nn.Module:
+        from ..models.upscaler import UpscalerConfig, VideoUpscaler
+        return VideoUpscaler(UpscalerConfig(scale=self.cfg.scale, **self.cfg.model))
+
+    def model_config(self, model) -> dict:
+        return model.config.to_dict()
+
+    def batch(self):
+        return self.data.sample(self.cfg.batch)
+
+    def loss(self, model, b) -> tuple[torch.Tensor, dict]:
+        cfg = self.cfg
+        temporal = self.rng.random() >= cfg.per_frame_prob
+        out = model(b.lr, b.flow_forward, b.flow_backward, temporal=temporal)
+        l_pix = charbonnier(out, b.hr)
+        total, logs = l_pix, {"pix": l_pix.item()}
+        if cfg.w_temporal:
+            l_td = temporal_difference(out, b.hr)
+            total = total + cfg.w_temporal * l_td
+            logs["td"] = l_td.item()
+        if cfg.w_warp and b.lr.shape[1] > 1:
+            hb, ht = b.hr.shape[0], b.hr.shape[1]
+            s = cfg.scale
+            ff = torch.nn.functional.interpolate(b.flow_forward.flatten(0, 1), scale_factor=s, mode="bilinear",
+                                                 align_corners=False) * s
+            fb = torch.nn.functional.interpolate(b.flow_backward.flatten(0, 1), scale_factor=s, mode="bilinear",
+                                                 align_corners=False) * s
+            from ..flow.occlusion import occlusion_masks
+            occ_f, _ = occlusion_masks(ff, fb)
+            valid = (1 - occ_f).reshape(hb, ht - 1, 1, *ff.shape[-2:])
+            l_w = warping_consistency(out, b.hr, ff.reshape(hb, ht - 1, 2, *ff.shape[-2:]), valid)
+            total = total + cfg.w_warp * l_w
+            logs["warp"] = l_w.item()
+        logs["mode"] = "temporal" if temporal else "per-frame"
+        return total, logs
+
+    def evaluate(self, model) -> dict:
+        return evaluate_upscaler(model, frames=5, size=(256, 384))
+
+    def data_card(self) -> dict:
+        return self.data.describe()
+
+    def get_state(self) -> dict:
+        return {"data_rng": self.data.get_state(), "task_rng": self.rng.bit_generator.state}
+
+    def set_state(self, s: dict) -> None:
+        self.data.set_state(s["data_rng"])
+        self.rng.bit_generator.state = s["task_rng"]
+
+
+def evaluate_upscaler(model, frames: int = 5, size=(256, 384), names=None) -> dict:
+    """Held-out PSNR-Y of the model (temporal) and of bicubic, BI degradation."""
+    from ..data.clips import HELDOUT_PHOTOS, heldout_clips
+    from ..metrics import psnr_y
+    from ..models.upscaler import upscale_clip
+    from ..resize import bicubic_upscale
+    from .degradations import degrade
+
+    was = model.training
+    model.eval()
+    res = {}
+    ours, bic = [], []
+    for name, clip in heldout_clips(frames, size, names or HELDOUT_PHOTOS).items():
+        hr = torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255.0
+        lr = degrade(hr, "bi", model.scale)
+        o = psnr_y(upscale_clip(model, lr), hr)
+        bb = psnr_y(bicubic_upscale(lr, model.scale), hr)
+        ours.append(o), bic.append(bb)
+        res[f"psnr_y/{name}"] = round(o, 3)
+        res[f"bicubic_psnr_y/{name}"] = round(bb, 3)
+    res["psnr_y"] = round(float(np.mean(ours)), 3)
+    res["bicubic_psnr_y"] = round(float(np.mean(bic)), 3)
+    res["gain_db"] = round(res["psnr_y"] - res["bicubic_psnr_y"], 3)
+    model.train(was)
+    return res
+
+
+register_task("upscaler", UpscalerTask)
+
+
+def _refiner_task(cfg):
+    from .refiner_task import RefinerTask
+    return RefinerTask(cfg)
+
+
+register_task("refiner", _refiner_task)
+
+
+# ------------------------------------------------------------------ files
+def _atomic(path: str, write: Callable[[str], None]) -> None:
+    tmp = path + ".tmp"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_card(path: str, card: dict) -> None:
+    _atomic(path, lambda p: open(p, "w").write(json.dumps(card, indent=2) + "\n"))
+
+
+def export_model(model, task, cfg: TrainConfig, step: int, out_dir: str, metrics: dict, loss: float | None,
+                 name: str = "model") -> str:
+    """Write ``<name>.safetensors`` + ``<name>.json`` (the model card). Returns the weights path."""
+    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if task.save_trainable_only:
+        keep = {n for n, p in model.named_parameters() if p.requires_grad}
+        sd = {k: v for k, v in sd.items() if k in keep}
+    wpath = os.path.join(out_dir, f"{name}.safetensors")
+    _atomic(wpath, lambda p: save_file(sd, p, metadata={"architecture": task.architecture}))
+    card = {
+        "architecture": task.architecture,
+        "config": task.model_config(model),
+        "parameters": int(sum(v.numel() for v in sd.values())),
+        "task": cfg.task,
+        "degradation": cfg.degradation,
+        "data": task.data_card(),
+        "steps": int(step),
+        "batch": cfg.batch,
+        "loss": None if loss is None else round(float(loss), 6),
+        "loss_weights": {"charbonnier": 1.0, "temporal_difference": cfg.w_temporal, "warping": cfg.w_warp},
+        "per_frame_prob": cfg.per_frame_prob,
+        "optimizer": f"AdamW lr {cfg.lr} cosine to {cfg.min_lr} over {cfg.steps} steps, warmup {cfg.warmup}",
+        "metrics": metrics,
+        "trained_on": f"{cpu_name()}, torch {torch.__version__}, {cfg.threads} thread(s)",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    write_card(os.path.join(out_dir, f"{name}.json"), card)
+    return wpath
+
+
+def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) training; returns the final model card's metrics."""
+    if cfg.task not in TASKS:
+        raise InputError(f"task={cfg.task!r}; expected one of {', '.join(sorted(TASKS))}")
+    if cfg.steps < 1 or cfg.batch < 1:
+        raise InputError(f"steps={cfg.steps}, batch={cfg.batch}; expected positive integers")
+    torch.set_num_threads(max(1, int(cfg.threads)))
+    torch.manual_seed(cfg.seed)
+    rep = get_reporter(reporter)
+    os.makedirs(cfg.out, exist_ok=True)
+    task = TASKS[cfg.task](cfg)
+    model = task.build_model()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    state_path = os.path.join(cfg.out, "state.pt")
+    step, metrics, last_loss = 0, {}, None
+    if os.path.exists(state_path):
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        step, metrics = int(st["step"]), json.loads(st["metrics"])
+        task.set_state(json.loads(st["task_state"]))
+        torch.set_rng_state(st["torch_rng"])
+        log(f"resumed from {state_path} at step {step}")
+    with open(os.path.join(cfg.out, "config.json"), "w") as f:
+        json.dump(asdict(cfg), f, indent=2)
+    logf = open(os.path.join(cfg.out, "log.jsonl"), "a")
+
+    def save_state():
+        def w(p):
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                        "metrics": json.dumps(metrics), "task_state": json.dumps(task.get_state(), default=int),
+                        "torch_rng": torch.get_rng_state()}, p)
+        _atomic(state_path, w)
+        export_model(model, task, cfg, step, cfg.out, metrics, last_loss)
+
+    model.train()
+    rep.start(cfg.steps, f"train {cfg.task}")
+    rep.update(step)
+    last_ckpt, t0, acc, n_acc = time.monotonic(), time.monotonic(), 0.0, 0
+    try:
+        while step < cfg.steps:
+            rep.check_interrupt()
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg)
+            b = task.batch()
+            loss, logs = task.loss(model, b)
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"loss became {float(loss)} at step {step}; lower --lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            step += 1
+            acc += loss.item()
+            n_acc += 1
+            rep.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                last_loss = acc / n_acc
+                rec = {"step": step, "loss": round(last_loss, 6), "lr": g["lr"],
+                       "sec_per_step": round((time.monotonic() - t0) / n_acc, 3), **logs}
+                acc, n_acc, t0 = 0.0, 0, time.monotonic()
+                logf.write(json.dumps(rec) + "\n")
+                logf.flush()
+                log(json.dumps(rec))
+            if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+                metrics = {"step": step, **task.evaluate(model)}
+                logf.write(json.dumps({"eval": metrics}) + "\n")
+                logf.flush()
+                log("eval " + json.dumps(metrics))
+            if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60 or step == cfg.steps:
+                save_state()
+                last_ckpt = time.monotonic()
+    finally:
+        logf.close()
+    return metrics
