@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from vsr_core.checkpoints import load_components
-from vsr_core.diffusion.model import DiffusionModel
+from vsr_core.checkpoints.bundle import has_shipped, shipped_path
+from vsr_core.diffusion.model import SD_LATENT_SCALE, DiffusionModel
 from vsr_core.errors import InputError
 from vsr_core.models.text_encoder import null_prompt_embedding
 
-from .comfy_bridge import model_choices, register_model_folder, resolve_model
+from .comfy_bridge import NONE_FOUND, model_choices, register_model_folder, resolve_model
 
 CATEGORY = "video super-resolution/loaders"
 EXTENSIONS = (".safetensors", ".ckpt", ".pth", ".pt")
@@ -17,8 +18,22 @@ ADD_LAYERS = {"none": {}, "mgld temporal middle block": {"temporal_middle": True
               "sateco sfa+tfa": {"sfa_tfa": True},
               "both": {"temporal_middle": True, "sfa_tfa": True}}
 
+# The pack's shipped tiny models (vsr_core/weights), listed first so a fresh install runs the graph.
+DIFFUSION_DEFAULTS = {"default (shipped tiny diffusion UNet)": "diffusion"}
+VAE_DEFAULTS = {"default (shipped tiny video VAE)": "video_vae", "default (shipped tiny VAE)": "vae"}
+
 for _folder in ("vsr_diffusion", "vsr_vae"):
     register_model_folder(_folder, set(EXTENSIONS))
+
+
+def _choices(folders, defaults: dict) -> list[str]:
+    shipped = [name for name, kind in defaults.items() if has_shipped(kind)]
+    names = [n for n in model_choices(folders, EXTENSIONS) if not (shipped and n == NONE_FOUND)]
+    return shipped + names
+
+
+def _resolve(name: str, folders, what: str, defaults: dict) -> str:
+    return shipped_path(defaults[name]) if name in defaults else resolve_model(name, folders, what)
 
 
 class VSR_LoadDiffusionModel:
@@ -27,9 +42,10 @@ class VSR_LoadDiffusionModel:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "ckpt_name": (model_choices(DIFFUSION_FOLDERS, EXTENSIONS), {"tooltip":
+            "ckpt_name": (_choices(DIFFUSION_FOLDERS, DIFFUSION_DEFAULTS), {"tooltip":
                           "Checkpoint from models/vsr_diffusion or models/checkpoints: SD 2.1-base, StableSR "
-                          "stablesr_*.ckpt, MGLD-VSR mgldvsr_unet.ckpt, or one saved by this pack."}),
+                          "stablesr_*.ckpt, MGLD-VSR mgldvsr_unet.ckpt, or one saved by this pack. The first "
+                          "entry is the pack's shipped tiny UNet (pair it with the shipped tiny video VAE)."}),
             "dtype": (DTYPES, {"default": "auto", "tooltip": "Cast the weights (auto keeps the file's)."}),
             "add_layers": (list(ADD_LAYERS), {"default": "none", "tooltip":
                            "Add MGLD's temporal middle block and/or SATeCo's SFA/TFA modules; they start as "
@@ -49,18 +65,21 @@ class VSR_LoadDiffusionModel:
                   "own text encoder."
 
     def load(self, ckpt_name, dtype, add_layers, prediction):
-        path = resolve_model(ckpt_name, DIFFUSION_FOLDERS, "diffusion checkpoint")
+        path = _resolve(ckpt_name, DIFFUSION_FOLDERS, "diffusion checkpoint", DIFFUSION_DEFAULTS)
         overrides = dict(ADD_LAYERS[add_layers])
         if prediction != "auto":
             overrides["prediction"] = prediction
-        parts = load_components(path, ("unet", "vae", "text"), dtype=None if dtype == "auto" else dtype,
-                                overrides=overrides)
+        parts = load_components(path, ("unet", "vae", "text", "context"),
+                                dtype=None if dtype == "auto" else dtype, overrides=overrides)
         if "unet" not in parts:
             raise InputError(f"'{ckpt_name}' holds no UNet; expected a diffusion checkpoint (a VAE file goes "
                              f"into Load VAE (VSR))")
         unet = parts["unet"]
-        context = null_prompt_embedding(parts.pop("text")).float() if "text" in parts else None
-        model = DiffusionModel(unet, context=context, prediction=unet.config.prediction)
+        stored = parts.pop("context", None)
+        context = null_prompt_embedding(parts.pop("text")).float() if "text" in parts else stored
+        model = DiffusionModel(unet, context=None if context is None else context.float(),
+                               prediction=unet.config.prediction,
+                               latent_scale=getattr(unet, "latent_scale", SD_LATENT_SCALE))
         return (model, parts.get("vae"))
 
 
@@ -70,9 +89,10 @@ class VSR_LoadVAE:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "vae_name": (model_choices(VAE_FOLDERS, EXTENSIONS), {"tooltip":
+            "vae_name": (_choices(VAE_FOLDERS, VAE_DEFAULTS), {"tooltip":
                          "From models/vsr_vae, models/vae or models/checkpoints; the kind is detected from "
-                         "the keys."}),
+                         "the keys. The first entries are the pack's shipped tiny video VAE (temporal CFW "
+                         "decoder) and tiny VAE, for the shipped tiny UNet."}),
             "dtype": (DTYPES, {"default": "auto", "tooltip": "Cast the weights (auto keeps the file's)."}),
         }}
 
@@ -84,7 +104,7 @@ class VSR_LoadVAE:
     DESCRIPTION = "Load a VAE, including StableSR's CFW decoder and MGLD-VSR's temporal video decoder."
 
     def load(self, vae_name, dtype):
-        path = resolve_model(vae_name, VAE_FOLDERS, "VAE")
+        path = _resolve(vae_name, VAE_FOLDERS, "VAE", VAE_DEFAULTS)
         parts = load_components(path, ("vae",), dtype=None if dtype == "auto" else dtype)
         if "vae" not in parts:
             raise InputError(f"'{vae_name}' holds no VAE (first_stage_model.* or encoder./decoder. keys)")

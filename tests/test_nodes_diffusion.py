@@ -101,7 +101,9 @@ def test_guidance_on_lowers_the_warping_error_of_the_node_output(classes, models
 
 def test_loaders_explain_what_is_missing(classes, tmp_path, monkeypatch):
     monkeypatch.setenv("VSR_MODELS_DIR", str(tmp_path))
-    assert classes["VSR_LoadDiffusionModel"].INPUT_TYPES()["required"]["ckpt_name"][0] == ["none found"]
+    # With no user files, only the pack's shipped tiny model is offered.
+    assert classes["VSR_LoadDiffusionModel"].INPUT_TYPES()["required"]["ckpt_name"][0] == \
+        ["default (shipped tiny diffusion UNet)"]
     with pytest.raises(ValueError, match="models/vsr_diffusion"):
         classes["VSR_LoadDiffusionModel"]().load("none found", "auto", "none", "auto")
     with pytest.raises(ValueError, match="not in models"):

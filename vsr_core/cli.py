@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     ".commands.inspect",
     ".commands.flow",
     ".commands.train",
+    ".commands.train_diffusion",
 ]
 
 

@@ -27,8 +27,8 @@ from ..errors import CheckpointError
 from ..models.sft import StructEncoderConfig
 from ..models.unet import UNetConfig
 
-__all__ = ["PREFIXES", "IGNORED_PREFIXES", "CheckpointContents", "split_components",
-           "infer_unet_config", "infer_struct_encoder_config"]
+__all__ = ["PREFIXES", "IGNORED_PREFIXES", "CONTEXT_KEY", "LATENT_SCALE_META", "CheckpointContents",
+           "split_components", "infer_unet_config", "infer_struct_encoder_config"]
 
 # Component -> ldm prefix inside an LDM checkpoint.
 PREFIXES = {
@@ -52,6 +52,10 @@ SCHEDULE_KEYS = {"betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_
                  "model_ema.num_updates", "ddim_sigmas", "ddim_alphas",
                  "ddim_alphas_prev", "ddim_sqrt_one_minus_alphas", "alphas_cumprod_original"}
 META_KIND = "vsr_core.kind"
+# The pack's diffusion bundles (checkpoints/bundle.py): a stored empty-prompt
+# context (component "context") and the latent scale the UNet was trained with.
+CONTEXT_KEY = "empty_prompt_context"
+LATENT_SCALE_META = "vsr_core.latent_scale"
 
 
 @dataclass
@@ -115,6 +119,9 @@ def split_components(sd: dict[str, torch.Tensor], metadata: dict | None = None) 
     for k, v in sd.items():
         if k in SCHEDULE_KEYS or k.startswith(IGNORED_PREFIXES):
             ignored.append(k)
+            continue
+        if k == CONTEXT_KEY:
+            comps.setdefault("context", {})[k] = v
             continue
         for prefix, name in [(p, n) for n, p in PREFIXES.items()] + list(ALT_PREFIXES.items()):
             if k.startswith(prefix):

@@ -13,6 +13,10 @@ Return types:
   kind="text"   the module from vsr_core.models.text_encoder.build_text_encoder_from_state_dict
   kind="struct_encoder"  EncoderUNetModelWT alone
   kind="auto"   the first of unet, struct_encoder, vae, text the file holds
+  kind="context" the stored empty-prompt context tensor [1,L,D] of the pack's
+                diffusion bundles (checkpoints/bundle.py), not a module
+A file with `vsr_core.latent_scale` metadata gives its unet / vae a
+`latent_scale` attribute (the scale the pack's own UNet was trained with).
 """
 from __future__ import annotations
 
@@ -28,14 +32,14 @@ from ..models.state_dict import check_state_dict
 from ..models.sft import EncoderUNetModelWT, StructCondUNet, StructEncoderConfig
 from ..models.temporal import SpatialTemporalConv, TemporalAttention
 from ..models.unet import SATeCoBlock, UNetConfig, UNetModel, count_parameters, sd_to_mgld_state_dict
-from .formats import META_KIND, PREFIXES, CheckpointContents, infer_struct_encoder_config, \
-    infer_unet_config, split_components
+from .formats import CONTEXT_KEY, LATENT_SCALE_META, META_KIND, PREFIXES, CheckpointContents, \
+    infer_struct_encoder_config, infer_unet_config, split_components
 from .io import read_checkpoint, write_safetensors
 
 __all__ = ["load_model", "load_checkpoint_contents", "build_unet", "build_struct_encoder",
            "check_state_dict", "save_model", "load_components", "KINDS", "DTYPES"]
 
-KINDS = ("auto", "unet", "vae", "text", "struct_encoder")
+KINDS = ("auto", "unet", "vae", "text", "struct_encoder", "context")
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16,
           "float16": torch.float16, "half": torch.float16, "bf16": torch.bfloat16,
           "bfloat16": torch.bfloat16}
@@ -187,6 +191,21 @@ def _build_component(c: CheckpointContents, path: str, kind: str | None, dtype, 
             f"{PREFIXES.get(kind, '')!r} or a bare {kind} state dict.")
     what = f"{path} [{kind}]"
     overrides = dict(overrides or {})
+    if kind == "context":
+        ctx = comps["context"][CONTEXT_KEY]
+        return ctx.to(dtype) if dtype is not None else ctx
+    model = _build_module(c, path, kind, dtype, overrides, what)
+    scale = c.metadata.get(LATENT_SCALE_META)
+    if scale is not None and kind in ("unet", "vae"):
+        try:
+            model.latent_scale = float(scale)
+        except ValueError:
+            raise CheckpointError(f"{path}: metadata {LATENT_SCALE_META}={scale!r} is not a number") from None
+    return model
+
+
+def _build_module(c: CheckpointContents, path: str, kind: str, dtype, overrides: dict, what: str):
+    comps = c.components
     if kind == "unet":
         saved = c.meta_json("vsr_core.unet_config")
         cfg = None
