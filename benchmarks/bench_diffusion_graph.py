@@ -51,7 +51,7 @@ from vsr_core.pipeline.guided_sample import SampleSettings, guided_sample  # noq
 from vsr_core.pipeline.vae_codec import decode_latents, encode_frames  # noqa: E402
 from vsr_core.resize import bicubic_upscale  # noqa: E402
 from vsr_core.train.degradations import degrade  # noqa: E402
-from vsr_core.train.trainer import cpu_name  # noqa: E402
+from vsr_core.machine import cpu_name  # noqa: E402
 
 PATHS = {
     "pan": CameraPath(pan=(2.5, 1.0), zoom=1.0, roll=0.0),

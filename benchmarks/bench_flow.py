@@ -38,18 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cv2  # noqa: E402
 import torch  # noqa: E402
 
+from vsr_core.machine import cpu_name  # noqa: E402
 from vsr_core.flow import DISFlow, RaftFlow, backward_warp, build_raft, deterministic_weights, load_raft  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:

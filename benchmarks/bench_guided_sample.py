@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -42,6 +40,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from vsr_core.machine import cpu_name  # noqa: E402
 from vsr_core.data.virtual_camera import CameraPath, photo, virtual_camera_clip  # noqa: E402
 from vsr_core.diffusion.model import DiffusionModel  # noqa: E402
 from vsr_core.diffusion.motion_guidance import MotionGuidance, warping_loss  # noqa: E402
@@ -52,28 +51,6 @@ from vsr_core.pipeline.guided_sample import SampleSettings, guided_sample  # noq
 
 MGLD_SCALE, MGLD_LATENT = 10.0, 64  # MGLD-VSR's guidance scale, for 64x64x4 latents (512 px)
 
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.strip().startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-# ----------------------------------------------------------------------------
-# Models
-# ----------------------------------------------------------------------------
 
 def tiny_unet(channels: int = 32, temporal: bool = False, seed: int = 0) -> DiffusionModel:
     """The tests' tiny random UNet (x0-prediction, output layers re-randomised so it says something)."""

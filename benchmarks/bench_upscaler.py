@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 
@@ -24,6 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from vsr_core.machine import cpu_name  # noqa: E402
 from vsr_core.data.clips import HELDOUT_PHOTOS, load_photo  # noqa: E402
 from vsr_core.data.virtual_camera import CameraPath, virtual_camera_clip  # noqa: E402
 from vsr_core.flow import DISFlow, occlusion_masks  # noqa: E402
@@ -37,18 +37,6 @@ PATHS = {
     "pan": CameraPath(pan=(2.5, 1.0), zoom=1.0, roll=0.0),
     "pan+zoom+roll": CameraPath(pan=(-1.5, 2.0), zoom=1.006, roll=0.25),
 }
-
-
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor()
 
 
 def to_t(clip: np.ndarray) -> torch.Tensor:
@@ -84,7 +72,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     model = load_upscaler(args.weights) if args.weights else load_default_upscaler(4)
     h, w = (int(v) for v in args.size.split("x"))
-    print(f"machine: {machine()}, torch {torch.__version__}, {args.threads} thread(s)")
+    print(f"machine: {cpu_name()}, torch {torch.__version__}, {args.threads} thread(s)")
     print(f"model: {model.num_parameters()} parameters, config {model.config.to_dict()}")
     print(f"held-out photos: {', '.join(HELDOUT_PHOTOS)}; BI x4; {args.frames} frames of {w}x{h} per clip\n")
 

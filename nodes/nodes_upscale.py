@@ -1,8 +1,6 @@
 """Upscale, Refine and Color Fix: the fast path's stages (and the ends of the diffusion path)."""
 from __future__ import annotations
 
-import os
-
 from vsr_core.colorfix import COLOR_FIX_METHODS, color_fix
 from vsr_core.errors import InputError
 from vsr_core.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw

@@ -1,7 +1,6 @@
 """Tiled VAE encode/decode with overlap blending (vsr_core.models.tiling)."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

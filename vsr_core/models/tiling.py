@@ -140,7 +140,6 @@ def tiled_map(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor | N
     ys, xs = tile_starts(H, tile, overlap, align), tile_starts(W, tile, overlap, align)
     rep.start(len(ys) * len(xs), desc)
     out = wsum = None
-    th_out = None
     for y0 in ys:
         for x0 in xs:
             rep.check_interrupt()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -33,6 +32,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import InputError
+from ..machine import cpu_name
 from ..progress import Reporter, get_reporter
 from .losses import charbonnier, temporal_difference, warping_consistency
 
@@ -54,17 +54,6 @@ def freeze_except(model: torch.nn.Module, trainable: tuple[str, ...]) -> list[st
     if not names:
         raise InputError(f"no parameter name contains any of {trainable}; nothing would train")
     return names
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 @dataclass
