@@ -73,7 +73,9 @@ def describe(path: str) -> dict:
                         check_state_dict(UNetModel(cfg), sd, f"{path} [unet]")
                 entry["layout"] = _check(build, sd)
             elif name == "struct_encoder":
-                cfg = infer_struct_encoder_config(sd)
+                from ..models.sft import StructEncoderConfig
+                saved = c.meta_json("vsr_core.struct_encoder_config")  # heads are not in the weights
+                cfg = StructEncoderConfig.from_dict(saved) if saved else infer_struct_encoder_config(sd)
                 entry["config"] = cfg.to_dict()
 
                 def build(sd, cfg=cfg):
