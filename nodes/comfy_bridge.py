@@ -6,6 +6,7 @@ is the only place in the pack that imports ComfyUI modules.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import torch
 
@@ -39,6 +40,27 @@ class ComfyReporter(Reporter):
 
     def log(self, message: str) -> None:
         print(f"[VSR] {message}")
+
+
+@contextmanager
+def on_compute_device(module, offload_after: bool = True):
+    """Run a stage with one of the pack's models on ComfyUI's device (the GPU when there is
+    one); afterwards, on request, move it back to system RAM and free the cache, so the
+    next stage has the memory. Outside ComfyUI (or with --cpu) nothing moves."""
+    if not IN_COMFYUI or not isinstance(module, torch.nn.Module):
+        yield
+        return
+    module.to(comfy.model_management.get_torch_device())
+    try:
+        yield
+    finally:
+        if offload_after:
+            module.to("cpu")
+            comfy.model_management.soft_empty_cache()
+
+
+def compute_device() -> torch.device:
+    return comfy.model_management.get_torch_device() if IN_COMFYUI else torch.device("cpu")
 
 
 def make_reporter() -> Reporter:

@@ -9,7 +9,7 @@ from vsr_core.pipeline.guided_sample import SAMPLER_NAMES, SampleSettings, guide
 from vsr_core.pipeline.vae_codec import decode_latents, encode_frames
 
 from .comfy_bridge import (context_from_conditioning, core_model_denoiser, core_vae_decode, core_vae_encode,
-                           is_core_model, is_core_vae, make_reporter)
+                           is_core_model, is_core_vae, make_reporter, on_compute_device)
 
 CATEGORY = "video super-resolution/diffusion"
 
@@ -67,6 +67,9 @@ class VSR_GuidedSample:
                 "conditioning": ("CONDITIONING", {"tooltip":
                                  "Text conditioning; default is the model's empty prompt (needed for a core "
                                  "MODEL)."}),
+                "offload_after": ("BOOLEAN", {"default": True, "tooltip":
+                                  "Move the pack's UNet and VAE back to system RAM when done, so the next "
+                                  "stage has the GPU memory (off: keep them loaded)."}),
             },
         }
 
@@ -79,7 +82,7 @@ class VSR_GuidedSample:
 
     def sample(self, model, steps, seed, sampler, guidance_scale, guidance_rule, reference_offset,
                guidance_start, guidance_end, guidance_through_model, window, window_overlap, tile, tile_overlap,
-               upscaled=None, vae=None, latent=None, flow=None, conditioning=None):
+               upscaled=None, vae=None, latent=None, flow=None, conditioning=None, offload_after=True):
         reporter = make_reporter()
         context = context_from_conditioning(conditioning) if conditioning is not None else None
         if is_core_model(model):
@@ -98,7 +101,8 @@ class VSR_GuidedSample:
             if vae is None:
                 raise InputError("`upscaled` frames need a `vae` to encode them (or give `latent` instead)")
             images = check_image_batch(upscaled, "upscaled")
-            samples = _encode(vae, images, reporter)
+            with on_compute_device(vae, offload_after):
+                samples = _encode(vae, images, reporter)
             extra = {"vsr_size": tuple(images.shape[1:3])}
         else:
             raise InputError("Guided Sample needs `upscaled` frames (with a `vae`) or a `latent`")
@@ -108,7 +112,8 @@ class VSR_GuidedSample:
             guidance=MotionGuidance(scale=guidance_scale, rule=guidance_rule, reference_offset=reference_offset,
                                     start=guidance_start, end=guidance_end, through_model=guidance_through_model))
         scaled = samples.float() * model.latent_scale
-        out = guided_sample(scaled, model, settings, flow=flow, reporter=reporter) / model.latent_scale
+        with on_compute_device(getattr(model, "unet", None), offload_after):
+            out = guided_sample(scaled, model, settings, flow=flow, reporter=reporter) / model.latent_scale
         return ({"samples": out, **extra},)
 
 
@@ -137,6 +142,8 @@ class VSR_TemporalDecode:
             "optional": {
                 "upscaled": ("IMAGE", {"tooltip": "The upscaled frames the latent came from: CFW fuses their "
                                        "features, and the output is cropped to their size."}),
+                "offload_after": ("BOOLEAN", {"default": True, "tooltip":
+                                  "Move the pack's VAE back to system RAM when done (off: keep it loaded)."}),
             },
         }
 
@@ -147,14 +154,16 @@ class VSR_TemporalDecode:
     CATEGORY = CATEGORY
     DESCRIPTION = "Decode a clip's latents with temporal layers and CFW fusion when the VAE has them."
 
-    def decode(self, latent, vae, fusion_w, window, window_overlap, tile, tile_overlap, upscaled=None):
+    def decode(self, latent, vae, fusion_w, window, window_overlap, tile, tile_overlap, upscaled=None,
+               offload_after=True):
         samples = latent["samples"]
         if is_core_vae(vae):
             return (core_vae_decode(vae, samples),)
         lr = thwc_to_tchw(check_image_batch(upscaled, "upscaled")) if upscaled is not None else None
-        frames = decode_latents(vae, samples, lr_frames=lr, w=None if fusion_w < 0 else fusion_w,
-                                size=latent.get("vsr_size"), window=window, window_overlap=window_overlap,
-                                tile=tile, tile_overlap=tile_overlap, reporter=make_reporter())
+        with on_compute_device(vae, offload_after):
+            frames = decode_latents(vae, samples, lr_frames=lr, w=None if fusion_w < 0 else fusion_w,
+                                    size=latent.get("vsr_size"), window=window, window_overlap=window_overlap,
+                                    tile=tile, tile_overlap=tile_overlap, reporter=make_reporter())
         return (tchw_to_thwc(frames).contiguous(),)
 
 

@@ -5,7 +5,7 @@ from vsr_core.flow import (DEFAULT_PRESET, DIS_PRESETS, OCCLUSION_CONVENTIONS, R
                            flow_preview)
 from vsr_core.frames import check_image_batch, thwc_to_tchw
 
-from .comfy_bridge import make_reporter, model_choices, register_model_folder, resolve_model
+from .comfy_bridge import compute_device, make_reporter, model_choices, register_model_folder, resolve_model
 
 CATEGORY = "video super-resolution/flow"
 FLOW_FOLDER = "optical_flow"
@@ -57,7 +57,7 @@ class VSR_EstimateFlow:
         weights = resolve_model(raft_model, (FLOW_FOLDER,), "RAFT weights") if method == "raft" else None
         field = estimate_flow(thwc_to_tchw(frames), method, preset=dis_preset, weights=weights, iters=raft_iters,
                               input_range=raft_input, occlusion=occlusion, max_side=max_side or None,
-                              reporter=make_reporter())
+                              device=compute_device(), reporter=make_reporter())
         return (field, flow_preview(field))
 
 

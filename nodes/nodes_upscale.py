@@ -10,7 +10,7 @@ from vsr_core.upscale_video import stabilize_with_flow, upscale_frames
 from vsr_core.weights import default_upscaler_path, load_refiner, load_upscaler
 
 from .comfy_bridge import (core_upscale_frames, is_core_upscale_model, make_reporter, model_choices,
-                           register_model_folder, resolve_model)
+                           on_compute_device, register_model_folder, resolve_model)
 
 CATEGORY = "video super-resolution/upscale"
 FOLDER = "vsr_upscaler"
@@ -72,6 +72,11 @@ class VSR_Upscale:
                                         "Extra flow-guided stabilisation of the output (0: off). For an "
                                         "UPSCALE_MODEL, 0 means the default strength 0.6."}),
             },
+            "optional": {
+                "offload_after": ("BOOLEAN", {"default": True, "tooltip":
+                                  "Move this stage's model back to system RAM when it is done, so the next "
+                                  "stage has the GPU memory (off: keep it loaded for the next run)."}),
+            },
         }
 
     RETURN_TYPES = ("IMAGE",)
@@ -82,7 +87,8 @@ class VSR_Upscale:
     DESCRIPTION = "Upscale a clip with flow-guided propagation (VideoGigaGAN/SATeCo ideas), or stabilise a " \
                   "per-frame upscaler with flow."
 
-    def upscale(self, frames, upscaler, scale, temporal, window, window_overlap, tile, stabilize):
+    def upscale(self, frames, upscaler, scale, temporal, window, window_overlap, tile, stabilize,
+                offload_after=True):
         frames = check_image_batch(frames, "frames")
         lr = thwc_to_tchw(frames)
         reporter = make_reporter()
@@ -91,8 +97,9 @@ class VSR_Upscale:
                                       lr.shape[-2] * scale, lr.shape[-1] * scale)
             out = stabilize_with_flow(per_frame, lr, strength=stabilize or 0.6, reporter=reporter)
         else:
-            out = upscale_frames(lr, upscaler, scale=scale, window=window, overlap=window_overlap,
-                                 temporal=temporal, tile=tile, stabilize=stabilize, reporter=reporter)
+            with on_compute_device(upscaler, offload_after):
+                out = upscale_frames(lr, upscaler, scale=scale, window=window, overlap=window_overlap,
+                                     temporal=temporal, tile=tile, stabilize=stabilize, reporter=reporter)
         return (tchw_to_thwc(out).contiguous(),)
 
 

@@ -190,6 +190,38 @@ def test_bridge_uses_comfyui_progress_and_interrupts_when_present(monkeypatch, t
                                                                                  "x4.safetensors")
 
 
+def test_stages_run_on_comfyuis_device_and_offload_on_request(monkeypatch):
+    """With stand-ins for comfy.model_management, a stage moves the pack's model to ComfyUI's
+    device and, when asked, back to system RAM with the cache freed."""
+    import importlib.util
+    calls = []
+    comfy = types.ModuleType("comfy")
+    comfy.model_management = types.SimpleNamespace(get_torch_device=lambda: torch.device("cpu"),
+                                                   soft_empty_cache=lambda: calls.append("empty"))
+    spec = importlib.util.spec_from_file_location("bridge_devices", ROOT / "nodes" / "comfy_bridge.py")
+    bridge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bridge)
+    monkeypatch.setattr(bridge, "IN_COMFYUI", True)
+    monkeypatch.setattr(bridge, "comfy", comfy, raising=False)
+
+    class Recorder(torch.nn.Linear):
+        def to(self, *args, **kwargs):
+            calls.append(str(args[0]))
+            return super().to(*args, **kwargs)
+
+    module = Recorder(2, 2)
+    with bridge.on_compute_device(module, offload_after=True):
+        calls.append("stage")
+    assert calls == ["cpu", "stage", "cpu", "empty"]
+    calls.clear()
+    with bridge.on_compute_device(module, offload_after=False):
+        pass
+    assert calls == ["cpu"]
+    with bridge.on_compute_device(None):  # a core model or nothing: left alone
+        pass
+    assert calls == ["cpu"]
+
+
 def test_requirements_and_pyproject_list_the_same_dependencies():
     import tomllib
     req = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]

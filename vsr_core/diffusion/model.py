@@ -32,11 +32,18 @@ class DiffusionModel:
             raise InputError(f"prediction={self.prediction!r}; expected one of {', '.join(PREDICTIONS)}")
 
     def __call__(self, x: torch.Tensor, t: int, lr_latent: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """Differentiable; samplers run it under torch.no_grad unless guidance needs gradients."""
+        """Differentiable; samplers run it under torch.no_grad unless guidance needs gradients.
+
+        Inputs move to the UNet's device (it may sit on a GPU while the sampler's
+        small tensors stay on the CPU) and the output comes back to x's device.
+        """
         n = x.shape[0]
-        context = None if self.context is None else self.context.to(x).expand(n, -1, -1)
-        timesteps = torch.full((n,), int(t), dtype=torch.long, device=x.device)
-        return self.unet(x, timesteps, context, lr_latent=lr_latent, num_frames=num_frames)
+        device = next(self.unet.parameters()).device
+        context = None if self.context is None else self.context.to(device).expand(n, -1, -1)
+        timesteps = torch.full((n,), int(t), dtype=torch.long, device=device)
+        lr = None if lr_latent is None else lr_latent.to(device)
+        out = self.unet(x.to(device), timesteps, context, lr_latent=lr, num_frames=num_frames)
+        return out.to(x.device)
 
 
 @dataclass

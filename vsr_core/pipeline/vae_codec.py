@@ -44,13 +44,13 @@ def encode_frames(vae, frames: torch.Tensor, tile: int = 512, tile_overlap: int 
     _check_frames(frames, "frames")
     reporter = get_reporter(reporter)
     f = vae.downsample_factor
-    dtype = next(vae.parameters()).dtype
+    param = next(vae.parameters())
     out = []
     reporter.start(frames.shape[0], "VAE encode")
     for i in range(0, frames.shape[0], batch):
         reporter.check_interrupt()
-        x = pad_frames(frames[i:i + batch], f).to(dtype) * 2 - 1
-        out.append(tiled_encode(vae, x, tile_size=tile, overlap=tile_overlap).float())
+        x = pad_frames(frames[i:i + batch], f).to(param) * 2 - 1
+        out.append(tiled_encode(vae, x, tile_size=tile, overlap=tile_overlap).float().cpu())
         reporter.update(x.shape[0])
     return torch.cat(out)
 
@@ -83,7 +83,7 @@ def decode_latents(vae, latents: torch.Tensor, lr_frames: torch.Tensor | None = 
     reporter = get_reporter(reporter)
     t_frames = latents.shape[0]
     f = vae.downsample_factor
-    dtype = next(vae.parameters()).dtype
+    param = next(vae.parameters())  # frames go to the VAE's device and dtype, results come back to the CPU
     if lr_frames is not None:
         _check_frames(lr_frames, "upscaled frames")
         if lr_frames.shape[0] != t_frames:
@@ -107,11 +107,11 @@ def decode_latents(vae, latents: torch.Tensor, lr_frames: torch.Tensor | None = 
         if temporal:
             kwargs["num_frames"] = b - a
         if fuse:
-            kwargs["lr_image"] = pad_frames(lr_frames[a:b], f).to(dtype) * 2 - 1
+            kwargs["lr_image"] = pad_frames(lr_frames[a:b], f).to(param) * 2 - 1
             if w is not None:
                 kwargs["w"] = w
-        images = tiled_decode(vae, latents[a:b].to(dtype), tile_size=tile, overlap=tile_overlap, **kwargs)
-        images = ((images.float() + 1) / 2).clamp(0, 1)
+        images = tiled_decode(vae, latents[a:b].to(param), tile_size=tile, overlap=tile_overlap, **kwargs)
+        images = ((images.float().cpu() + 1) / 2).clamp(0, 1)
         if out is None:
             out = torch.empty((t_frames,) + tuple(images.shape[1:]))
         for i, frame in blender.add(k, images):
