@@ -1,0 +1,137 @@
+"""Where the time goes: seconds per frame of each stage of the full graph on the shipped weights.
+
+    python benchmarks/bench_stages.py [--frames 8] [--size 90x160] [--steps 20] [--threads 1]
+
+Stages, for one clip made here (a virtual camera over a scikit-image photo):
+flow (DIS), upscale (shipped x4), VAE encode (tiny VAE), one Guided Sample step
+(tiny UNet, all windows), the motion-guidance part of a step, temporal decode
+(tiny video VAE), refine; then the whole graph end to end in frames per second,
+against bicubic and against the same graph without its temporal modules (per-frame
+upscaler, no guidance, plain decoder). Last, the UNet's achieved GFLOP/s (FLOPs
+counted by torch's FlopCounterMode) against a plain float32 matrix multiply on the
+same machine.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from vsr_core.checkpoints import load_components  # noqa: E402
+from vsr_core.checkpoints.bundle import shipped_path  # noqa: E402
+from vsr_core.data import CameraPath, photo, virtual_camera_clip  # noqa: E402
+from vsr_core.diffusion.model import DiffusionModel  # noqa: E402
+from vsr_core.diffusion.motion_guidance import MotionGuidance  # noqa: E402
+from vsr_core.flow import estimate_flow  # noqa: E402
+from vsr_core.machine import cpu_name  # noqa: E402
+from vsr_core.models.refiner import refine  # noqa: E402
+from vsr_core.pipeline.guided_sample import SampleSettings, guided_sample  # noqa: E402
+from vsr_core.pipeline.vae_codec import decode_latents, encode_frames  # noqa: E402
+from vsr_core.upscale_video import upscale_frames  # noqa: E402
+from vsr_core.weights import load_default_upscaler, load_refiner  # noqa: E402
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def unet_gflops(model: DiffusionModel, latents: torch.Tensor, frames: int) -> tuple[float, float]:
+    """(achieved GFLOP/s, GFLOP per call) of one UNet call on a window of latents."""
+    from torch.utils.flop_counter import FlopCounterMode
+    x = latents[:frames]
+    with torch.no_grad():
+        model(x, 500, x, frames)
+        with FlopCounterMode(display=False) as counter:
+            model(x, 500, x, frames)
+        flops = counter.get_total_flops()
+        _, sec = timed(lambda: model(x, 500, x, frames))
+    return flops / sec / 1e9, flops / 1e9
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--size", default="90x160", help="LR size HxW")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    h, w = (int(v) for v in args.size.split("x"))
+    n = args.frames
+    lr = torch.from_numpy(virtual_camera_clip(photo("coffee"), n, (h, w), CameraPath(pan=(1.0, 0.5)))).float()
+    lr = lr.permute(0, 3, 1, 2) / 255
+
+    upscaler, refiner = load_default_upscaler(4), load_refiner()
+    parts = load_components(shipped_path("diffusion"), ("unet", "context"))
+    unet = parts["unet"]
+    model = DiffusionModel(unet, context=parts["context"].float(), prediction=unet.config.prediction,
+                           latent_scale=unet.latent_scale)
+    vae = load_components(shipped_path("vae"), ("vae",))["vae"]
+    video_vae = load_components(shipped_path("video_vae"), ("vae",))["vae"]
+
+    rows = {}
+    flow, rows["flow (DIS)"] = timed(lambda: estimate_flow(lr, "dis"))
+    up, rows["upscale (shipped x4, temporal)"] = timed(lambda: upscale_frames(lr, upscaler))
+    z, rows["VAE encode (tiny)"] = timed(lambda: encode_frames(vae, up) * model.latent_scale)
+    plain = SampleSettings(steps=1, window=5, guidance=MotionGuidance(scale=0.0))
+    _, one_step = timed(lambda: guided_sample(z, model, plain, flow))
+    guided = SampleSettings(steps=1, window=5, guidance=MotionGuidance(scale=10.0))
+    _, one_guided = timed(lambda: guided_sample(z, model, guided, flow))
+    rows["one sampler step (all windows)"] = one_step
+    rows["motion guidance, per step"] = max(one_guided - one_step, 0.0)
+    full = SampleSettings(steps=args.steps, window=5, guidance=MotionGuidance(scale=10.0))
+    sample, sampling = timed(lambda: guided_sample(z, model, full, flow))
+    dec, rows["temporal decode (tiny video VAE)"] = timed(
+        lambda: decode_latents(video_vae, sample / model.latent_scale, lr_frames=up))
+    _, rows["refine (shipped)"] = timed(lambda: refine(up, dec, refiner))
+
+    total = rows["flow (DIS)"] + rows["upscale (shipped x4, temporal)"] + rows["VAE encode (tiny)"] + sampling \
+        + rows["temporal decode (tiny video VAE)"] + rows["refine (shipped)"]
+    _, bicubic = timed(lambda: F.interpolate(lr, scale_factor=4, mode="bicubic").clamp(0, 1))
+    # The same graph without temporal modules: per-frame upscaler, no guidance, plain decoder.
+    _, nt_up = timed(lambda: upscale_frames(lr, upscaler, temporal=False))
+    no_guide = SampleSettings(steps=args.steps, window=1, window_overlap=0, guidance=MotionGuidance(scale=0.0))
+    _, nt_sample = timed(lambda: guided_sample(z, model, no_guide, None))
+    _, nt_dec = timed(lambda: decode_latents(vae, sample / model.latent_scale))
+    no_temporal = nt_up + rows["VAE encode (tiny)"] + nt_sample + nt_dec + rows["refine (shipped)"]
+
+    achieved, gflop = unet_gflops(model, z, min(5, n))
+    peak = matmul_gflops()
+
+    print(f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} thread(s)")
+    print(f"clip: {n} frames {h}x{w} -> {4 * h}x{4 * w}; Guided Sample DDPM {args.steps} steps, window 5, "
+          f"guidance 10; shipped tiny weights")
+    print(f"\n{'stage':<36} {'s/frame':>9}")
+    for name, sec in rows.items():
+        print(f"{name:<36} {sec / n:>9.3f}")
+    print(f"{'sampling, all ' + str(args.steps) + ' steps':<36} {sampling / n:>9.3f}")
+    print(f"\nend to end: {n / total:.3f} fps ({total / n:.2f} s/frame)")
+    print(f"bicubic: {n / bicubic:.1f} fps; graph is {total / bicubic:.0f}x slower")
+    print(f"same graph without temporal modules: {no_temporal / n:.2f} s/frame "
+          f"(temporal modules cost x{total / no_temporal:.2f})")
+    print(f"\nUNet: {gflop:.1f} GFLOP per call on {min(5, n)} latent frames, {achieved:.1f} GFLOP/s achieved; "
+          f"float32 1024^3 matmul {peak:.1f} GFLOP/s; ratio {achieved / peak:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
