@@ -9,13 +9,8 @@ from __future__ import annotations
 import json
 from ..errors import InputError
 from ..progress import Reporter, get_reporter
-from .signature import check_value, declared_inputs, is_widget, node_info, types_match
+from .signature import check_value, declared_inputs, is_link, is_widget, node_info, types_match
 from .ui_format import is_ui_format, ui_to_api
-
-
-def _is_link(value) -> bool:
-    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
-            and isinstance(value[1], int))
 
 
 def load_workflow(path: str, classes: dict[str, type]) -> dict[str, dict]:
@@ -80,7 +75,7 @@ def _plan(prompt: dict[str, dict], classes: dict[str, type]) -> list[str]:
         cls = classes[node["class_type"]]
         declared = {d.name: d for d in declared_inputs(node_info(cls))}
         for name, value in node.get("inputs", {}).items():
-            if not _is_link(value):
+            if not is_link(value):
                 continue
             src_id, slot = str(value[0]), value[1]
             if src_id not in prompt:
@@ -109,7 +104,7 @@ def _gather_inputs(node_id: str, node: dict, cls, results: dict | None) -> dict:
     kwargs = {}
     for inp in declared_inputs(node_info(cls)):
         name = inp.name
-        if name in given and _is_link(given[name]):
+        if name in given and is_link(given[name]):
             if results is not None:
                 kwargs[name] = results[str(given[name][0])][given[name][1]]
         elif name in given:

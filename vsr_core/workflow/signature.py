@@ -21,6 +21,12 @@ class Input(NamedTuple):
     required: bool
 
 
+def is_link(value) -> bool:
+    """An API-format input that is a link [source node id, output slot], not a literal."""
+    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
+            and isinstance(value[1], int))
+
+
 def node_info(cls) -> dict:
     """A V1 node class as ComfyUI's /object_info describes it."""
     spec = cls.INPUT_TYPES()

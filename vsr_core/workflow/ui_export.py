@@ -4,13 +4,9 @@ from __future__ import annotations
 import uuid
 
 from ..errors import InputError
-from .signature import declared_inputs, has_seed_control, is_widget
+from .signature import declared_inputs, has_seed_control, is_link, is_widget
 
 COLUMN_WIDTH, ROW_GAP, NODE_WIDTH = 380, 40, 340
-
-
-def _is_link(value) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
 
 
 def _depths(prompt: dict) -> dict[str, int]:
@@ -23,7 +19,7 @@ def _depths(prompt: dict) -> dict[str, int]:
         if nid in seen:
             raise InputError(f"workflow has a cycle through node {nid}")
         ups = [visit(str(v[0]), seen + (nid,)) + 1 for v in prompt[nid].get("inputs", {}).values()
-               if _is_link(v) and str(v[0]) in prompt]
+               if is_link(v) and str(v[0]) in prompt]
         depth[nid] = max(ups, default=0)
         return depth[nid]
 
@@ -48,7 +44,7 @@ def api_to_ui(prompt: dict, infos: dict[str, dict], notes: dict[str, str] | None
         given = node.get("inputs", {})
         inputs, values = [], []
         for inp in declared:
-            linked = _is_link(given.get(inp.name))
+            linked = is_link(given.get(inp.name))
             if is_widget(inp):
                 value = given.get(inp.name, inp.options.get("default", inp.choices[0] if inp.choices else None))
                 values.append(value if not linked else inp.options.get("default", value))
@@ -78,7 +74,7 @@ def api_to_ui(prompt: dict, infos: dict[str, dict], notes: dict[str, str] | None
     for nid in order:
         for slot, entry in enumerate(nodes[nid]["inputs"]):
             value = prompt[nid].get("inputs", {}).get(entry["name"])
-            if not _is_link(value):
+            if not is_link(value):
                 continue
             src, src_slot = str(value[0]), value[1]
             link_id = len(links) + 1

@@ -7,12 +7,8 @@ UI format) in the right position.
 from __future__ import annotations
 
 from ..errors import InputError
-from .signature import check_value, declared_inputs, has_seed_control, is_widget, types_match
+from .signature import check_value, declared_inputs, has_seed_control, is_link, is_widget, types_match
 from .ui_format import IGNORED_TYPES, MODE_BYPASS, MODE_NEVER, ui_to_api
-
-
-def _is_link(value) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
 
 
 def validate_prompt(prompt: dict, infos: dict[str, dict], file_inputs=frozenset()) -> list[str]:
@@ -40,7 +36,7 @@ def validate_prompt(prompt: dict, infos: dict[str, dict], file_inputs=frozenset(
                     problems.append(f"{where} is required but missing")
                 continue
             value = given[name]
-            if _is_link(value):
+            if is_link(value):
                 src = prompt.get(str(value[0]))
                 if src is None or src.get("class_type") not in infos:
                     problems.append(f"{where} links to node {value[0]}, which is missing or unknown")
