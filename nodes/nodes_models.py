@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from vsr_core.checkpoints import load_components
 from vsr_core.checkpoints.bundle import has_shipped, shipped_path
-from vsr_core.diffusion.model import SD_LATENT_SCALE, DiffusionModel
+from vsr_core.checkpoints.diffusion_loader import load_diffusion_model
 from vsr_core.errors import InputError
-from vsr_core.models.text_encoder import null_prompt_embedding
 
 from .comfy_bridge import NONE_FOUND, model_choices, register_model_folder, resolve_model
 
@@ -69,18 +68,8 @@ class VSR_LoadDiffusionModel:
         overrides = dict(ADD_LAYERS[add_layers])
         if prediction != "auto":
             overrides["prediction"] = prediction
-        parts = load_components(path, ("unet", "vae", "text", "context"),
-                                dtype=None if dtype == "auto" else dtype, overrides=overrides)
-        if "unet" not in parts:
-            raise InputError(f"'{ckpt_name}' holds no UNet; expected a diffusion checkpoint (a VAE file goes "
-                             f"into Load VAE (VSR))")
-        unet = parts["unet"]
-        stored = parts.pop("context", None)
-        context = null_prompt_embedding(parts.pop("text")).float() if "text" in parts else stored
-        model = DiffusionModel(unet, context=None if context is None else context.float(),
-                               prediction=unet.config.prediction,
-                               latent_scale=getattr(unet, "latent_scale", SD_LATENT_SCALE))
-        return (model, parts.get("vae"))
+        model, vae = load_diffusion_model(path, dtype=None if dtype == "auto" else dtype, overrides=overrides)
+        return (model, vae)
 
 
 class VSR_LoadVAE:

@@ -9,7 +9,7 @@ from vsr_core.diffusion.motion_guidance import MotionGuidance, warping_loss
 from vsr_core.errors import InputError
 from vsr_core.flow import FlowField
 from vsr_core.models.unet import UNetConfig, UNetModel
-from vsr_core.pipeline.guided_sample import SampleSettings, guided_sample
+from vsr_core.pipeline.guided_sample import SampleSettings, Seam, guided_sample
 
 
 @pytest.fixture(autouse=True)
@@ -315,3 +315,38 @@ def test_guidance_works_inside_inference_mode(through_model):
     with torch.inference_mode():
         got = guided_sample(z.clone(), model, settings, flow.to())
     torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("through_model", [False, True])
+def test_segments_joined_by_a_seam_reproduce_one_pass(through_model):
+    """Two calls carrying the Seam (anchors, first frame) give exactly the latents of one call over the clip:
+    segment boundaries at window boundaries, the shared frame averaged like the window crossfade."""
+    model = tiny_unet(temporal=True)
+    z, flow = moving_latents(t=9)
+    settings = SampleSettings(window=3, window_overlap=1, guidance=MotionGuidance(scale=0.6, through_model=through_model),
+                              **FAST)
+    whole = guided_sample(z, model, settings, flow)
+    seam = Seam(export_frame=3)
+    first = guided_sample(z[:5], model, settings, flow.frames(0, 5), seam=seam)
+    assert sorted(seam.anchors) == list(range(FAST["steps"]))
+    seam.export_frame, seam.first_frame = None, 4
+    second = guided_sample(z[4:], model, settings, flow.frames(3, 9), seam=seam)
+    joined = torch.cat([first[:4], (first[4:] + second[:1]) / 2, second[1:]])
+    assert torch.equal(joined, whole)
+    assert seam.anchors == {}
+    # Without the seam the second segment is sampled differently (unanchored, other noise).
+    alone = guided_sample(z[4:], model, settings, flow.frames(4, 9))
+    assert not torch.allclose(alone[1:], whole[5:])
+
+
+def test_seam_bad_inputs():
+    model = tiny_unet()
+    z, flow = moving_latents(t=5)
+    settings = SampleSettings(window=3, window_overlap=1, guidance=MotionGuidance(scale=0.6), **FAST)
+    with pytest.raises(InputError, match="export_frame=9"):
+        guided_sample(z, model, settings, flow, seam=Seam(export_frame=9))
+    with pytest.raises(InputError, match="not in the last window"):
+        guided_sample(z, model, settings, flow, seam=Seam(export_frame=0))
+    anchors = {i: z[0] for i in range(FAST["steps"])}
+    with pytest.raises(InputError, match="the frame before them"):
+        guided_sample(z, model, settings, flow, seam=Seam(anchors=anchors))

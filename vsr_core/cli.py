@@ -16,6 +16,7 @@ from .errors import Interrupted, VSRError
 # Modules (relative to vsr_core) whose register() adds a command.
 COMMAND_MODULES = [
     ".commands.upscale",
+    ".commands.restore",
     ".commands.run",
     ".commands.inspect",
     ".commands.flow",

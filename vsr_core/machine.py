@@ -22,3 +22,13 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def set_threads(threads: int) -> None:
+    """Use `threads` CPU threads for torch (0 keeps torch's default: one per physical core)."""
+    from .errors import InputError
+    if not isinstance(threads, int) or threads < 0:
+        raise InputError(f"--threads {threads}; expected 0 (default) or a positive count")
+    if threads:
+        import torch
+        torch.set_num_threads(threads)

@@ -69,6 +69,19 @@ class TerminalReporter(Reporter):
         self.stream.flush()
 
 
+class InnerReporter(Reporter):
+    """For stages inside a larger job: cancels and logs through `outer`, but leaves its progress bar alone."""
+
+    def __init__(self, outer: Reporter):
+        self.outer = outer
+
+    def check_interrupt(self) -> None:
+        self.outer.check_interrupt()
+
+    def log(self, message: str) -> None:
+        self.outer.log(message)
+
+
 def get_reporter(reporter: Reporter | None) -> Reporter:
     """The reporter to use when a caller passed `None`: a silent one."""
     return reporter if reporter is not None else Reporter()

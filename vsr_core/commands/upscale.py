@@ -1,6 +1,7 @@
 """`python -m vsr_core upscale INPUT OUTPUT`: the main job."""
 from __future__ import annotations
 
+from ..machine import set_threads
 from ..progress import TerminalReporter
 from ..upscale_video import METHODS, default_method, upscale_file
 from ..video import FORMATS, LoadOptions
@@ -53,12 +54,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    if args.threads < 0:
-        from ..errors import InputError
-        raise InputError(f"--threads {args.threads}; expected 0 (default) or a positive count")
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     method = args.method or default_method()
     count = upscale_file(args.input, args.output, scale=args.scale, method=method, weights=args.weights,
                          overlap=args.overlap, stabilize=args.stabilize,

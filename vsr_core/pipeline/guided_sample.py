@@ -16,7 +16,9 @@ through the flow (see diffusion/motion_guidance.py; for ResShift the step
 size uses ResShift's own posterior (log-)variance). Long clips run in
 overlapping temporal windows that are crossfaded; the frame before each
 window (from the previous window, at the same step) anchors the guidance
-across the seam. Large frames run in overlapping latent tiles with Gaussian
+across the seam; a `Seam` carries that anchor from one call to the next, so a
+long video can be sampled segment by segment (pipeline/restore_video.py) as if
+in one call. Large frames run in overlapping latent tiles with Gaussian
 aggregation. Noise depends on (seed, frame, step) only. The network's memory
 depends on the window and tile size only, also with through-model guidance,
 whose gradient is taken tile by tile when there are several tiles.
@@ -245,40 +247,71 @@ class _ThroughModelGuide:
 # The window loop
 # ----------------------------------------------------------------------------
 
+@dataclass
+class Seam:
+    """Where a segment sits in its video, and the guidance state handed from one segment to the next.
+
+    `first_frame` is the segment's first frame in the video: noise is drawn
+    per video frame, so segments see the noise one call over the video would.
+    On the way in, `anchors` ({step: latent [C,h,w]}) are the previous
+    segment's latents (x0 predictions with through-model guidance) of the
+    frame just before this segment, and the flow passed with them covers that
+    frame too (one frame more than the latents). On the way out, `anchors`
+    holds this call's latents of frame `export_frame` (the frame before the
+    next segment), or is emptied when `export_frame` is None.
+    """
+
+    anchors: dict[int, torch.Tensor] = field(default_factory=dict)
+    export_frame: int | None = None
+    first_frame: int = 0
+
+
 @torch.no_grad()  # gradients only where guidance asks for them (motion_guidance.gradients)
 def guided_sample(lr_latents: torch.Tensor, model: DiffusionModel, settings: SampleSettings = SampleSettings(),
-                  flow: FlowField | None = None, reporter: Reporter | None = None) -> torch.Tensor:
+                  flow: FlowField | None = None, reporter: Reporter | None = None,
+                  seam: Seam | None = None) -> torch.Tensor:
     """Sample HR latents [T,C,h,w] (scaled, like lr_latents) for a whole clip.
 
     lr_latents: VAE latents of the upscaled LR frames, multiplied by the
     latent scale. flow: the clip's VSR_FLOW at any resolution (rescaled to
     latent size here); None or guidance scale 0 samples without guidance.
+    seam: guidance state to and from neighbouring segments (see `Seam`).
     """
     if lr_latents.dim() != 4 or lr_latents.shape[0] < 1:
         raise InputError(f"latents have shape {tuple(lr_latents.shape)}; expected [frames, C, h, w]")
     if not torch.isfinite(lr_latents).all():
         raise InputError("latents contain NaN or infinite values")
     t_frames, c, h, w = lr_latents.shape
-    if flow is not None and flow.num_frames != t_frames:
-        raise InputError(f"flow covers {flow.num_frames} frames but there are {t_frames} latent frames; "
+    lead = 1 if seam is not None and seam.anchors else 0  # the flow starts at the previous segment's frame
+    if flow is not None and flow.num_frames != t_frames + lead:
+        extra = " and the frame before them (the seam anchor)" if lead else ""
+        raise InputError(f"flow covers {flow.num_frames} frames but there are {t_frames} latent frames{extra}; "
                          f"estimate the flow on the same clip")
+    if seam is not None and seam.export_frame is not None and not 0 <= seam.export_frame < t_frames:
+        raise InputError(f"seam.export_frame={seam.export_frame}; expected a frame index below {t_frames}")
     reporter = get_reporter(reporter)
     process = _make_process(settings, model)
     steps = process.num_steps
     g = settings.guidance
     noise = FrameNoise(settings.seed, (c, h, w))
-    guiding = flow is not None and g.scale > 0 and t_frames > 1
+    guiding = flow is not None and g.scale > 0 and t_frames + lead > 1
     latent_flow = flow.resized(h, w) if guiding else None
     call = model
     windows = plan_windows(t_frames, settings.window, settings.window_overlap)
     blender = WindowBlender(windows)
     out = torch.empty_like(lr_latents)
-    anchors: dict[int, torch.Tensor] = {}
+    anchors: dict[int, torch.Tensor] = dict(seam.anchors) if lead and guiding else {}
+    export = seam.export_frame if seam is not None else None
+    offset = seam.first_frame if seam is not None else 0
+    if export is not None and export < windows[-1][0]:
+        raise InputError(f"seam.export_frame={export} is not in the last window {windows[-1]}; expected a frame "
+                         f"within the last {settings.window} frames")
     reporter.start(len(windows) * steps, "guided sample")
     for k, (a, b) in enumerate(windows):
-        frame_ids = range(a, b)
+        frame_ids = range(offset + a, offset + b)
         z_lr = lr_latents[a:b]
-        next_start = windows[k + 1][0] if k + 1 < len(windows) else None
+        # The frame whose per-step latents anchor the next window (or the next segment).
+        next_start = windows[k + 1][0] if k + 1 < len(windows) else (None if export is None else export + 1)
         recorded: dict[int, torch.Tensor] = {}
 
         def net_for(i, z_lr=z_lr, n=b - a):
@@ -290,7 +323,7 @@ def guided_sample(lr_latents: torch.Tensor, model: DiffusionModel, settings: Sam
                 recorded[i] = x[next_start - 1 - a].detach().clone()
 
         first = a - 1 if anchors else a  # the anchor frame joins the guided chain
-        window_flow = latent_flow.frames(first, b) if guiding and b - first > 1 else None
+        window_flow = latent_flow.frames(first + lead, b + lead) if guiding and b - first > 1 else None
         if guiding and g.through_model:
             # Anchors are the previous window's x0 predictions (the loss is on x0 here).
             tm = _ThroughModelGuide(net_for, settings.tile, settings.tile_overlap, window_flow, process.schedule,
@@ -313,4 +346,6 @@ def guided_sample(lr_latents: torch.Tensor, model: DiffusionModel, settings: Sam
         anchors = recorded if guiding else {}
         for f, latent in blender.add(k, x):
             out[f] = latent
+    if seam is not None:
+        seam.anchors = anchors if export is not None else {}
     return out

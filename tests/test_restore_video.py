@@ -1,0 +1,131 @@
+"""`restore`: the full diffusion graph streamed over a file, resumable, with the out-of-memory fallback."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from vsr_core.cli import main
+from vsr_core.errors import Interrupted
+from vsr_core.pipeline.guided_sample import SampleSettings
+from vsr_core.pipeline.restore_video import RestoreSettings, load_restore_models, restore_file
+from vsr_core.progress import Reporter
+from vsr_core.video import open_video
+
+from conftest import write_media
+
+SETTINGS = RestoreSettings(segment=6, segment_overlap=2, sample=SampleSettings(steps=2))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():  # before the module's fixtures: float sums differ in the last bit between thread counts
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def models():
+    return load_restore_models()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory, clip):
+    return write_media(tmp_path_factory.mktemp("in") / "in.mkv", clip[:11, :24, :40])
+
+
+def read(path):
+    return open_video(str(path)).read_all()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, source, models):
+    out = tmp_path_factory.mktemp("ref") / "out.mkv"
+    assert restore_file(source, str(out), SETTINGS, models, fmt="ffv1") == 11
+    return read(out)
+
+
+def test_restores_every_frame_at_x4_at_the_same_rate_and_cleans_its_cache(tmp_path, source, models, reference):
+    assert reference.shape == (11, 96, 160, 3)
+    assert reference.std() > 10  # a picture, not a flat frame
+    out = tmp_path / "out.mkv"
+    restore_file(source, str(out), SETTINGS, models, fmt="ffv1")
+    assert open_video(str(out)).fps == open_video(str(source)).fps
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]  # the default cache folder is gone
+    np.testing.assert_array_equal(read(out), reference)              # deterministic
+
+
+class StopAfter(Reporter):
+    """Cancels (like Ctrl-C or ComfyUI's Cancel) once `frames` output frames were reported."""
+
+    def __init__(self, frames):
+        self.frames, self.done, self.messages = frames, 0, []
+
+    def update(self, n=1):
+        self.done += n
+
+    def check_interrupt(self):
+        if self.done >= self.frames:
+            raise Interrupted("cancelled")
+
+    def log(self, message):
+        self.messages.append(message)
+
+
+def test_a_cancelled_run_leaves_no_output_and_resumes_to_the_same_frames(tmp_path, source, models, reference):
+    out, cache = tmp_path / "out.mkv", tmp_path / "cache"
+    with pytest.raises(Interrupted):
+        restore_file(source, str(out), SETTINGS, models, fmt="ffv1", cache_dir=str(cache), reporter=StopAfter(4))
+    assert not out.exists()
+    assert sorted(p.name for p in cache.iterdir()) == ["job.json", "segment_000000.safetensors"]
+    log = StopAfter(10 ** 9)
+    restore_file(source, str(out), SETTINGS, models, fmt="ffv1", cache_dir=str(cache), reporter=log)
+    assert "resuming: 1 finished segment(s)" in log.messages[0]
+    np.testing.assert_array_equal(read(out), reference)
+    assert not cache.exists()
+
+
+class Picky(torch.nn.Module):
+    """The UNet, but out of memory on latents wider than `limit` (as a small GPU would be)."""
+
+    def __init__(self, unet, limit):
+        super().__init__()
+        self.unet, self.limit = unet, limit
+
+    def forward(self, x, *args, **kwargs):
+        if x.shape[-1] > self.limit:
+            raise torch.OutOfMemoryError(f"CUDA out of memory (latent width {x.shape[-1]})")
+        return self.unet(x, *args, **kwargs)
+
+
+def test_out_of_memory_shrinks_the_tiles_and_finishes(tmp_path, source, models):
+    picky = dataclasses.replace(models, diffusion=dataclasses.replace(models.diffusion,
+                                                                      unet=Picky(models.diffusion.unet, 20)))
+    log = StopAfter(10 ** 9)
+    out = tmp_path / "out.mkv"
+    assert restore_file(source, str(out), SETTINGS, picky, fmt="ffv1", reporter=log) == 11
+    oom = [m for m in log.messages if "out of memory" in m]
+    assert len(oom) == 2 and "tile 64 -> 32" in oom[0] and "tile 32 -> 16" in oom[1]
+    assert read(out).shape == (11, 96, 160, 3)
+
+
+def test_command_line(tmp_path, source):
+    out = tmp_path / "out.mkv"
+    args = ["restore", str(source), str(out), "--format", "ffv1", "--steps", "1", "--segment", "8", "--threads", "1"]
+    assert main(args) == 0 and read(out).shape == (11, 96, 160, 3)
+    assert main(args) == 2                                    # exists, no --overwrite
+    assert main(args + ["--overwrite", "--segment-overlap", "5"]) == 2  # overlap >= window
+
+
+def test_another_settings_change_starts_over(tmp_path, source, models):
+    cache = tmp_path / "cache"
+    with pytest.raises(Interrupted):
+        restore_file(source, str(tmp_path / "a.mkv"), SETTINGS, models, fmt="ffv1", cache_dir=str(cache),
+                     reporter=StopAfter(4))
+    log = StopAfter(10 ** 9)
+    other = dataclasses.replace(SETTINGS, sample=SampleSettings(steps=2, seed=1))
+    restore_file(source, str(tmp_path / "a.mkv"), other, models, fmt="ffv1", cache_dir=str(cache), reporter=log)
+    assert any("starting over" in m for m in log.messages)

@@ -1,0 +1,136 @@
+"""Streaming segments: every frame once, crossfaded overlaps, state handed on, and a cache that resumes."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from vsr_core.errors import InputError, Interrupted
+from vsr_core.pipeline.segment_cache import SegmentCache
+from vsr_core.pipeline.segments import run_segments
+from vsr_core.progress import Reporter
+
+
+def frames(n, h=4, w=6):
+    return torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(n))
+
+
+def chunked(x, size):
+    return [x[i:i + size] for i in range(0, len(x), size)]
+
+
+class Recorder:
+    """A process that upsamples x2 (nearest) and records what it was given."""
+
+    def __init__(self, fail_at=None):
+        self.calls, self.fail_at = [], fail_at
+
+    def __call__(self, lr, lead, state, export, first_frame):
+        if self.fail_at is not None and first_frame >= self.fail_at:
+            raise Interrupted("stop")
+        self.calls.append(dict(n=len(lr), lead=None if lead is None else lead.clone(), state=dict(state),
+                               export=export, first=first_frame))
+        out = torch.nn.functional.interpolate(lr, scale_factor=2, mode="nearest")
+        return out, {"seen": torch.tensor([first_frame + len(lr)])}
+
+
+def run(x, segment, overlap, chunk=5, process=None, cache=None):
+    process = process or Recorder()
+    out = list(run_segments(chunked(x, chunk), process, segment, overlap, cache))
+    return (np.concatenate(out) if out else np.zeros((0,))), process
+
+
+def expected(x):
+    up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    return (up.permute(0, 2, 3, 1) * 255).round().clamp(0, 255).byte().numpy()
+
+
+@pytest.mark.parametrize("n,segment,overlap,chunk", [(1, 4, 1, 3), (4, 4, 1, 2), (5, 4, 1, 5), (11, 6, 2, 4),
+                                                     (12, 6, 2, 7), (13, 5, 0, 3), (30, 8, 3, 8)])
+def test_every_frame_once_and_overlaps_agree(n, segment, overlap, chunk):
+    x = frames(n)
+    out, rec = run(x, segment, overlap, chunk)
+    assert out.shape == (n, 8, 12, 3)
+    np.testing.assert_array_equal(out, expected(x))  # the same value crossfaded with itself is unchanged
+    stride = segment - overlap
+    assert [c["first"] for c in rec.calls] == list(range(0, max(n - overlap, 1), stride))[:len(rec.calls)]
+    for k, call in enumerate(rec.calls):
+        last = k == len(rec.calls) - 1
+        assert call["export"] == (None if last else stride - 1)
+        assert (call["lead"] is None) == (k == 0)
+        if k:
+            assert torch.equal(call["lead"], x[call["first"] - 1])
+            assert int(call["state"]["seen"]) == rec.calls[k - 1]["first"] + rec.calls[k - 1]["n"]
+
+
+def test_overlap_is_crossfaded_linearly():
+    def constant(lr, lead, state, export, first):  # each segment paints its own grey level
+        return torch.full((len(lr), 3, 2, 2), 0.2 if first == 0 else 0.8), {}
+    out = np.concatenate(list(run_segments([torch.zeros(7, 3, 2, 2)], constant, 5, 3)))
+    levels = out[:, 0, 0, 0].astype(float) / 255
+    np.testing.assert_allclose(levels, [0.2, 0.2, 0.35, 0.5, 0.65, 0.8, 0.8], atol=1 / 255)
+
+
+def test_bad_segmenting_and_size_change():
+    with pytest.raises(InputError, match="segment_overlap=4"):
+        list(run_segments([frames(3)], Recorder(), 4, 4))
+    with pytest.raises(InputError, match="change size"):
+        list(run_segments([frames(3), frames(3, h=5)], Recorder(), 2, 1))
+
+
+class Log(Reporter):
+    def __init__(self):
+        self.messages = []
+
+    def log(self, message):
+        self.messages.append(message)
+
+
+def test_an_interrupted_run_resumes_from_the_cache_and_gives_the_same_frames(tmp_path):
+    x = frames(20)
+    reference, _ = run(x, 6, 2)
+    folder = tmp_path / "cache"
+    with pytest.raises(Interrupted):
+        run(x, 6, 2, process=Recorder(fail_at=9), cache=SegmentCache(str(folder), {"job": 1}))
+    assert sorted(os.listdir(folder)) == ["job.json", "segment_000000.safetensors", "segment_000001.safetensors",
+                                          "segment_000002.safetensors"]
+    cache = SegmentCache(str(folder), {"job": 1})
+    assert cache.found == 3
+    out, rec = run(x, 6, 2, cache=cache)
+    assert [c["first"] for c in rec.calls] == [12, 16]          # only the segments not cached
+    assert int(rec.calls[0]["state"]["seen"]) == 14              # segment 2 (frames 8..13), from the cache
+    np.testing.assert_array_equal(out, reference)
+    cache.clear()
+    assert not folder.exists()
+
+
+def test_another_jobs_cache_is_discarded_and_foreign_folders_refused(tmp_path):
+    folder = tmp_path / "cache"
+    x = frames(9)
+    run(x, 4, 1, cache=SegmentCache(str(folder), {"settings": "a"}))
+    log = Log()
+    cache = SegmentCache(str(folder), {"settings": "b"}, log)
+    assert cache.found == 0 and "starting over" in log.messages[0]
+    assert json.loads((folder / "job.json").read_text()) == {"settings": "b"}
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(InputError, match="not a job cache"):
+        SegmentCache(str(other), {"job": 1})
+    assert (other / "holiday.jpg").exists()
+    with pytest.raises(Exception, match="does not exist"):
+        SegmentCache(str(tmp_path / "missing" / "cache"), {"job": 1})
+
+
+def test_a_damaged_segment_is_recomputed(tmp_path):
+    x = frames(9)
+    folder = tmp_path / "cache"
+    reference, _ = run(x, 4, 1, cache=SegmentCache(str(folder), {"job": 1}))
+    (folder / "segment_000001.safetensors").write_bytes(b"truncated")
+    log = Log()
+    out, rec = run(x, 4, 1, cache=SegmentCache(str(folder), {"job": 1}, log))
+    assert [c["first"] for c in rec.calls] == [3] and "unreadable" in log.messages[0]
+    np.testing.assert_array_equal(out, reference)

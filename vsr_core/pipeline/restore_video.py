@@ -1,0 +1,189 @@
+"""The full diffusion graph over a video file, streamed segment by segment.
+
+    Load -> Estimate Flow -> Upscale -> VAE encode -> Guided Sample -> Temporal Decode -> Refine -> Save
+
+the same stages, defaults and shipped weights as `workflows/full_pipeline_default`,
+but frames stream from the decoder through every stage to the encoder in
+segments (pipeline/segments.py), so memory depends on the segment, window and
+tile sizes only. Across segments Guided Sample carries its guidance anchor
+(`Seam`), so the sampled latents are those of one pass over the video; the
+outputs of overlapping frames are crossfaded. Finished segments go to a cache
+folder, so a cancelled or crashed run resumes; when a segment runs out of
+memory its tiles (then windows) shrink and it runs again.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from ..diffusion.motion_guidance import MotionGuidance
+from ..errors import InputError
+from ..frames import thwc_to_tchw, uint8_to_float
+from ..progress import InnerReporter, Reporter, get_reporter
+from ..video import LoadOptions, VideoWriter, open_video
+from .guided_sample import SampleSettings, Seam, guided_sample
+from .memory_fallback import halve, retry_on_oom
+from .segment_cache import SegmentCache, default_cache_dir, file_identity
+from .segments import check_segmenting, run_segments
+from .vae_codec import decode_latents, encode_frames
+
+MIN_LATENT_TILE = 16
+MIN_PIXEL_TILE = 64
+
+
+@dataclass(frozen=True)
+class RestoreSettings:
+    scale: int = 4
+    segment: int = 16                 # frames per segment (memory bound); the last `segment_overlap` shared
+    segment_overlap: int = 2
+    sample: SampleSettings = field(default_factory=lambda: SampleSettings(steps=20, guidance=MotionGuidance(10.0)))
+    flow_preset: str = "medium"       # DIS, on the LR frames
+    upscale_tile: int = 512           # LR pixels
+    encode_tile: int = 512            # pixels
+    decode_window: int = 5
+    decode_window_overlap: int = 1
+    decode_tile: int = 64             # latent pixels
+    decode_tile_overlap: int = 16
+    fusion_w: float | None = None     # CFW weight (None: the VAE's default)
+    color_fix: str = "wavelet"
+
+    def __post_init__(self):
+        if self.scale not in (2, 4):
+            raise InputError(f"scale={self.scale!r}; expected 2 or 4")
+        check_segmenting(self.segment, self.segment_overlap)
+        if self.segment > self.sample.window and self.segment_overlap >= self.sample.window:
+            # The anchor for the next segment is the frame before it, which must lie in this segment's last window.
+            raise InputError(f"segment_overlap={self.segment_overlap}; expected fewer frames than the sampling "
+                             f"window ({self.sample.window})")
+        for name, low in (("upscale_tile", MIN_PIXEL_TILE), ("encode_tile", MIN_PIXEL_TILE),
+                          ("decode_tile", MIN_LATENT_TILE)):
+            if getattr(self, name) < low:
+                raise InputError(f"{name}={getattr(self, name)}; expected at least {low}")
+
+
+@dataclass
+class RestoreModels:
+    upscaler: torch.nn.Module
+    diffusion: object                 # DiffusionModel
+    vae: torch.nn.Module              # encodes the upscaled frames and decodes the samples
+    refiner: torch.nn.Module | None   # None: the fixed blend
+    files: dict = field(default_factory=dict)   # name -> file identity, for the cache key
+
+
+def load_restore_models(scale: int = 4, diffusion: str | None = None, vae: str | None = None,
+                        upscaler: str | None = None, refiner: str | None = None) -> RestoreModels:
+    """The models of the full graph: given files, else the shipped ones (as the default workflow)."""
+    from ..checkpoints import load_components
+    from ..checkpoints.bundle import shipped_path
+    from ..checkpoints.diffusion_loader import load_diffusion_model
+    from ..weights import default_upscaler_path, load_default_upscaler, load_refiner, load_upscaler
+
+    paths = {"diffusion": diffusion or shipped_path("diffusion"),
+             "vae": vae or (shipped_path("video_vae") if diffusion is None else None),
+             "upscaler": upscaler or default_upscaler_path(scale), "refiner": refiner}
+    model, own_vae = load_diffusion_model(paths["diffusion"])
+    if paths["vae"] is not None:
+        parts = load_components(paths["vae"], ("vae",))
+        if "vae" not in parts:
+            raise InputError(f"--vae '{paths['vae']}' holds no VAE")
+        own_vae = parts["vae"]
+    if own_vae is None:
+        raise InputError(f"diffusion checkpoint '{paths['diffusion']}' has no VAE; give a VAE file too")
+    up = load_upscaler(upscaler) if upscaler else load_default_upscaler(scale)
+    files = {k: file_identity(p) for k, p in paths.items() if p is not None}
+    return RestoreModels(up, model, own_vae, load_refiner(refiner), files)
+
+
+def shrink(settings: RestoreSettings) -> RestoreSettings | None:
+    """Next smaller pieces after running out of memory: all tiles halve, then the windows do."""
+    tiles = dict(upscale_tile=halve(settings.upscale_tile, MIN_PIXEL_TILE),
+                 encode_tile=halve(settings.encode_tile, MIN_PIXEL_TILE),
+                 decode_tile=halve(settings.decode_tile, MIN_LATENT_TILE))
+    s = settings.sample
+    tile = halve(s.tile, MIN_LATENT_TILE)
+    if any(getattr(settings, k) != v for k, v in tiles.items()) or tile != s.tile:
+        sample = dataclasses.replace(s, tile=tile, tile_overlap=min(s.tile_overlap, tile // 2))
+        return dataclasses.replace(settings, sample=sample, **tiles,
+                                   decode_tile_overlap=min(settings.decode_tile_overlap, tiles["decode_tile"] // 4))
+    # The next segment's anchor frame must stay inside the last sampling window: window > segment_overlap.
+    window = max(2, settings.segment_overlap + 1, s.window - 2)
+    decode_window = max(2, settings.decode_window - 2)
+    if (window, decode_window) == (s.window, settings.decode_window):
+        return None
+    sample = dataclasses.replace(s, window=window, window_overlap=min(s.window_overlap, window - 1))
+    return dataclasses.replace(settings, sample=sample, decode_window=decode_window,
+                               decode_window_overlap=min(settings.decode_window_overlap, decode_window - 1))
+
+
+def restore_segment(lr: torch.Tensor, lead: torch.Tensor | None, models: RestoreModels, settings: RestoreSettings,
+                    seam: Seam, reporter: Reporter | None = None) -> torch.Tensor:
+    """Frames [n,3,h,w] (0..1) -> restored [n,3,sh,sw]; `lead` is the frame before them (for the seam's flow)."""
+    from ..flow import estimate_flow
+    from ..models.refiner import refine
+    from ..upscale_video import upscale_frames
+
+    model = models.diffusion
+    reporter = InnerReporter(get_reporter(reporter))
+    flow_frames = lr if lead is None or not seam.anchors else torch.cat([lead[None], lr])
+    flow = estimate_flow(flow_frames, "dis", preset=settings.flow_preset) if flow_frames.shape[0] > 1 else None
+    up = upscale_frames(lr, models.upscaler, settings.scale, tile=settings.upscale_tile, reporter=reporter)
+    z = encode_frames(models.vae, up, tile=settings.encode_tile, reporter=reporter) * model.latent_scale
+    sample = guided_sample(z, model, settings.sample, flow, reporter, seam)
+    decoded = decode_latents(models.vae, sample / model.latent_scale, lr_frames=up, w=settings.fusion_w,
+                             window=settings.decode_window, window_overlap=settings.decode_window_overlap,
+                             tile=settings.decode_tile, tile_overlap=settings.decode_tile_overlap,
+                             reporter=reporter)
+    return refine(up, decoded, models.refiner, color_fix=settings.color_fix)
+
+
+def _seam_state(seam: Seam) -> dict:
+    return {f"anchor.{step}": latent for step, latent in seam.anchors.items()}
+
+
+def _seam_from(state: dict, first_frame: int, export: int | None) -> Seam:
+    anchors = {int(k.split(".", 1)[1]): v for k, v in state.items() if k.startswith("anchor.")}
+    return Seam(anchors=anchors, export_frame=export, first_frame=first_frame)
+
+
+def restore_file(src: str, dst: str, settings: RestoreSettings = RestoreSettings(),
+                 models: RestoreModels | None = None, options: LoadOptions | None = None, fmt: str | None = None,
+                 crf: int = 18, overwrite: bool = False, cache_dir: str | None = None, keep_cache: bool = False,
+                 reporter: Reporter | None = None) -> int:
+    """Restore a video file or frame folder into `dst`; returns the frame count.
+
+    Finished segments are kept in `cache_dir` (default: a hidden folder beside
+    `dst`) until the output is complete, then removed unless `keep_cache`.
+    """
+    reporter = get_reporter(reporter)
+    models = models or load_restore_models(settings.scale)
+    options = options or LoadOptions()
+    reader = open_video(src, options)
+    writer = VideoWriter(dst, reader.fps, fmt=fmt, crf=crf, audio=reader.audio, overwrite=overwrite,
+                         reporter=reporter)  # checks the destination before any work
+    source = file_identity(src) if reader.info.kind != "image-folder" else {"folder": src}
+    key = {"version": 1, "input": source,
+           "options": dataclasses.asdict(options), "settings": dataclasses.asdict(settings),
+           "models": models.files}
+    cache = SegmentCache(cache_dir or default_cache_dir(dst), key, reporter)
+    if cache.found:
+        reporter.log(f"resuming: {cache.found} finished segment(s) found in {cache.folder}")
+    current = {"settings": settings}
+
+    def process(lr, lead, state, export, first_frame):
+        def attempt(s: RestoreSettings):
+            seam = _seam_from(state, first_frame, export)
+            return restore_segment(lr, lead, models, s, seam, reporter), _seam_state(seam)
+        (out, new_state), current["settings"] = retry_on_oom(attempt, current["settings"], shrink,
+                                                             f"segment at frame {first_frame}", reporter)
+        return out, new_state
+
+    with writer:
+        reporter.start(reader.info.frame_count_hint or 0, f"restore x{settings.scale} (diffusion)")
+        chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(settings.segment))
+        for frames in run_segments(chunks, process, settings.segment, settings.segment_overlap, cache, reporter):
+            writer.write(frames)
+    if not keep_cache:
+        cache.clear()
+    return writer.frame_count
