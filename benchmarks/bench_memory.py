@@ -1,12 +1,15 @@
-"""Peak memory of `python -m vsr_core upscale` for a short and a long clip of the same size.
+"""Peak memory of the streaming commands for short and long clips, and at several sizes.
 
-    python benchmarks/bench_memory.py [--size 180x320] [--short 24] [--long 240] [--method learned]
+    python benchmarks/bench_memory.py [--command upscale|restore] [--sizes 180x320] [--frames 24,240]
+                                      [--method learned] [--steps 1] [--segment 16]
 
 Each run is a fresh process; its peak resident memory comes from the kernel
 (ru_maxrss of the finished child). The clips are made here: a virtual camera
 over a scikit-image photo, written losslessly, so nothing is downloaded.
-If the command line streams frames from decoder to encoder, the two peaks are
-close (ratio near 1) whatever the clip length.
+`upscale` is the fast path; `restore` the full diffusion graph (shipped tiny
+weights; memory does not depend on the number of steps, so --steps 1 keeps it
+short). If the commands stream frames from decoder to encoder, the peaks for a
+short and a long clip are close (ratio near 1) whatever the clip length.
 """
 from __future__ import annotations
 
@@ -36,12 +39,11 @@ def make_clip(path: str, frames: int, size: tuple[int, int]) -> None:
             writer.write(clip)
 
 
-def peak_of_upscale(src: str, dst: str, method: str, threads: int) -> tuple[float, float]:
-    """(peak RSS in MB, seconds) of one upscale run in a child process."""
+def peak_of_run(command: list[str]) -> tuple[float, float]:
+    """(peak RSS in MB, seconds) of one command in a child process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "vsr_core", "upscale", src, dst, "--method", method,
-                    "--threads", str(threads), "--overwrite"], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "vsr_core", *command], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seconds = time.monotonic() - t0
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -50,35 +52,49 @@ def peak_of_upscale(src: str, dst: str, method: str, threads: int) -> tuple[floa
     return peak / 1024.0, seconds
 
 
+def command_for(args, src: str, dst: str) -> list[str]:
+    common = [src, dst, "--threads", str(args.threads), "--overwrite"]
+    if args.command == "upscale":
+        return ["upscale", *common, "--method", args.method]
+    return ["restore", *common, "--steps", str(args.steps), "--segment", str(args.segment)]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default="180x320", help="LR clip size HxW")
-    ap.add_argument("--short", type=int, default=24)
-    ap.add_argument("--long", type=int, default=240)
-    ap.add_argument("--method", default="learned", choices=("learned", "bicubic"))
+    ap.add_argument("--command", default="upscale", choices=("upscale", "restore"))
+    ap.add_argument("--sizes", default="180x320", help="LR clip sizes HxW, comma-separated")
+    ap.add_argument("--frames", default="24,240", help="clip lengths, comma-separated")
+    ap.add_argument("--method", default="learned", choices=("learned", "bicubic"), help="upscale only")
+    ap.add_argument("--steps", type=int, default=1, help="restore only")
+    ap.add_argument("--segment", type=int, default=16, help="restore only")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)  # one size, for the child
+    ap.add_argument("--only", default=None, help=argparse.SUPPRESS)  # "HxW:frames", for the child
     args = ap.parse_args()
-    h, w = (int(v) for v in args.size.split("x"))
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.only is not None:  # measure one clip length in this (fresh) process's children
+    if args.only is not None:  # measure one clip in this (fresh) process's child
+        size, frames = args.only.split(":")
+        h, w = (int(v) for v in size.split("x"))
+        with tempfile.TemporaryDirectory() as tmp:
             src = os.path.join(tmp, "in.mkv")
-            make_clip(src, args.only, (h, w))
-            mb, sec = peak_of_upscale(src, os.path.join(tmp, "out.mp4"), args.method, args.threads)
-            print(f"{mb:.1f} {sec:.1f}")
-            return 0
-        rows = []
-        for frames in (args.short, args.long):
-            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--size", args.size, "--method",
-                                  args.method, "--threads", str(args.threads), "--only", str(frames)],
+            make_clip(src, int(frames), (h, w))
+            mb, sec = peak_of_run(command_for(args, src, os.path.join(tmp, "out.mp4")))
+        print(f"{mb:.1f} {sec:.1f}")
+        return 0
+    passed = sys.argv[1:]
+    rows = []
+    for size in args.sizes.split(","):
+        for frames in (int(f) for f in args.frames.split(",")):
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), *passed, "--only", f"{size}:{frames}"],
                                  capture_output=True, text=True, check=True).stdout.split()
-            rows.append((frames, float(out[0]), float(out[1])))
+            rows.append((size, frames, float(out[0]), float(out[1])))
+            print(f"  measured {size} x {frames} frames: {out[0]} MB, {out[1]} s", file=sys.stderr)
+    what = (f"upscale --method {args.method}" if args.command == "upscale"
+            else f"restore --steps {args.steps} --segment {args.segment}")
     print(f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs; threads {args.threads}")
-    print(f"`python -m vsr_core upscale --method {args.method}`, {h}x{w} -> {4 * h}x{4 * w}, FFV1 in, h264 out")
-    print(f"{'frames':>8} {'peak RSS (MB)':>14} {'seconds':>9} {'fps':>6}")
-    for frames, mb, sec in rows:
-        print(f"{frames:>8} {mb:>14.1f} {sec:>9.1f} {frames / sec:>6.2f}")
-    print(f"peak ratio long/short: {rows[1][1] / rows[0][1]:.3f}")
+    print(f"`python -m vsr_core {what}`, x4, FFV1 in, h264 out")
+    print(f"{'LR size':>10} {'output':>10} {'frames':>7} {'peak RSS (MB)':>14} {'seconds':>9} {'fps':>7}")
+    for size, frames, mb, sec in rows:
+        h, w = (int(v) for v in size.split("x"))
+        print(f"{size:>10} {f'{4 * h}x{4 * w}':>10} {frames:>7} {mb:>14.1f} {sec:>9.1f} {frames / sec:>7.3f}")
     return 0
 
 

@@ -155,7 +155,8 @@ class AttentionBlock(nn.Module):
             q, k, v = qkv.reshape(b, heads, 3 * c // heads, n).chunk(3, dim=2)
         else:
             q, k, v = (z.reshape(b, heads, c // heads, n) for z in qkv.chunk(3, dim=1))
-        # [b, heads, ch, n] -> [b, heads, n, ch] for SDPA
-        out = F.scaled_dot_product_attention(q.transpose(2, 3), k.transpose(2, 3), v.transpose(2, 3))
+        # [b, heads, ch, n] -> [b, heads, n, ch], contiguous so SDPA takes its fused (flash) kernel
+        q, k, v = (z.transpose(2, 3).contiguous() for z in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v)
         h = self.proj_out(out.transpose(2, 3).reshape(b, c, n))
         return (x + h).reshape(b, c, *spatial)

@@ -41,7 +41,7 @@ class RestoreSettings:
     sample: SampleSettings = field(default_factory=lambda: SampleSettings(steps=20, guidance=MotionGuidance(10.0)))
     flow_preset: str = "medium"       # DIS, on the LR frames
     upscale_tile: int = 512           # LR pixels
-    encode_tile: int = 512            # pixels
+    encode_tile: int = 64             # latent pixels
     decode_window: int = 5
     decode_window_overlap: int = 1
     decode_tile: int = 64             # latent pixels
@@ -57,7 +57,7 @@ class RestoreSettings:
             # The anchor for the next segment is the frame before it, which must lie in this segment's last window.
             raise InputError(f"segment_overlap={self.segment_overlap}; expected fewer frames than the sampling "
                              f"window ({self.sample.window})")
-        for name, low in (("upscale_tile", MIN_PIXEL_TILE), ("encode_tile", MIN_PIXEL_TILE),
+        for name, low in (("upscale_tile", MIN_PIXEL_TILE), ("encode_tile", MIN_LATENT_TILE),
                           ("decode_tile", MIN_LATENT_TILE)):
             if getattr(self, name) < low:
                 raise InputError(f"{name}={getattr(self, name)}; expected at least {low}")
@@ -99,7 +99,7 @@ def load_restore_models(scale: int = 4, diffusion: str | None = None, vae: str |
 def shrink(settings: RestoreSettings) -> RestoreSettings | None:
     """Next smaller pieces after running out of memory: all tiles halve, then the windows do."""
     tiles = dict(upscale_tile=halve(settings.upscale_tile, MIN_PIXEL_TILE),
-                 encode_tile=halve(settings.encode_tile, MIN_PIXEL_TILE),
+                 encode_tile=halve(settings.encode_tile, MIN_LATENT_TILE),
                  decode_tile=halve(settings.decode_tile, MIN_LATENT_TILE))
     s = settings.sample
     tile = halve(s.tile, MIN_LATENT_TILE)

@@ -38,9 +38,14 @@ def pad_frames(frames: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_frames(vae, frames: torch.Tensor, tile: int = 512, tile_overlap: int = 64, batch: int = 4,
+def encode_frames(vae, frames: torch.Tensor, tile: int = 64, tile_overlap: int = 8, batch: int = 4,
                   reporter: Reporter | None = None) -> torch.Tensor:
-    """Frames in 0..1 -> unscaled latent means, `batch` frames at a time, in pixel tiles."""
+    """Frames in 0..1 -> unscaled latent means, `batch` frames at a time, in tiles.
+
+    tile/tile_overlap are in latent cells (64 = 512 pixels for SD's VAE), like
+    decode_latents': the encoder's mid-block attention spans a whole tile, so its
+    memory grows with the square of the tile's latent area, whatever the VAE's factor.
+    """
     _check_frames(frames, "frames")
     reporter = get_reporter(reporter)
     f = vae.downsample_factor
@@ -50,7 +55,7 @@ def encode_frames(vae, frames: torch.Tensor, tile: int = 512, tile_overlap: int 
     for i in range(0, frames.shape[0], batch):
         reporter.check_interrupt()
         x = pad_frames(frames[i:i + batch], f).to(param) * 2 - 1
-        out.append(tiled_encode(vae, x, tile_size=tile, overlap=tile_overlap).float().cpu())
+        out.append(tiled_encode(vae, x, tile_size=tile * f, overlap=tile_overlap * f).float().cpu())
         reporter.update(x.shape[0])
     return torch.cat(out)
 
