@@ -129,3 +129,14 @@ def test_another_settings_change_starts_over(tmp_path, source, models):
     other = dataclasses.replace(SETTINGS, sample=SampleSettings(steps=2, seed=1))
     restore_file(source, str(tmp_path / "a.mkv"), other, models, fmt="ffv1", cache_dir=str(cache), reporter=log)
     assert any("starting over" in m for m in log.messages)
+
+
+def test_bf16_autocast_and_channels_last_stay_close_to_float32(tmp_path, source, reference):
+    """The CPU stands in for a GPU here: the same autocast context and memory format, reduced precision."""
+    from vsr_core.metrics import psnr_y
+    fast = load_restore_models(channels_last=True)
+    out = tmp_path / "out.mkv"
+    restore_file(source, str(out), dataclasses.replace(SETTINGS, precision="bf16"), fast, fmt="ffv1")
+    got = torch.from_numpy(read(out)).permute(0, 3, 1, 2).float() / 255
+    want = torch.from_numpy(reference).permute(0, 3, 1, 2).float() / 255
+    assert psnr_y(got, want) > 30

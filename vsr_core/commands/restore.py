@@ -6,6 +6,7 @@ from ..machine import set_threads
 from ..pipeline.guided_sample import SAMPLER_NAMES, SampleSettings
 from ..pipeline.restore_video import RestoreSettings, load_restore_models, restore_file
 from ..progress import TerminalReporter
+from ..speed import DEVICES, PRECISIONS
 from ..video import FORMATS
 from .upscale import add_load_arguments, load_options
 
@@ -40,6 +41,13 @@ def register(subparsers) -> None:
     p.add_argument("--format", default=None, choices=FORMATS)
     p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 (lossless) to 51")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where the networks run (auto: CUDA if any)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="autocast precision (auto: fp16/bf16 on CUDA, fp32 on the CPU)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="NHWC convolution weights (faster VAE on this project's test CPU; see README)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the UNet (minutes of compiling first; measured slower on a CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     add_load_arguments(p)
     p.set_defaults(func=run)
@@ -50,8 +58,9 @@ def run(args) -> int:
     sample = SampleSettings(steps=args.steps, sampler=args.sampler, seed=args.seed, window=args.window,
                             tile=args.tile, tile_overlap=args.tile // 2, guidance=MotionGuidance(args.guidance))
     settings = RestoreSettings(scale=args.scale, segment=args.segment, segment_overlap=args.segment_overlap,
-                               sample=sample)
-    models = load_restore_models(args.scale, diffusion=args.diffusion_model, vae=args.vae)
+                               sample=sample, precision=args.precision)
+    models = load_restore_models(args.scale, diffusion=args.diffusion_model, vae=args.vae, device=args.device,
+                                 channels_last=args.channels_last, compile=args.compile)
     count = restore_file(args.input, args.output, settings, models, options=load_options(args), fmt=args.format,
                          crf=args.crf, overwrite=args.overwrite, cache_dir=args.cache_dir,
                          keep_cache=args.keep_cache, reporter=TerminalReporter())

@@ -22,6 +22,7 @@ from ..diffusion.motion_guidance import MotionGuidance
 from ..errors import InputError
 from ..frames import thwc_to_tchw, uint8_to_float
 from ..progress import InnerReporter, Reporter, get_reporter
+from ..speed import autocast, autocast_dtype, compile_forward, pick_device, use_channels_last
 from ..video import LoadOptions, VideoWriter, open_video
 from .guided_sample import SampleSettings, Seam, guided_sample
 from .memory_fallback import halve, retry_on_oom
@@ -48,6 +49,7 @@ class RestoreSettings:
     decode_tile_overlap: int = 16
     fusion_w: float | None = None     # CFW weight (None: the VAE's default)
     color_fix: str = "wavelet"
+    precision: str = "auto"           # autocast: fp16/bf16 on CUDA, float32 on the CPU (see vsr_core/speed.py)
 
     def __post_init__(self):
         if self.scale not in (2, 4):
@@ -57,6 +59,7 @@ class RestoreSettings:
             # The anchor for the next segment is the frame before it, which must lie in this segment's last window.
             raise InputError(f"segment_overlap={self.segment_overlap}; expected fewer frames than the sampling "
                              f"window ({self.sample.window})")
+        autocast_dtype(torch.device("cpu"), self.precision)  # checks the name
         for name, low in (("upscale_tile", MIN_PIXEL_TILE), ("encode_tile", MIN_LATENT_TILE),
                           ("decode_tile", MIN_LATENT_TILE)):
             if getattr(self, name) < low:
@@ -73,8 +76,10 @@ class RestoreModels:
 
 
 def load_restore_models(scale: int = 4, diffusion: str | None = None, vae: str | None = None,
-                        upscaler: str | None = None, refiner: str | None = None) -> RestoreModels:
-    """The models of the full graph: given files, else the shipped ones (as the default workflow)."""
+                        upscaler: str | None = None, refiner: str | None = None, device: str = "cpu",
+                        channels_last: bool = False, compile: bool = False) -> RestoreModels:
+    """The models of the full graph: given files, else the shipped ones (as the default workflow),
+    on `device` ("auto": CUDA when there is one), optionally channels-last and compiled."""
     from ..checkpoints import load_components
     from ..checkpoints.bundle import shipped_path
     from ..checkpoints.diffusion_loader import load_diffusion_model
@@ -93,7 +98,15 @@ def load_restore_models(scale: int = 4, diffusion: str | None = None, vae: str |
         raise InputError(f"diffusion checkpoint '{paths['diffusion']}' has no VAE; give a VAE file too")
     up = load_upscaler(upscaler) if upscaler else load_default_upscaler(scale)
     files = {k: file_identity(p) for k, p in paths.items() if p is not None}
-    return RestoreModels(up, model, own_vae, load_refiner(refiner), files)
+    models = RestoreModels(up, model, own_vae, load_refiner(refiner), files)
+    target = pick_device(device)
+    for module in (models.upscaler, model.unet, models.vae, models.refiner):
+        module.to(target)
+        if channels_last:
+            use_channels_last(module)
+    if compile:
+        compile_forward(model.unet)
+    return models
 
 
 def shrink(settings: RestoreSettings) -> RestoreSettings | None:
@@ -120,12 +133,17 @@ def shrink(settings: RestoreSettings) -> RestoreSettings | None:
 def restore_segment(lr: torch.Tensor, lead: torch.Tensor | None, models: RestoreModels, settings: RestoreSettings,
                     seam: Seam, reporter: Reporter | None = None) -> torch.Tensor:
     """Frames [n,3,h,w] (0..1) -> restored [n,3,sh,sw]; `lead` is the frame before them (for the seam's flow)."""
+    reporter = InnerReporter(get_reporter(reporter))
+    with autocast(next(models.diffusion.unet.parameters()).device, settings.precision):
+        return _restore_segment(lr, lead, models, settings, seam, reporter)
+
+
+def _restore_segment(lr, lead, models: RestoreModels, settings: RestoreSettings, seam: Seam, reporter: Reporter):
     from ..flow import estimate_flow
     from ..models.refiner import refine
     from ..upscale_video import upscale_frames
 
     model = models.diffusion
-    reporter = InnerReporter(get_reporter(reporter))
     flow_frames = lr if lead is None or not seam.anchors else torch.cat([lead[None], lr])
     flow = estimate_flow(flow_frames, "dis", preset=settings.flow_preset) if flow_frames.shape[0] > 1 else None
     up = upscale_frames(lr, models.upscaler, settings.scale, tile=settings.upscale_tile, reporter=reporter)
@@ -135,7 +153,7 @@ def restore_segment(lr: torch.Tensor, lead: torch.Tensor | None, models: Restore
                              window=settings.decode_window, window_overlap=settings.decode_window_overlap,
                              tile=settings.decode_tile, tile_overlap=settings.decode_tile_overlap,
                              reporter=reporter)
-    return refine(up, decoded, models.refiner, color_fix=settings.color_fix)
+    return refine(up, decoded, models.refiner, color_fix=settings.color_fix).float()
 
 
 def _seam_state(seam: Seam) -> dict:
