@@ -1,11 +1,14 @@
 """Guided Sample and Temporal Decode: the diffusion stages."""
 from __future__ import annotations
 
+import dataclasses
+
 from vsr_core.diffusion.model import DiffusionModel
 from vsr_core.diffusion.motion_guidance import RULES, MotionGuidance
 from vsr_core.errors import InputError
 from vsr_core.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
 from vsr_core.pipeline.guided_sample import SAMPLER_NAMES, SampleSettings, guided_sample
+from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
 from vsr_core.pipeline.vae_codec import decode_latents, encode_frames
 
 from .comfy_bridge import (context_from_conditioning, core_model_denoiser, core_vae_decode, core_vae_encode,
@@ -112,9 +115,14 @@ class VSR_GuidedSample:
             guidance=MotionGuidance(scale=guidance_scale, rule=guidance_rule, reference_offset=reference_offset,
                                     start=guidance_start, end=guidance_end, through_model=guidance_through_model))
         scaled = samples.float() * model.latent_scale
+
+        def attempt(pieces):
+            return guided_sample(scaled, model, dataclasses.replace(settings, **pieces), flow=flow, reporter=reporter)
+
+        pieces = dict(tile=tile, tile_overlap=tile_overlap, window=window, window_overlap=window_overlap)
         with on_compute_device(getattr(model, "unet", None), offload_after):
-            out = guided_sample(scaled, model, settings, flow=flow, reporter=reporter) / model.latent_scale
-        return ({"samples": out, **extra},)
+            out, _ = retry_on_oom(attempt, pieces, smaller_pieces, "Guided Sample", reporter)
+        return ({"samples": out / model.latent_scale, **extra},)
 
 
 class VSR_TemporalDecode:
@@ -160,10 +168,15 @@ class VSR_TemporalDecode:
         if is_core_vae(vae):
             return (core_vae_decode(vae, samples),)
         lr = thwc_to_tchw(check_image_batch(upscaled, "upscaled")) if upscaled is not None else None
+        reporter = make_reporter()
+
+        def attempt(pieces):
+            return decode_latents(vae, samples, lr_frames=lr, w=None if fusion_w < 0 else fusion_w,
+                                  size=latent.get("vsr_size"), reporter=reporter, **pieces)
+
+        pieces = dict(tile=tile, tile_overlap=tile_overlap, window=window, window_overlap=window_overlap)
         with on_compute_device(vae, offload_after):
-            frames = decode_latents(vae, samples, lr_frames=lr, w=None if fusion_w < 0 else fusion_w,
-                                    size=latent.get("vsr_size"), window=window, window_overlap=window_overlap,
-                                    tile=tile, tile_overlap=tile_overlap, reporter=make_reporter())
+            frames, _ = retry_on_oom(attempt, pieces, smaller_pieces, "Temporal Decode", reporter)
         return (tchw_to_thwc(frames).contiguous(),)
 
 

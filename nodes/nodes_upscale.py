@@ -5,6 +5,7 @@ from vsr_core.colorfix import COLOR_FIX_METHODS, color_fix
 from vsr_core.errors import InputError
 from vsr_core.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
 from vsr_core.models.refiner import refine
+from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
 from vsr_core.resize import resize_frames
 from vsr_core.upscale_video import stabilize_with_flow, upscale_frames
 from vsr_core.weights import default_upscaler_path, load_refiner, load_upscaler
@@ -97,9 +98,18 @@ class VSR_Upscale:
                                       lr.shape[-2] * scale, lr.shape[-1] * scale)
             out = stabilize_with_flow(per_frame, lr, strength=stabilize or 0.6, reporter=reporter)
         else:
+            def attempt(p):
+                return upscale_frames(lr, upscaler, scale=scale, window=p["window"], overlap=p["window_overlap"],
+                                      temporal=temporal, tile=p["tile"], stabilize=stabilize, reporter=reporter)
+
+            def shrink(p):  # the upscaler's windows overlap by less than half
+                p = smaller_pieces(p, min_tile=64)
+                return p and {**p, "window_overlap": min(p["window_overlap"], (p["window"] - 1) // 2)}
+
+            # tile 0 (whole frames) can still shrink: it starts as the frame size.
+            pieces = dict(tile=tile or max(lr.shape[-2:]), window=window, window_overlap=window_overlap)
             with on_compute_device(upscaler, offload_after):
-                out = upscale_frames(lr, upscaler, scale=scale, window=window, overlap=window_overlap,
-                                     temporal=temporal, tile=tile, stabilize=stabilize, reporter=reporter)
+                out, _ = retry_on_oom(attempt, pieces, shrink, "Upscale", reporter)
         return (tchw_to_thwc(out).contiguous(),)
 
 

@@ -154,3 +154,32 @@ def test_a_core_comfyui_model_drives_the_sampler(classes, models_dir, clip, monk
         node.sample(patcher, **SAMPLE, upscaled=clip, vae=vae)
     (latent,) = node.sample(patcher, **SAMPLE, upscaled=clip, vae=vae, conditioning=cond)
     assert latent["samples"].shape == (4, 4, 8, 8) and torch.isfinite(latent["samples"]).all()
+
+
+class _WindowLimited(torch.nn.Module):
+    """The UNet, out of memory for more than two frames at once (as a small GPU would be)."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.inner = unet
+
+    def forward(self, x, *args, **kwargs):
+        if x.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+        return self.inner(x, *args, **kwargs)
+
+
+def test_guided_sample_shrinks_tiles_then_windows_when_memory_runs_out(classes, models_dir, clip, monkeypatch,
+                                                                       capsys):
+    import dataclasses
+    monkeypatch.setenv("VSR_MODELS_DIR", str(models_dir))
+    model, vae = classes["VSR_LoadDiffusionModel"]().load("tiny_stablesr.ckpt", "auto", "none", "auto")
+    small = dataclasses.replace(model, unet=_WindowLimited(model.unet))
+    (latent,) = classes["VSR_GuidedSample"]().sample(small, **SAMPLE, upscaled=clip, vae=vae)
+    log = capsys.readouterr()
+    messages = [line for line in (log.out + log.err).splitlines() if "out of memory" in line]
+    assert len(messages) == 3  # tile 64 -> 32 -> 16 (the 8x8 latent still in one tile), then window 3 -> 2
+    assert "window 3 -> 2" in messages[-1]
+    (direct,) = classes["VSR_GuidedSample"]().sample(model, **dict(SAMPLE, window=2, tile=16, tile_overlap=8),
+                                                     upscaled=clip, vae=vae)
+    torch.testing.assert_close(latent["samples"], direct["samples"])

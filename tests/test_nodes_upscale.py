@@ -76,3 +76,27 @@ def test_refine_and_color_fix(classes, hr_and_lr):
         classes["VSR_Refine"]().refine(hr, x_d[:, :64], "fixed blend (no weights)", 0.5, "none")
     with pytest.raises(ValueError, match="expected the same"):
         classes["VSR_ColorFix"]().fix(x_d, hr[:2], "adain")
+
+
+def test_upscale_gives_up_with_a_clear_error_when_even_the_smallest_pieces_do_not_fit(classes, hr_and_lr,
+                                                                                      capsys):
+    from vsr_core.pipeline.memory_fallback import OutOfMemory
+    _hr, lr = hr_and_lr
+    (upscaler,) = classes["VSR_LoadUpscaler"]().load("default (shipped x4)")
+
+    class NoMemory(torch.nn.Module):
+        scale = upscaler.scale
+
+        def __init__(self):
+            super().__init__()
+            self.inner = upscaler
+
+        def forward(self, *args, **kwargs):
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8589934592 bytes")
+
+    with pytest.raises(OutOfMemory, match="Upscale ran out of memory even at the smallest tiles and windows"):
+        classes["VSR_Upscale"]().upscale(lr, NoMemory(), 4, True, 6, 2, 512, 0.0)
+    log = capsys.readouterr()
+    tried = [line for line in (log.out + log.err).splitlines() if "retrying" in line]
+    # tile 512 -> 256 -> 128 -> 64, then window 6 -> 4 -> 2 with the overlap kept below half a window
+    assert len(tried) == 5 and "window_overlap 2 -> 1" in tried[3] and "window 4 -> 2" in tried[4]

@@ -45,16 +45,18 @@ def free_memory() -> None:
 
 
 def changes(before, after) -> str:
-    """'tile 64 -> 32, window 5 -> 3' for two dataclass instances (nested ones included)."""
+    """'tile 64 -> 32, window 5 -> 3' for two dicts or dataclass instances (nested ones included)."""
     out = []
-    for f in dataclasses.fields(before):
-        a, b = getattr(before, f.name), getattr(after, f.name)
+    names = list(before) if isinstance(before, dict) else [f.name for f in dataclasses.fields(before)]
+    value = (lambda d, k: d[k]) if isinstance(before, dict) else getattr
+    for name in names:
+        a, b = value(before, name), value(after, name)
         if a == b:
             continue
         if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):
             out.append(changes(a, b))
         else:
-            out.append(f"{f.name} {a} -> {b}")
+            out.append(f"{name} {a} -> {b}")
     return ", ".join(out)
 
 
@@ -79,6 +81,23 @@ def retry_on_oom(run: Callable[[S], T], settings: S, shrink: Callable[[S], S | N
         reporter.log(f"{what}: out of memory; retrying with smaller pieces ({changes(settings, smaller)}). "
                      f"Results may differ slightly from the larger setting.")
         settings = smaller
+
+
+def smaller_pieces(pieces: dict, min_tile: int = 16, min_window: int = 2) -> dict | None:
+    """The next smaller {tile, tile_overlap, window, window_overlap} (any subset): half the tile, down to
+    min_tile; then a window two frames shorter, down to min_window; overlaps shrink along. None at the end."""
+    out = dict(pieces)
+    if out.get("tile", 0) > min_tile:
+        out["tile"] = halve(out["tile"], min_tile)
+        if "tile_overlap" in out:
+            out["tile_overlap"] = min(out["tile_overlap"], out["tile"] // 2)
+        return out
+    if out.get("window", 0) > min_window:
+        out["window"] = max(min_window, out["window"] - 2)
+        if "window_overlap" in out:
+            out["window_overlap"] = min(out["window_overlap"], out["window"] - 1)
+        return out
+    return None
 
 
 def halve(value: int, minimum: int) -> int:
