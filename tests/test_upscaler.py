@@ -164,3 +164,42 @@ def test_cli_learned_method_keeps_frame_count_and_size(tmp_path, clip):
     assert main(["upscale", src, str(tmp_path / "o2.mkv"), "--format", "ffv1", "--scale", "2",
                  "--method", "learned-per-frame"]) == 0
     assert np.concatenate(list(open_video(str(tmp_path / "o2.mkv")).windows(8))).shape == (5, 64, 96, 3)
+
+
+@pytest.mark.parametrize("stabilize", [0.0, 0.6])
+def test_cli_file_matches_memory_and_a_cancelled_run_resumes_to_the_same_frames(tmp_path, clip, stabilize):
+    from conftest import write_media
+    from vsr_core.errors import Interrupted
+    from vsr_core.progress import Reporter
+    from vsr_core.upscale_video import upscale_file
+    from vsr_core.video import open_video
+    from vsr_core.weights import has_default_upscaler, load_default_upscaler
+    if not has_default_upscaler(4):
+        pytest.skip("shipped weights not installed")
+    src = write_media(tmp_path / "in.mkv", clip[:9, :24, :32])
+    whole = str(tmp_path / "whole.mkv")
+    upscale_file(src, whole, window=4, overlap=1, fmt="ffv1", stabilize=stabilize)
+    got = open_video(whole).read_all()
+    if stabilize == 0:
+        lr = torch.from_numpy(clip[:9, :24, :32]).permute(0, 3, 1, 2).float() / 255
+        want = upscale_frames(lr, load_default_upscaler(4), window=4, overlap=1)
+        np.testing.assert_array_equal(got, (want.permute(0, 2, 3, 1) * 255).round().byte().numpy())
+
+    class StopAfter(Reporter):
+        done = 0
+
+        def update(self, n=1):
+            self.done += n
+
+        def check_interrupt(self):
+            if self.done >= 3:
+                raise Interrupted("cancelled")
+
+    out, cache = tmp_path / "out.mkv", tmp_path / "cache"
+    with pytest.raises(Interrupted):
+        upscale_file(src, str(out), window=4, overlap=1, fmt="ffv1", stabilize=stabilize, cache_dir=str(cache),
+                     reporter=StopAfter())
+    assert not out.exists() and (cache / "segment_000000.safetensors").exists()
+    upscale_file(src, str(out), window=4, overlap=1, fmt="ffv1", stabilize=stabilize, cache_dir=str(cache))
+    np.testing.assert_array_equal(open_video(str(out)).read_all(), got)
+    assert not cache.exists()

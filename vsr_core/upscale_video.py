@@ -14,6 +14,7 @@ Public API (what the nodes call):
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable, Iterator
 
 import torch
@@ -307,7 +308,8 @@ def stabilize_with_flow(upscaled: torch.Tensor, lr_frames: torch.Tensor, strengt
 def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  options: LoadOptions | None = None, fmt: str | None = None, crf: int = 18,
                  overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
-                 stabilize: float = 0.0, reporter: Reporter | None = None) -> int:
+                 stabilize: float = 0.0, cache_dir: str | None = None, keep_cache: bool = False,
+                 reporter: Reporter | None = None) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),
@@ -315,6 +317,9 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     'bicubic'; None picks 'learned' when its weights are installed. Memory is
     bounded by ``window`` frames: windows are decoded, upscaled and encoded as
     the stream goes. The output has the input's frame count, fps and audio.
+    The learned methods keep finished windows in ``cache_dir`` (default: a
+    hidden folder beside ``dst``) until the output is complete, so running the
+    same command again after a cancel or crash resumes.
     """
     method = method or default_method()
     if method not in METHODS:
@@ -325,13 +330,23 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
         raise InputError(f"stabilize={stabilize}; expected 0 (off) to 1")
     model = None
     if method != "bicubic":
-        from .weights import load_default_upscaler, load_upscaler
+        from .weights import default_upscaler_path, load_default_upscaler, load_upscaler
         model = load_upscaler(weights) if weights else load_default_upscaler(scale)
     reporter = get_reporter(reporter)
     reader = open_video(src, options)
     # Check the destination before decoding anything.
     writer = VideoWriter(dst, reader.fps, fmt=fmt, crf=crf, audio=reader.audio, overwrite=overwrite,
                          reporter=reporter)
+    cache = None
+    if model is not None:
+        from .pipeline.segment_cache import SegmentCache, default_cache_dir, file_identity
+        source = file_identity(src) if reader.info.kind != "image-folder" else {"folder": src}
+        key = {"version": 1, "command": "upscale", "input": source, "options": dataclasses.asdict(reader.options),
+               "scale": scale, "method": method, "window": window, "overlap": overlap,
+               "weights": file_identity(weights or default_upscaler_path(scale))}
+        cache = SegmentCache(cache_dir or default_cache_dir(dst), key, reporter)
+        if cache.found:
+            reporter.log(f"resuming: {cache.found} finished window(s) found in {cache.folder}")
     with writer:
         reporter.start(reader.info.frame_count_hint or 0, f"upscale x{scale} ({method})")
         lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(window))
@@ -341,7 +356,40 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                 writer.write(float_to_uint8(tchw_to_thwc(bicubic_upscale(x, scale))))
                 reporter.update(len(x))
         else:
-            for y in stream_upscale(lr_chunks, model, scale, window=window, overlap=overlap,
-                                    temporal=(method == "learned"), stabilize=stabilize, reporter=reporter):
-                writer.write(float_to_uint8(tchw_to_thwc(y)))
+            for frames in _upscale_stream(lr_chunks, model, scale, window, overlap, method == "learned",
+                                          stabilize, cache, reporter):
+                writer.write(frames)
+    if cache is not None and not keep_cache:
+        cache.clear()
     return writer.frame_count
+
+
+def _upscale_stream(lr_chunks, model, scale, window, overlap, temporal, stabilize, cache, reporter):
+    """uint8 output frames of the learned upscaler, window by window through the resumable segment runner.
+
+    The cache holds the upscaler's windows; the stabiliser is a cheap causal filter
+    run over every frame (cached or not), so a resumed run gives the same frames.
+    """
+    from .flow.dis import DISFlow
+    from .pipeline.segments import run_segments
+    estimator = DISFlow("medium")
+    lr_queue: list[torch.Tensor] = []
+
+    def remember(chunks):
+        for chunk in chunks:
+            if stabilize > 0:
+                lr_queue.extend(chunk.unbind(0))
+            yield chunk
+
+    def process(lr, lead, state, export, first_frame):
+        y = _run_window(lr, model, temporal, estimator, 512, 16)
+        return _rescale_output(y, model.scale, scale), {}
+
+    stabilizer = FlowStabilizer(stabilize) if stabilize > 0 else None
+    for frames in run_segments(remember(lr_chunks), process, window, overlap if window > 1 else 0, cache,
+                               reporter):
+        if stabilizer is not None:
+            lr = torch.stack(lr_queue[:len(frames)])
+            del lr_queue[:len(frames)]
+            frames = float_to_uint8(tchw_to_thwc(stabilizer(thwc_to_tchw(uint8_to_float(frames)), lr)))
+        yield frames

@@ -8,7 +8,7 @@ from ..pipeline.restore_video import RestoreSettings, load_restore_models, resto
 from ..progress import TerminalReporter
 from ..speed import DEVICES, PRECISIONS
 from ..video import FORMATS
-from .upscale import add_load_arguments, load_options
+from .upscale import add_cache_arguments, add_load_arguments, load_options
 
 
 def register(subparsers) -> None:
@@ -34,10 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--segment", type=int, default=16,
                    help="frames per segment; memory grows with it, not with the video's length")
     p.add_argument("--segment-overlap", type=int, default=2, help="frames shared by neighbouring segments")
-    p.add_argument("--cache-dir", default=None,
-                   help="where finished segments are kept until the output is complete (default: a hidden "
-                        "folder beside OUTPUT)")
-    p.add_argument("--keep-cache", action="store_true", help="keep the cache after success")
+    add_cache_arguments(p)
     p.add_argument("--format", default=None, choices=FORMATS)
     p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 (lossless) to 51")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")

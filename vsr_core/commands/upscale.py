@@ -48,9 +48,17 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads for the learned upscaler (0: PyTorch's default; 1 is often fastest on a "
                         "busy or 2-core machine)")
+    add_cache_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     add_load_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_cache_arguments(parser) -> None:
+    parser.add_argument("--cache-dir", default=None,
+                        help="where finished windows are kept until OUTPUT is complete, so running the same "
+                             "command again after a cancel or crash resumes (default: a hidden folder beside OUTPUT)")
+    parser.add_argument("--keep-cache", action="store_true", help="keep the cache after success")
 
 
 def run(args) -> int:
@@ -59,6 +67,7 @@ def run(args) -> int:
     count = upscale_file(args.input, args.output, scale=args.scale, method=method, weights=args.weights,
                          overlap=args.overlap, stabilize=args.stabilize,
                          options=load_options(args), fmt=args.format, crf=args.crf,
-                         overwrite=args.overwrite, window=args.window, reporter=TerminalReporter())
+                         overwrite=args.overwrite, window=args.window, cache_dir=args.cache_dir,
+                         keep_cache=args.keep_cache, reporter=TerminalReporter())
     print(f"wrote {count} frames to {args.output}")
     return 0
