@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from vsr_core.errors import InputError, Interrupted
+from vsr_core.frames import float_to_uint8, tchw_to_thwc
 from vsr_core.pipeline.segment_cache import SegmentCache
 from vsr_core.pipeline.segments import run_segments
 from vsr_core.progress import Reporter
@@ -39,7 +40,7 @@ class Recorder:
 
 def run(x, segment, overlap, chunk=5, process=None, cache=None):
     process = process or Recorder()
-    out = list(run_segments(chunked(x, chunk), process, segment, overlap, cache))
+    out = [float_to_uint8(tchw_to_thwc(y)) for y in run_segments(chunked(x, chunk), process, segment, overlap, cache)]
     return (np.concatenate(out) if out else np.zeros((0,))), process
 
 
@@ -69,9 +70,8 @@ def test_every_frame_once_and_overlaps_agree(n, segment, overlap, chunk):
 def test_overlap_is_crossfaded_linearly():
     def constant(lr, lead, state, export, first):  # each segment paints its own grey level
         return torch.full((len(lr), 3, 2, 2), 0.2 if first == 0 else 0.8), {}
-    out = np.concatenate(list(run_segments([torch.zeros(7, 3, 2, 2)], constant, 5, 3)))
-    levels = out[:, 0, 0, 0].astype(float) / 255
-    np.testing.assert_allclose(levels, [0.2, 0.2, 0.35, 0.5, 0.65, 0.8, 0.8], atol=1 / 255)
+    out = torch.cat(list(run_segments([torch.zeros(7, 3, 2, 2)], constant, 5, 3)))
+    torch.testing.assert_close(out[:, 0, 0, 0], torch.tensor([0.2, 0.2, 0.35, 0.5, 0.65, 0.8, 0.8]))
 
 
 def test_bad_segmenting_and_size_change():

@@ -14,7 +14,6 @@ Public API (what the nodes call):
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Iterable, Iterator
 
 import torch
@@ -104,7 +103,7 @@ def _rescale_output(y: torch.Tensor, model_scale: int, scale: int) -> torch.Tens
 # ---------------------------------------------------------------- streaming
 def stream_upscale(chunks: Iterable[torch.Tensor], model, scale: int = 4, window: int = 12, overlap: int = 2,
                    temporal: bool = True, flow_preset: str = "medium", tile: int = 512, tile_overlap: int = 16,
-                   stabilize: float = 0.0, reporter: Reporter | None = None) -> Iterator[torch.Tensor]:
+                   stabilize: float = 0.0, reporter: Reporter | None = None, cache=None) -> Iterator[torch.Tensor]:
     """Upscale a stream of LR chunks [n,3,h,w] (any sizes) and yield HR chunks in order.
 
     Windows of ``window`` frames overlap by ``overlap`` frames; outputs in the
@@ -112,9 +111,13 @@ def stream_upscale(chunks: Iterable[torch.Tensor], model, scale: int = 4, window
     frame except the first/last ``overlap`` sees context on both sides. At most
     ``window`` LR frames and one window of outputs are held in memory.
     ``stabilize`` > 0 additionally runs ``FlowStabilizer(strength=stabilize)``
-    on the outputs (lower warping error; see ``stabilize_with_flow``).
+    on the outputs (lower warping error; see ``stabilize_with_flow``). With a
+    ``cache`` (pipeline.segment_cache.SegmentCache) finished windows are kept on
+    disk and reused, and outputs are 8-bit values (as a file stores them).
     """
     from .flow.dis import DISFlow
+    from .models.upscaler import check_lr
+    from .pipeline.segments import run_segments
     if not isinstance(window, int) or window < 1:
         raise InputError(f"window={window!r}; expected an integer >= 1 (frames per window)")
     if not isinstance(overlap, int) or overlap < 0 or (window > 1 and 2 * overlap >= window):
@@ -123,64 +126,29 @@ def stream_upscale(chunks: Iterable[torch.Tensor], model, scale: int = 4, window
         raise InputError(f"scale={scale!r}; expected 2 or 4 (at most the model's x{model.scale})")
     if not 0.0 <= stabilize <= 1.0:
         raise InputError(f"stabilize={stabilize!r}; expected 0 (off) to 1")
-    if window == 1:
-        overlap = 0
     rep = get_reporter(reporter)
     estimator = DISFlow(flow_preset)
-    ov = overlap
-    ramp = torch.arange(1, ov + 1, dtype=torch.float32).view(-1, 1, 1, 1) / (ov + 1)
-    buf: list[torch.Tensor] = []
-    pending = None
-    shape = None
     stabilizer = FlowStabilizer(stabilize, flow_preset) if stabilize > 0 else None
-    lr_queue: list[torch.Tensor] = []      # LR frames whose outputs are not yet emitted (for the stabiliser)
+    lr_queue: list[torch.Tensor] = []      # LR frames whose outputs are not yet out (for the stabiliser)
 
-    def finish(y):
-        if stabilizer is None:
-            return y
-        lr = torch.stack(lr_queue[:len(y)])
-        del lr_queue[:len(y)]
-        return stabilizer(y, lr)
+    def checked(chunks):
+        for chunk in chunks:
+            check_lr(chunk, "frames")
+            if stabilizer is not None:
+                lr_queue.extend(chunk.unbind(0))
+            yield chunk
 
-    def run(frames):
-        rep.check_interrupt()
-        y = _run_window(torch.stack(frames), model, temporal, estimator, tile, tile_overlap)
-        return _rescale_output(y, model.scale, scale)
+    def process(lr, lead, state, export, first_frame):
+        y = _run_window(lr, model, temporal, estimator, tile, tile_overlap)
+        return _rescale_output(y, model.scale, scale), {}
 
-    def emit(out, final):
-        nonlocal pending
-        if pending is not None:
-            head = pending * (1 - ramp) + out[:ov] * ramp
-            out = torch.cat([head, out[ov:]])
-        if final:
-            pending = None
-            return out
-        pending = out[len(out) - ov:] if ov else None
-        return out[:len(out) - ov]
-
-    for chunk in chunks:
-        from .models.upscaler import check_lr
-        check_lr(chunk, "frames")
-        if shape is None:
-            shape = tuple(chunk.shape[1:])
-        elif tuple(chunk.shape[1:]) != shape:
-            raise InputError(f"frames change size from {shape} to {tuple(chunk.shape[1:])}; expected one size")
-        buf.extend(chunk.unbind(0))
+    for y in run_segments(checked(chunks), process, window, overlap if window > 1 else 0, cache, rep):
         if stabilizer is not None:
-            lr_queue.extend(chunk.unbind(0))
-        while len(buf) >= window:
-            out = run(buf[:window])
-            y = finish(emit(out, final=False))
-            rep.update(len(y))
-            yield y
-            buf = buf[window - ov:]
-    if buf and (pending is None or len(buf) > ov):
-        y = finish(emit(run(buf), final=True))
-        rep.update(len(y))
-        yield y
-    elif pending is not None:
-        y = finish(pending)
-        rep.update(len(y))
+            if cache is not None:  # cached windows come back 8-bit: filter 8-bit values either way
+                y = thwc_to_tchw(uint8_to_float(float_to_uint8(tchw_to_thwc(y))))
+            lr = torch.stack(lr_queue[:len(y)])
+            del lr_queue[:len(y)]
+            y = stabilizer(y, lr)
         yield y
 
 
@@ -339,14 +307,10 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                          reporter=reporter)
     cache = None
     if model is not None:
-        from .pipeline.segment_cache import SegmentCache, default_cache_dir, file_identity
-        source = file_identity(src) if reader.info.kind != "image-folder" else {"folder": src}
-        key = {"version": 1, "command": "upscale", "input": source, "options": dataclasses.asdict(reader.options),
-               "scale": scale, "method": method, "window": window, "overlap": overlap,
+        from .pipeline.segment_cache import file_identity, open_job_cache
+        job = {"command": "upscale", "scale": scale, "method": method, "window": window, "overlap": overlap,
                "weights": file_identity(weights or default_upscaler_path(scale))}
-        cache = SegmentCache(cache_dir or default_cache_dir(dst), key, reporter)
-        if cache.found:
-            reporter.log(f"resuming: {cache.found} finished window(s) found in {cache.folder}")
+        cache = open_job_cache(dst, cache_dir, src, reader, job, reporter)
     with writer:
         reporter.start(reader.info.frame_count_hint or 0, f"upscale x{scale} ({method})")
         lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(window))
@@ -356,40 +320,10 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                 writer.write(float_to_uint8(tchw_to_thwc(bicubic_upscale(x, scale))))
                 reporter.update(len(x))
         else:
-            for frames in _upscale_stream(lr_chunks, model, scale, window, overlap, method == "learned",
-                                          stabilize, cache, reporter):
-                writer.write(frames)
+            for y in stream_upscale(lr_chunks, model, scale, window=window, overlap=overlap,
+                                    temporal=(method == "learned"), stabilize=stabilize, reporter=reporter,
+                                    cache=cache):
+                writer.write(float_to_uint8(tchw_to_thwc(y)))
     if cache is not None and not keep_cache:
         cache.clear()
     return writer.frame_count
-
-
-def _upscale_stream(lr_chunks, model, scale, window, overlap, temporal, stabilize, cache, reporter):
-    """uint8 output frames of the learned upscaler, window by window through the resumable segment runner.
-
-    The cache holds the upscaler's windows; the stabiliser is a cheap causal filter
-    run over every frame (cached or not), so a resumed run gives the same frames.
-    """
-    from .flow.dis import DISFlow
-    from .pipeline.segments import run_segments
-    estimator = DISFlow("medium")
-    lr_queue: list[torch.Tensor] = []
-
-    def remember(chunks):
-        for chunk in chunks:
-            if stabilize > 0:
-                lr_queue.extend(chunk.unbind(0))
-            yield chunk
-
-    def process(lr, lead, state, export, first_frame):
-        y = _run_window(lr, model, temporal, estimator, 512, 16)
-        return _rescale_output(y, model.scale, scale), {}
-
-    stabilizer = FlowStabilizer(stabilize) if stabilize > 0 else None
-    for frames in run_segments(remember(lr_chunks), process, window, overlap if window > 1 else 0, cache,
-                               reporter):
-        if stabilizer is not None:
-            lr = torch.stack(lr_queue[:len(frames)])
-            del lr_queue[:len(frames)]
-            frames = float_to_uint8(tchw_to_thwc(stabilizer(thwc_to_tchw(uint8_to_float(frames)), lr)))
-        yield frames

@@ -20,13 +20,13 @@ import torch
 
 from ..diffusion.motion_guidance import MotionGuidance
 from ..errors import InputError
-from ..frames import thwc_to_tchw, uint8_to_float
+from ..frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
 from ..progress import InnerReporter, Reporter, get_reporter
 from ..speed import autocast, autocast_dtype, compile_forward, pick_device, use_channels_last
 from ..video import LoadOptions, VideoWriter, open_video
 from .guided_sample import SampleSettings, Seam, guided_sample
 from .memory_fallback import halve, retry_on_oom
-from .segment_cache import SegmentCache, default_cache_dir, file_identity
+from .segment_cache import file_identity, open_job_cache
 from .segments import check_segmenting, run_segments
 from .vae_codec import decode_latents, encode_frames
 
@@ -180,13 +180,8 @@ def restore_file(src: str, dst: str, settings: RestoreSettings = RestoreSettings
     reader = open_video(src, options)
     writer = VideoWriter(dst, reader.fps, fmt=fmt, crf=crf, audio=reader.audio, overwrite=overwrite,
                          reporter=reporter)  # checks the destination before any work
-    source = file_identity(src) if reader.info.kind != "image-folder" else {"folder": src}
-    key = {"version": 1, "input": source,
-           "options": dataclasses.asdict(options), "settings": dataclasses.asdict(settings),
-           "models": models.files}
-    cache = SegmentCache(cache_dir or default_cache_dir(dst), key, reporter)
-    if cache.found:
-        reporter.log(f"resuming: {cache.found} finished segment(s) found in {cache.folder}")
+    job = {"command": "restore", "settings": dataclasses.asdict(settings), "models": models.files}
+    cache = open_job_cache(dst, cache_dir, src, reader, job, reporter)
     current = {"settings": settings}
 
     def process(lr, lead, state, export, first_frame):
@@ -201,7 +196,7 @@ def restore_file(src: str, dst: str, settings: RestoreSettings = RestoreSettings
         reporter.start(reader.info.frame_count_hint or 0, f"restore x{settings.scale} (diffusion)")
         chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(settings.segment))
         for frames in run_segments(chunks, process, settings.segment, settings.segment_overlap, cache, reporter):
-            writer.write(frames)
+            writer.write(float_to_uint8(tchw_to_thwc(frames)))
     if not keep_cache:
         cache.clear()
     return writer.frame_count

@@ -9,6 +9,7 @@ wrote are ever deleted.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import InputError, OutputError
+from ..frames import thwc_to_tchw, uint8_to_float
 from ..progress import Reporter, get_reporter
 from .segments import SegmentResult
 
@@ -30,6 +32,19 @@ def default_cache_dir(output: str) -> str:
     """A hidden folder beside the output: `.NAME.vsr-cache`."""
     folder, name = os.path.split(os.path.abspath(output))
     return os.path.join(folder, f".{name}.vsr-cache")
+
+
+def open_job_cache(dst: str, cache_dir: str | None, src: str, reader, job: dict,
+                   reporter: Reporter | None = None) -> "SegmentCache":
+    """The cache of a file-to-file job, keyed by the input (file identity, or folder path), its frame
+    selection and `job` (settings and model files)."""
+    reporter = get_reporter(reporter)
+    source = file_identity(src) if reader.info.kind != "image-folder" else {"folder": os.path.abspath(src)}
+    key = {"version": 1, "input": source, "options": dataclasses.asdict(reader.options), **job}
+    cache = SegmentCache(cache_dir or default_cache_dir(dst), key, reporter)
+    if cache.found:
+        reporter.log(f"resuming: {cache.found} finished segment(s) found in {cache.folder}")
+    return cache
 
 
 def file_identity(path: str) -> dict:
@@ -91,10 +106,10 @@ class SegmentCache:
             self.reporter.log(f"cache segment {path} is unreadable ({error}); recomputing it")
             return None
         state = {k[len("state."):]: v for k, v in data.items() if k.startswith("state.")}
-        return SegmentResult(data["frames"].numpy(), data.get("tail"), state)
+        return SegmentResult(thwc_to_tchw(uint8_to_float(data["frames"].numpy())), data.get("tail"), state)
 
     def store(self, index: int, result: SegmentResult) -> None:
-        tensors = {"frames": torch.from_numpy(np.ascontiguousarray(result.frames))}
+        tensors = {"frames": torch.from_numpy(np.ascontiguousarray(result.frames_uint8()))}
         if result.tail is not None:
             tensors["tail"] = result.tail.contiguous()
         for name, value in result.state.items():

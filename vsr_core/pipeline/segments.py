@@ -10,7 +10,7 @@ segment (e.g. for the flow into it).
 With a `SegmentCache`, each finished segment is stored (its final frames as
 uint8, its unblended tail and its state) before the next one starts; a run
 that was cancelled or crashed resumes at the first segment not in the cache and
-produces exactly what an uninterrupted run would.
+writes exactly the 8-bit frames an uninterrupted run would.
 """
 from __future__ import annotations
 
@@ -31,9 +31,13 @@ Process = Callable[[torch.Tensor, torch.Tensor | None, dict, int | None, int], t
 
 @dataclass
 class SegmentResult:
-    frames: np.ndarray              # uint8 [n,H,W,3]: final output frames (blended head included)
+    frames: torch.Tensor            # float [n,3,H,W] final output frames (blended head included)
     tail: torch.Tensor | None       # float [overlap,3,H,W]: outputs still to be crossfaded with the next segment
     state: dict                     # handed to the next segment's process
+
+    def frames_uint8(self) -> np.ndarray:
+        """[n,H,W,3], as a video writer stores them (what the cache keeps)."""
+        return float_to_uint8(tchw_to_thwc(self.frames))
 
 
 def check_segmenting(segment: int, overlap: int) -> None:
@@ -54,15 +58,16 @@ def _finish(out: torch.Tensor, tail: torch.Tensor | None, overlap: int, last: bo
     if tail is not None:
         out = torch.cat([_crossfade(tail, out[:overlap]), out[overlap:]])
     keep = out.shape[0] if last else out.shape[0] - overlap
-    return SegmentResult(float_to_uint8(tchw_to_thwc(out[:keep])), None if last else out[keep:].clone(), state)
+    return SegmentResult(out[:keep], None if last else out[keep:].clone(), state)
 
 
 def run_segments(chunks: Iterable[torch.Tensor], process: Process, segment: int, overlap: int,
-                 cache=None, reporter: Reporter | None = None) -> Iterator[np.ndarray]:
-    """Yield uint8 output frames [n,H,W,3] in order for a stream of LR chunks [n,3,h,w] (0..1).
+                 cache=None, reporter: Reporter | None = None) -> Iterator[torch.Tensor]:
+    """Yield output frames [n,3,H,W] (float, 0..1) in order for a stream of LR chunks [n,3,h,w].
 
     Every frame is output exactly once. A cached segment is read instead of
-    processed; the LR stream is still read through (decoding is cheap).
+    processed (its frames 8-bit, as they are written to a file); the LR stream
+    is still read through (decoding is cheap).
     """
     check_segmenting(segment, overlap)
     reporter = get_reporter(reporter)
@@ -70,7 +75,7 @@ def run_segments(chunks: Iterable[torch.Tensor], process: Process, segment: int,
     buffer: list[torch.Tensor] = []
     lead = None                                    # the LR frame before buffer[0]
     first, index = 0, 0                            # first frame of the next segment, its number
-    previous = SegmentResult(np.zeros((0,)), None, {})
+    previous = SegmentResult(torch.zeros(0), None, {})
     shape = None
 
     def run(frames: list[torch.Tensor], last: bool) -> SegmentResult:
