@@ -1,7 +1,9 @@
 """Peak memory of the streaming commands for short and long clips, and at several sizes.
 
     python benchmarks/bench_memory.py [--command upscale|restore] [--sizes 180x320] [--frames 24,240]
-                                      [--method learned] [--steps 1] [--segment 16]
+                                      [--method learned] [--steps 1] [--segment 16] [-- more options]
+
+Options after `--` go to the command (e.g. `-- --tile 128`).
 
 Each run is a fresh process; its peak resident memory comes from the kernel
 (ru_maxrss of the finished child). The clips are made here: a virtual camera
@@ -53,7 +55,7 @@ def peak_of_run(command: list[str]) -> tuple[float, float]:
 
 
 def command_for(args, src: str, dst: str) -> list[str]:
-    common = [src, dst, "--threads", str(args.threads), "--overwrite"]
+    common = [src, dst, "--threads", str(args.threads), "--overwrite", *args.extra]
     if args.command == "upscale":
         return ["upscale", *common, "--method", args.method]
     return ["restore", *common, "--steps", str(args.steps), "--segment", str(args.segment)]
@@ -69,7 +71,11 @@ def main() -> int:
     ap.add_argument("--segment", type=int, default=16, help="restore only")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", default=None, help=argparse.SUPPRESS)  # "HxW:frames", for the child
-    args = ap.parse_args()
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    own, extra = argv[:split], argv[split + 1:]
+    args = ap.parse_args(own)
+    args.extra = extra
     if args.only is not None:  # measure one clip in this (fresh) process's child
         size, frames = args.only.split(":")
         h, w = (int(v) for v in size.split("x"))
@@ -79,18 +85,18 @@ def main() -> int:
             mb, sec = peak_of_run(command_for(args, src, os.path.join(tmp, "out.mp4")))
         print(f"{mb:.1f} {sec:.1f}")
         return 0
-    passed = sys.argv[1:]
     rows = []
     for size in args.sizes.split(","):
         for frames in (int(f) for f in args.frames.split(",")):
-            out = subprocess.run([sys.executable, os.path.abspath(__file__), *passed, "--only", f"{size}:{frames}"],
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), *own, "--only", f"{size}:{frames}",
+                                  "--", *extra],
                                  capture_output=True, text=True, check=True).stdout.split()
             rows.append((size, frames, float(out[0]), float(out[1])))
             print(f"  measured {size} x {frames} frames: {out[0]} MB, {out[1]} s", file=sys.stderr)
     what = (f"upscale --method {args.method}" if args.command == "upscale"
             else f"restore --steps {args.steps} --segment {args.segment}")
     print(f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs; threads {args.threads}")
-    print(f"`python -m vsr_core {what}`, x4, FFV1 in, h264 out")
+    print(f"`python -m vsr_core {what} {' '.join(args.extra)}`, x4, FFV1 in, h264 out")
     print(f"{'LR size':>10} {'output':>10} {'frames':>7} {'peak RSS (MB)':>14} {'seconds':>9} {'fps':>7}")
     for size, frames, mb, sec in rows:
         h, w = (int(v) for v in size.split("x"))

@@ -276,7 +276,7 @@ def stabilize_with_flow(upscaled: torch.Tensor, lr_frames: torch.Tensor, strengt
 def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  options: LoadOptions | None = None, fmt: str | None = None, crf: int = 18,
                  overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
-                 stabilize: float = 0.0, cache_dir: str | None = None, keep_cache: bool = False,
+                 stabilize: float = 0.0, tile: int = 512, cache_dir: str | None = None, keep_cache: bool = False,
                  reporter: Reporter | None = None) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
@@ -309,6 +309,7 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     if model is not None:
         from .pipeline.segment_cache import file_identity, open_job_cache
         job = {"command": "upscale", "scale": scale, "method": method, "window": window, "overlap": overlap,
+               "tile": tile,
                "weights": file_identity(weights or default_upscaler_path(scale))}
         cache = open_job_cache(dst, cache_dir, src, reader, job, reporter)
     with writer:
@@ -321,8 +322,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                 reporter.update(len(x))
         else:
             for y in stream_upscale(lr_chunks, model, scale, window=window, overlap=overlap,
-                                    temporal=(method == "learned"), stabilize=stabilize, reporter=reporter,
-                                    cache=cache):
+                                    temporal=(method == "learned"), tile=tile, stabilize=stabilize,
+                                    reporter=reporter, cache=cache):
                 writer.write(float_to_uint8(tchw_to_thwc(y)))
     if cache is not None and not keep_cache:
         cache.clear()

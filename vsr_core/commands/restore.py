@@ -30,7 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--guidance", type=float, default=10.0, help="motion guidance scale (0: off)")
     p.add_argument("--window", type=int, default=5, help="frames sampled together")
-    p.add_argument("--tile", type=int, default=64, help="latent tile size (x8 pixels)")
+    p.add_argument("--tile", type=int, default=64, help="latent tile for sampling, VAE encode and decode")
+    p.add_argument("--upscale-tile", type=int, default=128, help="LR pixels per tile of the upscaler")
     p.add_argument("--segment", type=int, default=16,
                    help="frames per segment; memory grows with it, not with the video's length")
     p.add_argument("--segment-overlap", type=int, default=2, help="frames shared by neighbouring segments")
@@ -55,7 +56,8 @@ def run(args) -> int:
     sample = SampleSettings(steps=args.steps, sampler=args.sampler, seed=args.seed, window=args.window,
                             tile=args.tile, tile_overlap=args.tile // 2, guidance=MotionGuidance(args.guidance))
     settings = RestoreSettings(scale=args.scale, segment=args.segment, segment_overlap=args.segment_overlap,
-                               sample=sample, precision=args.precision)
+                               sample=sample, precision=args.precision, upscale_tile=args.upscale_tile,
+                               encode_tile=args.tile, decode_tile=args.tile)
     models = load_restore_models(args.scale, diffusion=args.diffusion_model, vae=args.vae, device=args.device,
                                  channels_last=args.channels_last, compile=args.compile)
     count = restore_file(args.input, args.output, settings, models, options=load_options(args), fmt=args.format,

@@ -41,7 +41,7 @@ class RestoreSettings:
     segment_overlap: int = 2
     sample: SampleSettings = field(default_factory=lambda: SampleSettings(steps=20, guidance=MotionGuidance(10.0)))
     flow_preset: str = "medium"       # DIS, on the LR frames
-    upscale_tile: int = 512           # LR pixels
+    upscale_tile: int = 128           # LR pixels (the upscaler's full-frame activations at 1080p take GBs)
     encode_tile: int = 64             # latent pixels
     decode_window: int = 5
     decode_window_overlap: int = 1
@@ -71,7 +71,7 @@ class RestoreModels:
     upscaler: torch.nn.Module
     diffusion: object                 # DiffusionModel
     vae: torch.nn.Module              # encodes the upscaled frames and decodes the samples
-    refiner: torch.nn.Module | None   # None: the fixed blend
+    refiner: torch.nn.Module
     files: dict = field(default_factory=dict)   # name -> file identity, for the cache key
 
 
