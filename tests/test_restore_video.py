@@ -140,3 +140,17 @@ def test_bf16_autocast_and_channels_last_stay_close_to_float32(tmp_path, source,
     got = torch.from_numpy(read(out)).permute(0, 3, 1, 2).float() / 255
     want = torch.from_numpy(reference).permute(0, 3, 1, 2).float() / 255
     assert psnr_y(got, want) > 30
+
+
+def test_model_files_are_checked():
+    from vsr_core.checkpoints.bundle import shipped_path
+    from vsr_core.errors import InputError
+    with pytest.raises(InputError, match="has no VAE; give a VAE file too"):
+        load_restore_models(diffusion=shipped_path("diffusion"))
+    with pytest.raises(InputError, match="holds no VAE"):
+        load_restore_models(vae=shipped_path("diffusion"))
+    with pytest.raises(InputError, match="precision='fp8'"):
+        RestoreSettings(precision="fp8")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="device 'cuda' was asked for"):
+            load_restore_models(device="cuda")
