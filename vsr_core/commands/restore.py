@@ -57,7 +57,8 @@ def run(args) -> int:
                             tile=args.tile, tile_overlap=args.tile // 2, guidance=MotionGuidance(args.guidance))
     settings = RestoreSettings(scale=args.scale, segment=args.segment, segment_overlap=args.segment_overlap,
                                sample=sample, precision=args.precision, upscale_tile=args.upscale_tile,
-                               encode_tile=args.tile, decode_tile=args.tile)
+                               encode_tile=args.tile, decode_tile=args.tile,
+                               decode_tile_overlap=min(16, args.tile // 4))
     models = load_restore_models(args.scale, diffusion=args.diffusion_model, vae=args.vae, device=args.device,
                                  channels_last=args.channels_last, compile=args.compile)
     count = restore_file(args.input, args.output, settings, models, options=load_options(args), fmt=args.format,

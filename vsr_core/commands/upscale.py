@@ -43,8 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("--overlap", type=int, default=2,
                    help="frames shared by consecutive windows and cross-faded (learned methods)")
     p.add_argument("--tile", type=int, default=512,
-                   help="LR pixels per spatial tile (memory grows with tile area x window; 128 keeps 1080p "
-                        "output near 1.4 GB, see README)")
+                   help="LR pixels per spatial tile (memory grows with tile area x window; 128 kept 1080p "
+                        "output at 2.2 GB against 4.1 GB untiled, see README)")
     p.add_argument("--stabilize", type=float, default=0.0,
                    help="flow-guided temporal stabilisation strength 0..1 on top of the learned upscaler "
                         "(0: off; 0.6 lowers the warping error further at a small speed cost)")
