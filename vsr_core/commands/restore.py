@@ -45,7 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("--channels-last", action="store_true",
                    help="NHWC convolution weights (faster VAE on this project's test CPU; see README)")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the UNet (minutes of compiling first; measured slower on a CPU)")
+                   help="torch.compile the UNet (about a minute of compiling per shape; no gain measured on a CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     add_load_arguments(p)
     p.set_defaults(func=run)
