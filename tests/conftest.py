@@ -13,6 +13,17 @@ import torch
 from vsr_core.data import CameraPath, photo, virtual_camera_clip
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`): tiny tensors are
+    slower on two threads when the CPUs are shared, and float sums differ in the last bit between thread
+    counts, so a module comparing runs must not change count midway."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def clip() -> np.ndarray:
     """12 frames, 48x64, panning over scikit-image's astronaut photo."""

@@ -11,13 +11,7 @@ from vsr_core.diffusion import resshift as rs
 from vsr_core.errors import InputError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tiny tensors are slower on two threads when the CPUs are shared (oversubscription)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 H, W = 12, 20  # not multiples of 8: edge patches of 4 rows / 4 columns have their own DCT
 

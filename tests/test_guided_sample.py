@@ -12,13 +12,7 @@ from vsr_core.models.unet import UNetConfig, UNetModel
 from vsr_core.pipeline.guided_sample import SampleSettings, Seam, guided_sample
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tiny tensors are slower on two threads when the CPUs are shared (oversubscription)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_unet(temporal=False, seed=0):

@@ -19,12 +19,7 @@ from conftest import write_media
 SETTINGS = RestoreSettings(segment=6, segment_overlap=2, sample=SampleSettings(steps=2))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # before the module's fixtures: float sums differ in the last bit between thread counts
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
