@@ -7,6 +7,7 @@ from ..progress import Reporter
 
 
 def register(subparsers) -> None:
+    from ..train.degradations import DEGRADATIONS
     from ..train.trainer import TrainConfig
     d = TrainConfig()
     p = subparsers.add_parser("train", help="train the upscaler or refiner (resumable)",
@@ -21,8 +22,15 @@ def register(subparsers) -> None:
     p.add_argument("--frames", type=int, default=d.frames, help="frames per training clip")
     p.add_argument("--lr-size", type=int, default=d.lr_size, help="LR crop side in pixels")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
-    p.add_argument("--degradation", default=d.degradation, choices=("bi", "bd", "realbasicvsr"))
+    p.add_argument("--degradation", default=d.degradation, choices=DEGRADATIONS,
+                   help="real: mixed strengths (clean, one codec pass, noise+JPEG, blur, second order)")
     p.add_argument("--video-folder", default=None, help="also train on clips from the videos in this folder")
+    p.add_argument("--real-videos", default=None,
+                   help="folder made by `prepare-real-videos`: real moving clips from ComfyUI's media packages")
+    p.add_argument("--video-fraction", type=float, default=d.video_fraction,
+                   help="share of training clips taken from videos (the rest: photos by a virtual camera)")
+    p.add_argument("--init-weights", default=None, help="warm start from these upscaler weights")
+    p.add_argument("--w-clean", type=float, default=d.w_clean, help="weight of the cleaning-stage loss")
     p.add_argument("--photos", default=None,
                    help="comma-separated photos, e.g. skimage:astronaut,sklearn:china.jpg (default: the shipped list)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
@@ -34,13 +42,29 @@ def register(subparsers) -> None:
     p.add_argument("--upscaler-weights", default=None, help="refiner task: the upscaler .safetensors to use")
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(func=run)
+    q = subparsers.add_parser("prepare-real-videos", help="extract real training clips from ComfyUI's media packages",
+                              description="Reads the animated WebP videos of the comfyui-workflow-templates-media-* "
+                                          "packages, skips stills and near-static clips, cleans and splits them "
+                                          "(whole videos held out), and writes uint8 clips + manifest.json.")
+    q.add_argument("out", help="folder for the prepared clips")
+    q.set_defaults(func=prepare)
+
+
+def prepare(args) -> int:
+    from ..data.real_videos import prepare_real_videos
+    m = prepare_real_videos(args.out)
+    held = sum(c["split"] == "heldout" for c in m["clips"])
+    print(f"{len(m['clips'])} clips ({held} held out), {len(m['skipped'])} skipped -> {args.out}")
+    return 0
 
 
 def run(args) -> int:
     from ..train.trainer import TrainConfig, train
     cfg = TrainConfig(task=args.task, out=args.out, scale=args.scale, steps=args.steps, batch=args.batch,
                       frames=args.frames, lr_size=args.lr_size, lr=args.lr, degradation=args.degradation,
-                      video_folder=args.video_folder, threads=args.threads,
+                      video_folder=args.video_folder, real_videos=args.real_videos,
+                      video_fraction=args.video_fraction, init_weights=args.init_weights, w_clean=args.w_clean,
+                      threads=args.threads,
                       photos=args.photos.split(",") if args.photos else None,
                       checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
                       w_temporal=args.w_temporal, w_warp=args.w_warp, model=json.loads(args.model),

@@ -19,6 +19,13 @@ so it is cheap enough for a CPU)::
 - ``hf_shuttle=True`` carries ``f − LowPass(f)`` of the shallow features
   straight to the reconstruction, so propagation and attention (which smooth)
   do not wash out fine texture.
+- ``cleaner_blocks > 0`` puts RealBasicVSR's image pre-cleaning stage in
+  front: a small residual network at LR, trained to output the clean bicubic
+  LR frame, so noise and codec blocks are removed before propagation can
+  spread them (and it learns to do nothing on clean input).
+- ``occlusion_mask=True`` gates the warped neighbour state (and the validity
+  cue) by forward-backward flow consistency, so features are not carried
+  where the flow is wrong (occlusions, non-rigid motion): the ghosting fix.
 - ``temporal=False`` (per-frame mode) disables propagation and makes the
   attention windows one frame long: the same weights then act as a single-image
   upscaler. Training uses it on a fraction of steps, so this mode is a fair
@@ -33,6 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..flow.occlusion import occlusion_masks
 from ..flow.warp import backward_warp, inside_mask
 from .blurpool import downsample, low_pass
 
@@ -52,6 +60,8 @@ class UpscalerConfig:
     mlp_ratio: float = 2.0
     blurpool: bool = True
     hf_shuttle: bool = True
+    cleaner_blocks: int = 0       # > 0: RealBasicVSR-style LR cleaning stage in front (real footage)
+    occlusion_mask: bool = False  # drop propagated features where forward and backward flow disagree
 
     def __post_init__(self):
         if self.scale not in (2, 4):
@@ -98,6 +108,21 @@ class Propagation(nn.Module):
 
     def forward(self, x):
         return self.body(F.leaky_relu(self.fuse(x), 0.1))
+
+
+class Cleaner(nn.Module):
+    """LR frame -> cleaned LR frame (residual; starts as the identity)."""
+
+    def __init__(self, c: int, blocks: int):
+        super().__init__()
+        self.head = nn.Conv2d(3, c, 3, 1, 1)
+        self.body = nn.Sequential(*[ResBlock(c) for _ in range(blocks)])
+        self.tail = nn.Conv2d(c, 3, 3, 1, 1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x):
+        return x + self.tail(self.body(F.leaky_relu(self.head(x), 0.1)))
 
 
 class WindowAttentionBlock(nn.Module):
@@ -168,6 +193,7 @@ class VideoUpscaler(nn.Module):
         cfg = config or UpscalerConfig(**kwargs)
         self.config = cfg
         c = cfg.channels
+        self.cleaner = Cleaner(c // 2, cfg.cleaner_blocks) if cfg.cleaner_blocks > 0 else None
         self.head = nn.Conv2d(3, c, 3, 1, 1)
         self.feat = nn.Sequential(*[ResBlock(c) for _ in range(cfg.feat_blocks)])
         self.down = downsample(c, c, cfg.blurpool)
@@ -201,19 +227,35 @@ class VideoUpscaler(nn.Module):
         return f + self.context_out(ctx), f0
 
     @staticmethod
-    def _neighbour(state, frame_n, frame, flow):
-        """Warp the neighbour's state and frame onto this frame; reliability cues."""
+    def _neighbour(state, frame_n, frame, flow, consistent=None):
+        """Warp the neighbour's state and frame onto this frame; reliability cues.
+
+        ``consistent`` [N,1,H,W] (1 = forward-backward consistent) gates the
+        warped state, so nothing is propagated where the flow is wrong."""
         if state is None or flow is None:
             n, _, h, w = frame.shape
             z = frame.new_zeros(n, 1, h, w)
             return None, z.expand(n, 3, h, w), z
         valid = inside_mask(flow)
         warped = backward_warp(state, flow)
+        if consistent is not None:
+            valid = valid * consistent
+            warped = warped * valid
         diff = (frame - backward_warp(frame_n, flow)).abs() * valid
         return warped, diff, valid
 
+    def _consistency(self, flow_forward, flow_backward):
+        """(to_next, to_prev) [B,T-1,1,H,W]: 1 where frame i's (resp. i+1's) flow is confirmed."""
+        if not self.config.occlusion_mask:
+            return None, None
+        b, n, _, h, w = flow_forward.shape
+        occ_f, occ_b = occlusion_masks(flow_forward.reshape(b * n, 2, h, w), flow_backward.reshape(b * n, 2, h, w))
+        return (1 - occ_f).reshape(b, n, 1, h, w), (1 - occ_b).reshape(b, n, 1, h, w)
+
     def forward(self, lr: torch.Tensor, flow_forward: torch.Tensor | None = None,
-                flow_backward: torch.Tensor | None = None, temporal: bool = True) -> torch.Tensor:
+                flow_backward: torch.Tensor | None = None, temporal: bool = True,
+                return_clean: bool = False):
+        """``return_clean=True`` also returns the cleaning stage's LR output (training)."""
         check_lr(lr, "lr", batched=True)
         b, t, _, h, w = lr.shape
         temporal = temporal and t > 1 and flow_forward is not None and flow_backward is not None
@@ -224,22 +266,28 @@ class VideoUpscaler(nn.Module):
                                      f"(LR-resolution flow between consecutive frames)")
         c = self.config.channels
         flat = lr.reshape(b * t, 3, h, w)
+        if self.cleaner is not None:
+            flat = self.cleaner(flat)
+            lr = flat.reshape(b, t, 3, h, w)
         feats, shallow = self._features(flat)
         feats = feats.reshape(b, t, c, h, w)
+        to_next, to_prev = self._consistency(flow_forward, flow_backward) if temporal else (None, None)
 
         zeros = lr.new_zeros(b, c, h, w)
         back = [None] * t
         state = None
         for i in reversed(range(t)):
             fl = flow_forward[:, i] if temporal and i < t - 1 else None
-            warped, diff, valid = self._neighbour(state, lr[:, i + 1] if fl is not None else None, lr[:, i], fl)
+            ok = to_next[:, i] if to_next is not None and fl is not None else None
+            warped, diff, valid = self._neighbour(state, lr[:, i + 1] if fl is not None else None, lr[:, i], fl, ok)
             state = self.backward_prop(torch.cat([feats[:, i], zeros if warped is None else warped, diff, valid], 1))
             back[i] = state
         outs = []
         state = None
         for i in range(t):
             fl = flow_backward[:, i - 1] if temporal and i > 0 else None
-            warped, diff, valid = self._neighbour(state, lr[:, i - 1] if fl is not None else None, lr[:, i], fl)
+            ok = to_prev[:, i - 1] if to_prev is not None and fl is not None else None
+            warped, diff, valid = self._neighbour(state, lr[:, i - 1] if fl is not None else None, lr[:, i], fl, ok)
             state = self.forward_prop(torch.cat([feats[:, i], back[i], zeros if warped is None else warped,
                                                  diff, valid], 1))
             outs.append(state)
@@ -252,7 +300,8 @@ class VideoUpscaler(nn.Module):
         y = self.to_pixels(F.leaky_relu(self.recon(y), 0.1))
         y = F.pixel_shuffle(y, self.config.scale)
         base = F.interpolate(flat, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
-        return (y + base).reshape(b, t, 3, h * self.config.scale, w * self.config.scale)
+        out = (y + base).reshape(b, t, 3, h * self.config.scale, w * self.config.scale)
+        return (out, lr) if return_clean else out
 
 
 def check_lr(lr, name: str = "frames", batched: bool = False) -> None:

@@ -51,7 +51,8 @@ class ClipDataset:
     degradation: str = "bi"
     photos: tuple = TRAIN_PHOTOS
     video_folder: str | None = None
-    video_fraction: float = 0.5       # share of clips from the folder when one is given
+    real_videos: str | None = None    # prepared real-video folder (vsr_core.data.real_videos)
+    video_fraction: float = 0.5       # share of clips from videos when a source is given
     flow_preset: str = "medium"
     seed: int = 0
     rng: np.random.Generator = field(init=False, repr=False)
@@ -73,11 +74,23 @@ class ClipDataset:
                 self.videos += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(VIDEO_EXTENSIONS)]
             if not self.videos:
                 raise InputError(f"video_folder '{self.video_folder}' has no videos ({', '.join(VIDEO_EXTENSIONS)})")
+        self.real = None
+        if self.real_videos:
+            from ..data.real_videos import RealVideoClips
+            self.real = RealVideoClips(self.real_videos, "train")
         self.rng = np.random.default_rng(self.seed)
         self.flow = DISFlow(self.flow_preset)
 
     def describe(self) -> dict:
-        return {"photos": list(self.photos), "video_folder": self.video_folder, "frames": self.frames,
+        real = None
+        if self.real is not None:
+            from ..data.real_videos import load_manifest
+            m = load_manifest(self.real_videos)
+            real = {"packages": m["packages"], "train_clips": self.real.describe(),
+                    "heldout_clips": [c["id"] for c in m["clips"] if c["split"] == "heldout"],
+                    "rules": m["rules"], "share_of_clips": self.video_fraction}
+        return {"photos": list(self.photos), "video_folder": self.video_folder, "real_videos": real,
+                "frames": self.frames,
                 "lr_crop": self.lr_size, "scale": self.scale, "degradation": self.degradation,
                 "flow": f"dis:{self.flow_preset} on LR"}
 
@@ -90,6 +103,10 @@ class ClipDataset:
     # -- sources -----------------------------------------------------------
     def _hr_clip(self) -> np.ndarray:
         hs = self.lr_size * self.scale
+        if self.real is not None and self.rng.random() < self.video_fraction:
+            clip = self.real.window(self.rng, self.frames, hs)
+            if clip is not None:
+                return clip
         if self.videos and self.rng.random() < self.video_fraction:
             clip = self._video_clip(hs)
             if clip is not None:

@@ -72,6 +72,9 @@ class TrainConfig:
     grad_clip: float = 0.5
     degradation: str = "bi"
     video_folder: str | None = None
+    real_videos: str | None = None                   # folder made by `prepare-real-videos`
+    video_fraction: float = 0.5                      # share of clips from videos when a source is given
+    init_weights: str | None = None                  # warm start (new modules keep their init)
     photos: list | None = None                       # None: data.clips.TRAIN_PHOTOS
     seed: int = 0
     threads: int = 1
@@ -81,6 +84,7 @@ class TrainConfig:
     # loss weights
     w_temporal: float = 0.2
     w_warp: float = 0.1
+    w_clean: float = 1.0                             # cleaning stage vs the clean BI LR frames
     per_frame_prob: float = 0.15
     model: dict = field(default_factory=dict)       # architecture overrides
     upscaler_weights: str | None = None              # refiner task: the frozen upscaler
@@ -104,13 +108,17 @@ class UpscalerTask:
         from .datasets import ClipDataset
         self.cfg = cfg
         self.data = ClipDataset(scale=cfg.scale, frames=cfg.frames, lr_size=cfg.lr_size,
-                                degradation=cfg.degradation, video_folder=cfg.video_folder, seed=cfg.seed,
+                                degradation=cfg.degradation, video_folder=cfg.video_folder,
+                                real_videos=cfg.real_videos, video_fraction=cfg.video_fraction, seed=cfg.seed,
                                 **({"photos": tuple(cfg.photos)} if cfg.photos else {}))
         self.rng = np.random.default_rng(cfg.seed + 1)
 
     def build_model(self) -> torch.nn.Module:
         from ..models.upscaler import UpscalerConfig, VideoUpscaler
-        return VideoUpscaler(UpscalerConfig(scale=self.cfg.scale, **self.cfg.model))
+        model = VideoUpscaler(UpscalerConfig(scale=self.cfg.scale, **self.cfg.model))
+        if self.cfg.init_weights:
+            warm_start(model, self.cfg.init_weights)
+        return model
 
     def model_config(self, model) -> dict:
         return model.config.to_dict()
@@ -121,9 +129,15 @@ class UpscalerTask:
     def loss(self, model, b) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
         temporal = self.rng.random() >= cfg.per_frame_prob
-        out = model(b.lr, b.flow_forward, b.flow_backward, temporal=temporal)
+        out, cleaned = model(b.lr, b.flow_forward, b.flow_backward, temporal=temporal, return_clean=True)
         l_pix = charbonnier(out, b.hr)
         total, logs = l_pix, {"pix": l_pix.item()}
+        if model.cleaner is not None and cfg.w_clean:
+            from .degradations import bi_downsample, quantize
+            clean = quantize(bi_downsample(b.hr.flatten(0, 1), cfg.scale)).reshape(cleaned.shape)
+            l_clean = charbonnier(cleaned, clean)
+            total = total + cfg.w_clean * l_clean
+            logs["clean"] = l_clean.item()
         if cfg.w_temporal:
             l_td = temporal_difference(out, b.hr)
             total = total + cfg.w_temporal * l_td
@@ -145,7 +159,11 @@ class UpscalerTask:
         return total, logs
 
     def evaluate(self, model) -> dict:
-        return evaluate_upscaler(model, frames=5, size=(256, 384))
+        res = evaluate_upscaler(model, frames=5, size=(256, 384))
+        if self.cfg.real_videos:
+            from .real_eval import evaluate_real_videos
+            res.update(evaluate_real_videos(model, self.cfg.real_videos))
+        return res
 
     def data_card(self) -> dict:
         return self.data.describe()
@@ -156,6 +174,16 @@ class UpscalerTask:
     def set_state(self, s: dict) -> None:
         self.data.set_state(s["data_rng"])
         self.rng.bit_generator.state = s["task_rng"]
+
+
+def warm_start(model: torch.nn.Module, weights_path: str) -> list[str]:
+    """Load matching weights; only parameters of modules the file lacks may stay at their init."""
+    from safetensors.torch import load_file
+    missing, unexpected = model.load_state_dict(load_file(weights_path), strict=False)
+    if unexpected or any(not k.startswith("cleaner.") for k in missing):
+        raise InputError(f"init_weights '{weights_path}' does not fit the model: missing {missing[:8]}, "
+                         f"unexpected {unexpected[:8]}; expected only cleaner.* to be new")
+    return missing
 
 
 def evaluate_upscaler(model, frames: int = 5, size=(256, 384), names=None) -> dict:
