@@ -14,10 +14,10 @@ def frames_to_image(frames: np.ndarray) -> torch.Tensor:
     return uint8_to_float(frames)
 
 
-def image_windows(images: torch.Tensor, size: int = 16):
+def image_windows(images: torch.Tensor, size: int = 16, what: str = "frames"):
     """ComfyUI IMAGE -> uint8 [n,H,W,3] windows, so a whole float copy is never made."""
     for i in range(0, images.shape[0], size):
-        yield float_to_uint8(images[i:i + size])
+        yield float_to_uint8(images[i:i + size], what, first_index=i)
 
 
 def audio_to_comfy(audio) -> dict | None:

@@ -6,7 +6,7 @@ import os
 import torch
 
 from vsr_core.errors import InputError
-from vsr_core.frames import check_image_batch
+from vsr_core.frames import check_finite, check_image_batch
 from vsr_core.video import LoadOptions, VideoWriter, open_video, to_fraction
 from vsr_core.video.naming import next_numbered_path
 from vsr_core.video.timeline import select_indices
@@ -153,6 +153,7 @@ class VSR_SaveVideo:
 
     def save(self, frames, fps, filename_prefix, format, crf, audio=None):
         frames = check_image_batch(frames, "frames")
+        check_finite(frames, "Save Video (VSR) frames")
         if format not in SAVE_FORMATS:
             raise InputError(f"format={format!r}; expected one of {list(SAVE_FORMATS)}")
         fmt, ext = SAVE_FORMATS[format]
@@ -162,7 +163,7 @@ class VSR_SaveVideo:
         reporter.start(frames.shape[0], "save video")
         with VideoWriter(path, to_fraction(fps, "fps"), fmt=fmt, crf=crf,
                          audio=audio_from_comfy(audio), reporter=reporter) as writer:
-            for window in image_windows(frames):
+            for window in image_windows(frames, what="Save Video (VSR) frames"):
                 reporter.check_interrupt()
                 writer.write(window)
                 reporter.update(len(window))

@@ -10,7 +10,8 @@ import torch
 from vsr_core.cli import main
 from vsr_core.errors import Interrupted
 from vsr_core.pipeline.guided_sample import SampleSettings
-from vsr_core.pipeline.restore_video import RestoreSettings, load_restore_models, restore_file
+from vsr_core.jobs.restore import restore_file
+from vsr_core.pipeline.restore_video import RestoreSettings, load_restore_models
 from vsr_core.progress import Reporter
 from vsr_core.video import open_video
 
@@ -75,10 +76,11 @@ def test_a_cancelled_run_leaves_no_output_and_resumes_to_the_same_frames(tmp_pat
     with pytest.raises(Interrupted):
         restore_file(source, str(out), SETTINGS, models, fmt="ffv1", cache_dir=str(cache), reporter=StopAfter(4))
     assert not out.exists()
-    assert sorted(p.name for p in cache.iterdir()) == ["job.json", "segment_000000.safetensors"]
+    assert sorted(p.name for p in cache.iterdir()) == ["chunk_000000.json", "chunk_000000.mkv", "job.json",
+                                                       "state_000000.safetensors"]
     log = StopAfter(10 ** 9)
     restore_file(source, str(out), SETTINGS, models, fmt="ffv1", cache_dir=str(cache), reporter=log)
-    assert "resuming: 1 finished segment(s)" in log.messages[0]
+    assert any("resuming:" in m and "in 1 chunk(s)" in m for m in log.messages)
     np.testing.assert_array_equal(read(out), reference)
     assert not cache.exists()
 

@@ -1,8 +1,5 @@
-"""Streaming segments: every frame once, crossfaded overlaps, state handed on, and a cache that resumes."""
+"""Streaming segments: every frame once, crossfaded overlaps, state handed on, and resuming mid-stream."""
 from __future__ import annotations
-
-import json
-import os
 
 import numpy as np
 import pytest
@@ -10,9 +7,7 @@ import torch
 
 from vsr_core.errors import InputError, Interrupted
 from vsr_core.frames import float_to_uint8, tchw_to_thwc
-from vsr_core.pipeline.segment_cache import SegmentCache
-from vsr_core.pipeline.segments import run_segments
-from vsr_core.progress import Reporter
+from vsr_core.pipeline.segments import Resume, run_segments
 
 
 def frames(n, h=4, w=6):
@@ -38,9 +33,10 @@ class Recorder:
         return out, {"seen": torch.tensor([first_frame + len(lr)])}
 
 
-def run(x, segment, overlap, chunk=5, process=None, cache=None):
+def run(x, segment, overlap, chunk=5, process=None, resume=None):
     process = process or Recorder()
-    out = [float_to_uint8(tchw_to_thwc(y)) for y in run_segments(chunked(x, chunk), process, segment, overlap, cache)]
+    out = [float_to_uint8(tchw_to_thwc(s.frames))
+           for s in run_segments(chunked(x, chunk), process, segment, overlap, resume=resume)]
     return (np.concatenate(out) if out else np.zeros((0,))), process
 
 
@@ -70,7 +66,7 @@ def test_every_frame_once_and_overlaps_agree(n, segment, overlap, chunk):
 def test_overlap_is_crossfaded_linearly():
     def constant(lr, lead, state, export, first):  # each segment paints its own grey level
         return torch.full((len(lr), 3, 2, 2), 0.2 if first == 0 else 0.8), {}
-    out = torch.cat(list(run_segments([torch.zeros(7, 3, 2, 2)], constant, 5, 3)))
+    out = torch.cat([s.frames for s in run_segments([torch.zeros(7, 3, 2, 2)], constant, 5, 3)])
     torch.testing.assert_close(out[:, 0, 0, 0], torch.tensor([0.2, 0.2, 0.35, 0.5, 0.65, 0.8, 0.8]))
 
 
@@ -81,56 +77,16 @@ def test_bad_segmenting_and_size_change():
         list(run_segments([frames(3), frames(3, h=5)], Recorder(), 2, 1))
 
 
-class Log(Reporter):
-    def __init__(self):
-        self.messages = []
-
-    def log(self, message):
-        self.messages.append(message)
-
-
-def test_an_interrupted_run_resumes_from_the_cache_and_gives_the_same_frames(tmp_path):
+def test_resume_continues_from_a_segment_with_its_tail_and_state():
     x = frames(20)
     reference, _ = run(x, 6, 2)
-    folder = tmp_path / "cache"
-    with pytest.raises(Interrupted):
-        run(x, 6, 2, process=Recorder(fail_at=9), cache=SegmentCache(str(folder), {"job": 1}))
-    assert sorted(os.listdir(folder)) == ["job.json", "segment_000000.safetensors", "segment_000001.safetensors",
-                                          "segment_000002.safetensors"]
-    cache = SegmentCache(str(folder), {"job": 1})
-    assert cache.found == 3
-    out, rec = run(x, 6, 2, cache=cache)
-    assert [c["first"] for c in rec.calls] == [12, 16]          # only the segments not cached
-    assert int(rec.calls[0]["state"]["seen"]) == 14              # segment 2 (frames 8..13), from the cache
-    np.testing.assert_array_equal(out, reference)
-    cache.clear()
-    assert not folder.exists()
-
-
-def test_another_jobs_cache_is_discarded_and_foreign_folders_refused(tmp_path):
-    folder = tmp_path / "cache"
-    x = frames(9)
-    run(x, 4, 1, cache=SegmentCache(str(folder), {"settings": "a"}))
-    log = Log()
-    cache = SegmentCache(str(folder), {"settings": "b"}, log)
-    assert cache.found == 0 and "starting over" in log.messages[0]
-    assert json.loads((folder / "job.json").read_text()) == {"settings": "b"}
-    other = tmp_path / "photos"
-    other.mkdir()
-    (other / "holiday.jpg").write_bytes(b"x")
-    with pytest.raises(InputError, match="not a job cache"):
-        SegmentCache(str(other), {"job": 1})
-    assert (other / "holiday.jpg").exists()
-    with pytest.raises(Exception, match="does not exist"):
-        SegmentCache(str(tmp_path / "missing" / "cache"), {"job": 1})
-
-
-def test_a_damaged_segment_is_recomputed(tmp_path):
-    x = frames(9)
-    folder = tmp_path / "cache"
-    reference, _ = run(x, 4, 1, cache=SegmentCache(str(folder), {"job": 1}))
-    (folder / "segment_000001.safetensors").write_bytes(b"truncated")
-    log = Log()
-    out, rec = run(x, 4, 1, cache=SegmentCache(str(folder), {"job": 1}, log))
-    assert [c["first"] for c in rec.calls] == [3] and "unreadable" in log.messages[0]
-    np.testing.assert_array_equal(out, reference)
+    segments = list(run_segments(chunked(x, 5), Recorder(), 6, 2))
+    done = segments[1]                                 # stopped after segment 1 (frames 0..7 final)
+    resume = Resume(done.index + 1, done.first_frame + len(done.frames), done)
+    out, rec = run(x, 6, 2, resume=resume)
+    assert [c["first"] for c in rec.calls] == [8, 12, 16]
+    assert torch.equal(rec.calls[0]["lead"], x[7])
+    assert int(rec.calls[0]["state"]["seen"]) == 10
+    np.testing.assert_array_equal(out, reference[8:])
+    finished = Resume(99, 20, segments[-1], finished=True)
+    assert run(x, 6, 2, resume=finished)[1].calls == []

@@ -171,7 +171,7 @@ def test_cli_file_matches_memory_and_a_cancelled_run_resumes_to_the_same_frames(
     from conftest import write_media
     from vsr_core.errors import Interrupted
     from vsr_core.progress import Reporter
-    from vsr_core.upscale_video import upscale_file
+    from vsr_core.jobs.upscale import upscale_file
     from vsr_core.video import open_video
     from vsr_core.weights import has_default_upscaler, load_default_upscaler
     if not has_default_upscaler(4):
@@ -198,8 +198,9 @@ def test_cli_file_matches_memory_and_a_cancelled_run_resumes_to_the_same_frames(
     out, cache = tmp_path / "out.mkv", tmp_path / "cache"
     with pytest.raises(Interrupted):
         upscale_file(src, str(out), window=4, overlap=1, fmt="ffv1", stabilize=stabilize, cache_dir=str(cache),
-                     reporter=StopAfter())
-    assert not out.exists() and (cache / "segment_000000.safetensors").exists()
-    upscale_file(src, str(out), window=4, overlap=1, fmt="ffv1", stabilize=stabilize, cache_dir=str(cache))
+                     chunk_frames=2, reporter=StopAfter())
+    assert not out.exists() and (cache / "chunk_000000.json").exists()
+    upscale_file(src, str(out), window=4, overlap=1, fmt="ffv1", stabilize=stabilize, cache_dir=str(cache),
+                 chunk_frames=2)
     np.testing.assert_array_equal(open_video(str(out)).read_all(), got)
     assert not cache.exists()

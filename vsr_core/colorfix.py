@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .frames import check_finite
 
 COLOR_FIX_METHODS = ("none", "adain", "wavelet")
 
@@ -29,6 +30,7 @@ def _prepare(output, reference) -> tuple[torch.Tensor, torch.Tensor, bool]:
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
         if not x.is_floating_point():
             raise InputError(f"color fix {name}: expected float values in 0..1, got {x.dtype}")
+        check_finite(x, f"color fix {name}")
     single = output.dim() == 3
     out = output[None] if single else output
     ref = reference[None] if reference.dim() == 3 else reference

@@ -16,8 +16,20 @@ def uint8_to_float(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
 
 
-def float_to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """float 0..1 tensor -> uint8 numpy array, rounded and clamped."""
+def check_finite(frames: torch.Tensor, what: str = "frames", first_index: int = 0) -> None:
+    """Refuse NaN/inf (they would be written as black, or spread by later filters), naming the frame."""
+    finite = torch.isfinite(frames.detach())
+    if bool(finite.all()):
+        return
+    per_frame = finite.reshape(finite.shape[0], -1).all(1) if finite.dim() > 3 else finite.reshape(1, -1).all(1)
+    bad = int((~per_frame).nonzero()[0, 0]) + first_index
+    raise InputError(f"{what}: frame {bad} contains NaN or infinite values; expected finite values in 0..1 "
+                     f"(an upstream node produced invalid pixels)")
+
+
+def float_to_uint8(frames: torch.Tensor, what: str = "frames", first_index: int = 0) -> np.ndarray:
+    """float 0..1 tensor -> uint8 numpy array, rounded and clamped; NaN/inf are refused, not written."""
+    check_finite(frames, what, first_index)
     return frames.detach().float().clamp(0, 1).mul(255).round_().to(torch.uint8).cpu().numpy()
 
 

@@ -10,7 +10,6 @@ Public API (what the nodes call):
 - ``stabilize_with_flow(upscaled, lr_frames, ...)``: temporal stabilisation of
   any per-frame upscaler's output (ComfyUI's UPSCALE_MODEL) by flow-guided
   blending with the warped previous output where the flow is reliable.
-- ``upscale_file(src, dst, scale, method)``: file to file.
 """
 from __future__ import annotations
 
@@ -20,10 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
-from .frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
 from .progress import Reporter, get_reporter
-from .resize import bicubic_upscale
-from .video import LoadOptions, VideoWriter, open_video
 
 METHODS = ("learned", "learned-per-frame", "bicubic")
 
@@ -101,54 +97,76 @@ def _rescale_output(y: torch.Tensor, model_scale: int, scale: int) -> torch.Tens
 
 
 # ---------------------------------------------------------------- streaming
-def stream_upscale(chunks: Iterable[torch.Tensor], model, scale: int = 4, window: int = 12, overlap: int = 2,
-                   temporal: bool = True, flow_preset: str = "medium", tile: int = 512, tile_overlap: int = 16,
-                   stabilize: float = 0.0, reporter: Reporter | None = None, cache=None) -> Iterator[torch.Tensor]:
-    """Upscale a stream of LR chunks [n,3,h,w] (any sizes) and yield HR chunks in order.
+def check_stream_options(window: int, overlap: int, scale: int, model_scale: int, stabilize: float, tile: int,
+                         tile_overlap: int) -> None:
+    if not isinstance(window, int) or window < 1:
+        raise InputError(f"window={window!r}; expected an integer >= 1 (frames per window)")
+    if not isinstance(overlap, int) or overlap < 0 or (window > 1 and 2 * overlap >= window):
+        raise InputError(f"overlap={overlap!r}; expected an integer with 0 <= 2*overlap < window={window}")
+    if scale not in (2, 4) or scale > model_scale:
+        raise InputError(f"scale={scale!r}; expected 2 or 4 (at most the model's x{model_scale})")
+    if not 0.0 <= stabilize <= 1.0:
+        raise InputError(f"stabilize={stabilize!r}; expected 0 (off) to 1")
+    if not isinstance(tile, int) or isinstance(tile, bool) or (tile != 0 and tile <= 2 * tile_overlap):
+        raise InputError(f"tile={tile!r}; expected 0 (no tiling) or more than {2 * tile_overlap} LR pixels "
+                         f"(twice the {tile_overlap}-pixel tile overlap)")
+
+
+def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, window: int = 12, overlap: int = 2,
+                     temporal: bool = True, flow_preset: str = "medium", tile: int = 512, tile_overlap: int = 16,
+                     stabilize: float = 0.0, reporter: Reporter | None = None, resume=None,
+                     stabilizer_state: dict | None = None) -> Iterator[tuple]:
+    """Upscale a stream of LR chunks [n,3,h,w]; yield (segment, HR frames [n,3,sH,sW], stabiliser state).
 
     Windows of ``window`` frames overlap by ``overlap`` frames; outputs in the
     overlap are cross-faded linearly, so there is no jump at a seam, and every
     frame except the first/last ``overlap`` sees context on both sides. At most
     ``window`` LR frames and one window of outputs are held in memory.
     ``stabilize`` > 0 additionally runs ``FlowStabilizer(strength=stabilize)``
-    on the outputs (lower warping error; see ``stabilize_with_flow``). With a
-    ``cache`` (pipeline.segment_cache.SegmentCache) finished windows are kept on
-    disk and reused, and outputs are 8-bit values (as a file stores them).
+    on the outputs (lower warping error; see ``stabilize_with_flow``).
+    ``resume`` (pipeline.segments.Resume) and ``stabilizer_state`` continue a
+    job from its cache.
     """
     from .flow.dis import DISFlow
     from .models.upscaler import check_lr
     from .pipeline.segments import run_segments
-    if not isinstance(window, int) or window < 1:
-        raise InputError(f"window={window!r}; expected an integer >= 1 (frames per window)")
-    if not isinstance(overlap, int) or overlap < 0 or (window > 1 and 2 * overlap >= window):
-        raise InputError(f"overlap={overlap!r}; expected an integer with 0 <= 2*overlap < window={window}")
-    if scale not in (2, 4) or scale > model.scale:
-        raise InputError(f"scale={scale!r}; expected 2 or 4 (at most the model's x{model.scale})")
-    if not 0.0 <= stabilize <= 1.0:
-        raise InputError(f"stabilize={stabilize!r}; expected 0 (off) to 1")
+    check_stream_options(window, overlap, scale, model.scale, stabilize, tile, tile_overlap)
     rep = get_reporter(reporter)
     estimator = DISFlow(flow_preset)
     stabilizer = FlowStabilizer(stabilize, flow_preset) if stabilize > 0 else None
+    if stabilizer is not None and stabilizer_state:
+        stabilizer.set_state(stabilizer_state)
+    skip = resume.first_frame if resume is not None else 0
     lr_queue: list[torch.Tensor] = []      # LR frames whose outputs are not yet out (for the stabiliser)
 
     def checked(chunks):
+        seen = 0
         for chunk in chunks:
             check_lr(chunk, "frames")
             if stabilizer is not None:
-                lr_queue.extend(chunk.unbind(0))
+                lr_queue.extend(chunk[max(0, skip - seen):].unbind(0))
+            seen += len(chunk)
             yield chunk
 
     def process(lr, lead, state, export, first_frame):
         y = _run_window(lr, model, temporal, estimator, tile, tile_overlap)
         return _rescale_output(y, model.scale, scale), {}
 
-    for y in run_segments(checked(chunks), process, window, overlap if window > 1 else 0, cache, rep):
+    for segment in run_segments(checked(chunks), process, window, overlap if window > 1 else 0, rep, resume):
+        y = segment.frames
         if stabilizer is not None:
-            if cache is not None:  # cached windows come back 8-bit: filter 8-bit values either way
-                y = thwc_to_tchw(uint8_to_float(float_to_uint8(tchw_to_thwc(y))))
             lr = torch.stack(lr_queue[:len(y)])
             del lr_queue[:len(y)]
             y = stabilizer(y, lr)
+        yield segment, y, (stabilizer.get_state() if stabilizer is not None else {})
+
+
+def stream_upscale(chunks: Iterable[torch.Tensor], model, scale: int = 4, window: int = 12, overlap: int = 2,
+                   temporal: bool = True, flow_preset: str = "medium", tile: int = 512, tile_overlap: int = 16,
+                   stabilize: float = 0.0, reporter: Reporter | None = None) -> Iterator[torch.Tensor]:
+    """``upscale_segments`` yielding only the HR frames [n,3,sH,sW] (float 0..1), in order."""
+    for _, y, _ in upscale_segments(chunks, model, scale, window, overlap, temporal, flow_preset, tile,
+                                    tile_overlap, stabilize, reporter):
         yield y
 
 
@@ -193,6 +211,13 @@ class FlowStabilizer:
         self.estimator = DISFlow(flow_preset)
         self.prev_out = None
         self.prev_lr = None
+
+    def get_state(self) -> dict:
+        """What continuing after the last frame needs (cached by resumable jobs)."""
+        return {} if self.prev_out is None else {"prev_out": self.prev_out, "prev_lr": self.prev_lr}
+
+    def set_state(self, state: dict) -> None:
+        self.prev_out, self.prev_lr = state.get("prev_out"), state.get("prev_lr")
 
     @torch.inference_mode()
     def __call__(self, upscaled: torch.Tensor, lr_frames: torch.Tensor,
@@ -270,61 +295,3 @@ def stabilize_with_flow(upscaled: torch.Tensor, lr_frames: torch.Tensor, strengt
     rep = get_reporter(reporter)
     rep.start(int(upscaled.shape[0]) if isinstance(upscaled, torch.Tensor) else 0, "stabilise")
     return FlowStabilizer(strength, flow_preset, photometric_tol, detail_tol)(upscaled, lr_frames, rep)
-
-
-# ---------------------------------------------------------------- files
-def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
-                 options: LoadOptions | None = None, fmt: str | None = None, crf: int = 18,
-                 overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
-                 stabilize: float = 0.0, tile: int = 512, cache_dir: str | None = None, keep_cache: bool = False,
-                 reporter: Reporter | None = None) -> int:
-    """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
-
-    ``method``: 'learned' (the shipped video upscaler, or ``weights``),
-    'learned-per-frame' (same network without temporal propagation) or
-    'bicubic'; None picks 'learned' when its weights are installed. Memory is
-    bounded by ``window`` frames: windows are decoded, upscaled and encoded as
-    the stream goes. The output has the input's frame count, fps and audio.
-    The learned methods keep finished windows in ``cache_dir`` (default: a
-    hidden folder beside ``dst``) until the output is complete, so running the
-    same command again after a cancel or crash resumes.
-    """
-    method = method or default_method()
-    if method not in METHODS:
-        raise InputError(f"method={method!r}; expected one of {', '.join(METHODS)}")
-    if scale not in (2, 4):
-        raise InputError(f"scale={scale!r}; expected 2 or 4")
-    if not 0.0 <= stabilize <= 1.0:
-        raise InputError(f"stabilize={stabilize}; expected 0 (off) to 1")
-    model = None
-    if method != "bicubic":
-        from .weights import default_upscaler_path, load_default_upscaler, load_upscaler
-        model = load_upscaler(weights) if weights else load_default_upscaler(scale)
-    reporter = get_reporter(reporter)
-    reader = open_video(src, options)
-    # Check the destination before decoding anything.
-    writer = VideoWriter(dst, reader.fps, fmt=fmt, crf=crf, audio=reader.audio, overwrite=overwrite,
-                         reporter=reporter)
-    cache = None
-    if model is not None:
-        from .pipeline.segment_cache import file_identity, open_job_cache
-        job = {"command": "upscale", "scale": scale, "method": method, "window": window, "overlap": overlap,
-               "tile": tile,
-               "weights": file_identity(weights or default_upscaler_path(scale))}
-        cache = open_job_cache(dst, cache_dir, src, reader, job, reporter)
-    with writer:
-        reporter.start(reader.info.frame_count_hint or 0, f"upscale x{scale} ({method})")
-        lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(window))
-        if model is None:
-            for x in lr_chunks:
-                reporter.check_interrupt()
-                writer.write(float_to_uint8(tchw_to_thwc(bicubic_upscale(x, scale))))
-                reporter.update(len(x))
-        else:
-            for y in stream_upscale(lr_chunks, model, scale, window=window, overlap=overlap,
-                                    temporal=(method == "learned"), tile=tile, stabilize=stabilize,
-                                    reporter=reporter, cache=cache):
-                writer.write(float_to_uint8(tchw_to_thwc(y)))
-    if cache is not None and not keep_cache:
-        cache.clear()
-    return writer.frame_count

@@ -4,7 +4,8 @@ from __future__ import annotations
 from ..diffusion.motion_guidance import MotionGuidance
 from ..machine import set_threads
 from ..pipeline.guided_sample import SAMPLER_NAMES, SampleSettings
-from ..pipeline.restore_video import RestoreSettings, load_restore_models, restore_file
+from ..jobs.restore import restore_file
+from ..pipeline.restore_video import RestoreSettings, load_restore_models
 from ..progress import TerminalReporter
 from ..speed import DEVICES, PRECISIONS
 from ..video import FORMATS

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from ..machine import set_threads
 from ..progress import TerminalReporter
-from ..upscale_video import METHODS, default_method, upscale_file
+from ..jobs.upscale import upscale_file
+from ..upscale_video import METHODS, default_method
 from ..video import FORMATS, LoadOptions
 
 

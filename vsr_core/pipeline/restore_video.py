@@ -20,14 +20,12 @@ import torch
 
 from ..diffusion.motion_guidance import MotionGuidance
 from ..errors import InputError
-from ..frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
 from ..progress import InnerReporter, Reporter, get_reporter
 from ..speed import autocast, autocast_dtype, compile_forward, pick_device, use_channels_last
-from ..video import LoadOptions, VideoWriter, open_video
 from .guided_sample import SampleSettings, Seam, guided_sample
-from .memory_fallback import halve, retry_on_oom
-from .segment_cache import file_identity, open_job_cache
-from .segments import check_segmenting, run_segments
+from .memory_fallback import halve
+from ..jobs.identity import file_identity
+from .segments import check_segmenting
 from .vae_codec import decode_latents, encode_frames
 
 MIN_LATENT_TILE = 16
@@ -156,47 +154,10 @@ def _restore_segment(lr, lead, models: RestoreModels, settings: RestoreSettings,
     return refine(up, decoded, models.refiner, color_fix=settings.color_fix).float()
 
 
-def _seam_state(seam: Seam) -> dict:
+def seam_state(seam: Seam) -> dict:
     return {f"anchor.{step}": latent for step, latent in seam.anchors.items()}
 
 
-def _seam_from(state: dict, first_frame: int, export: int | None) -> Seam:
+def seam_from_state(state: dict, first_frame: int, export: int | None) -> Seam:
     anchors = {int(k.split(".", 1)[1]): v for k, v in state.items() if k.startswith("anchor.")}
     return Seam(anchors=anchors, export_frame=export, first_frame=first_frame)
-
-
-def restore_file(src: str, dst: str, settings: RestoreSettings = RestoreSettings(),
-                 models: RestoreModels | None = None, options: LoadOptions | None = None, fmt: str | None = None,
-                 crf: int = 18, overwrite: bool = False, cache_dir: str | None = None, keep_cache: bool = False,
-                 reporter: Reporter | None = None) -> int:
-    """Restore a video file or frame folder into `dst`; returns the frame count.
-
-    Finished segments are kept in `cache_dir` (default: a hidden folder beside
-    `dst`) until the output is complete, then removed unless `keep_cache`.
-    """
-    reporter = get_reporter(reporter)
-    models = models or load_restore_models(settings.scale)
-    options = options or LoadOptions()
-    reader = open_video(src, options)
-    writer = VideoWriter(dst, reader.fps, fmt=fmt, crf=crf, audio=reader.audio, overwrite=overwrite,
-                         reporter=reporter)  # checks the destination before any work
-    job = {"command": "restore", "settings": dataclasses.asdict(settings), "models": models.files}
-    cache = open_job_cache(dst, cache_dir, src, reader, job, reporter)
-    current = {"settings": settings}
-
-    def process(lr, lead, state, export, first_frame):
-        def attempt(s: RestoreSettings):
-            seam = _seam_from(state, first_frame, export)
-            return restore_segment(lr, lead, models, s, seam, reporter), _seam_state(seam)
-        (out, new_state), current["settings"] = retry_on_oom(attempt, current["settings"], shrink,
-                                                             f"segment at frame {first_frame}", reporter)
-        return out, new_state
-
-    with writer:
-        reporter.start(reader.info.frame_count_hint or 0, f"restore x{settings.scale} (diffusion)")
-        chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(settings.segment))
-        for frames in run_segments(chunks, process, settings.segment, settings.segment_overlap, cache, reporter):
-            writer.write(float_to_uint8(tchw_to_thwc(frames)))
-    if not keep_cache:
-        cache.clear()
-    return writer.frame_count

@@ -7,10 +7,10 @@ length. `process` may hand state to the next segment (a dict of tensors, e.g.
 the guidance anchors of Guided Sample) and sees the frame just before its
 segment (e.g. for the flow into it).
 
-With a `SegmentCache`, each finished segment is stored (its final frames as
-uint8, its unblended tail and its state) before the next one starts; a run
-that was cancelled or crashed resumes at the first segment not in the cache and
-writes exactly the 8-bit frames an uninterrupted run would.
+A job's `ChunkCache` (vsr_core.jobs.chunk_cache) stores finished segments'
+frames encoded, with the tail and state at chunk ends, and hands back a
+`Resume` point, so a run that was cancelled or crashed continues where it
+stopped and writes exactly the frames an uninterrupted run would.
 """
 from __future__ import annotations
 
@@ -34,10 +34,26 @@ class SegmentResult:
     frames: torch.Tensor            # float [n,3,H,W] final output frames (blended head included)
     tail: torch.Tensor | None       # float [overlap,3,H,W]: outputs still to be crossfaded with the next segment
     state: dict                     # handed to the next segment's process
+    index: int = 0                  # the segment's number
+    first_frame: int = 0            # the video frame its `frames` start at
+
+    @property
+    def last(self) -> bool:
+        return self.tail is None
 
     def frames_uint8(self) -> np.ndarray:
-        """[n,H,W,3], as a video writer stores them (what the cache keeps)."""
-        return float_to_uint8(tchw_to_thwc(self.frames))
+        """[n,H,W,3], as a video writer stores them."""
+        return float_to_uint8(tchw_to_thwc(self.frames), f"segment {self.index}", self.first_frame)
+
+
+@dataclass
+class Resume:
+    """Where a job continues: the next segment, its first frame, and the tail/state of the one before."""
+
+    segment: int
+    first_frame: int
+    previous: SegmentResult
+    finished: bool = False          # every segment is done; the stream is only read through
 
 
 def check_segmenting(segment: int, overlap: int) -> None:
@@ -53,59 +69,69 @@ def _crossfade(tail: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
     return tail * (1 - ramp) + head * ramp
 
 
-def _finish(out: torch.Tensor, tail: torch.Tensor | None, overlap: int, last: bool, state: dict) -> SegmentResult:
+def _finish(out: torch.Tensor, tail: torch.Tensor | None, overlap: int, last: bool, state: dict,
+            index: int, first_frame: int) -> SegmentResult:
     out = out.float()
     if tail is not None:
         out = torch.cat([_crossfade(tail, out[:overlap]), out[overlap:]])
     keep = out.shape[0] if last else out.shape[0] - overlap
-    return SegmentResult(out[:keep], None if last else out[keep:].clone(), state)
+    return SegmentResult(out[:keep], None if last else out[keep:].clone(), state, index, first_frame)
 
 
-def run_segments(chunks: Iterable[torch.Tensor], process: Process, segment: int, overlap: int,
-                 cache=None, reporter: Reporter | None = None) -> Iterator[torch.Tensor]:
-    """Yield output frames [n,3,H,W] (float, 0..1) in order for a stream of LR chunks [n,3,h,w].
-
-    Every frame is output exactly once. A cached segment is read instead of
-    processed (its frames 8-bit, as they are written to a file); the LR stream
-    is still read through (decoding is cheap).
-    """
-    check_segmenting(segment, overlap)
-    reporter = get_reporter(reporter)
-    stride = segment - overlap
-    buffer: list[torch.Tensor] = []
-    lead = None                                    # the LR frame before buffer[0]
-    first, index = 0, 0                            # first frame of the next segment, its number
-    previous = SegmentResult(torch.zeros(0), None, {})
+def _frames(chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
     shape = None
-
-    def run(frames: list[torch.Tensor], last: bool) -> SegmentResult:
-        reporter.check_interrupt()
-        stored = cache.load(index) if cache is not None else None
-        if stored is not None:
-            return stored
-        lr = torch.stack(frames)
-        export = None if last else stride - 1
-        out, state = process(lr, lead, previous.state, export, first)
-        if out.shape[0] != lr.shape[0]:
-            raise InputError(f"segment {index}: {lr.shape[0]} frames in, {out.shape[0]} out; expected the same")
-        result = _finish(out, previous.tail, overlap, last, state)
-        if cache is not None:
-            cache.store(index, result)
-        return result
-
     for chunk in chunks:
         if shape is None:
             shape = tuple(chunk.shape[1:])
         elif tuple(chunk.shape[1:]) != shape:
             raise InputError(f"frames change size from {shape} to {tuple(chunk.shape[1:])}; expected one size")
-        buffer.extend(chunk.unbind(0))
-        while len(buffer) > segment:               # a frame exists after this segment: it is not the last
+        yield from chunk.unbind(0)
+
+
+def run_segments(chunks: Iterable[torch.Tensor], process: Process, segment: int, overlap: int,
+                 reporter: Reporter | None = None, resume: Resume | None = None) -> Iterator[SegmentResult]:
+    """Yield each segment's finished output (frames [n,3,H,W], float 0..1) in order, for a stream of LR
+    chunks [n,3,h,w]. Every frame is output exactly once.
+
+    With ``resume``, the frames before ``resume.first_frame`` are read through
+    (not processed) and the segments continue from ``resume.segment``.
+    """
+    check_segmenting(segment, overlap)
+    reporter = get_reporter(reporter)
+    stride = segment - overlap
+    frames = _frames(chunks)
+    first, index = 0, 0                            # first frame of the next segment, its number
+    previous = SegmentResult(torch.zeros(0), None, {})
+    lead = None                                    # the LR frame before buffer[0]
+    if resume is not None:
+        first, index, previous = resume.first_frame, resume.segment, resume.previous
+        for i, frame in enumerate(frames):
+            if resume.finished or i < first - 1:
+                continue
+            lead = frame
+            break
+        if resume.finished:
+            return
+    buffer: list[torch.Tensor] = []
+
+    def run(frames: list[torch.Tensor], last: bool) -> SegmentResult:
+        reporter.check_interrupt()
+        lr = torch.stack(frames)
+        export = None if last else stride - 1
+        out, state = process(lr, lead, previous.state, export, first)
+        if out.shape[0] != lr.shape[0]:
+            raise InputError(f"segment {index}: {lr.shape[0]} frames in, {out.shape[0]} out; expected the same")
+        return _finish(out, previous.tail, overlap, last, state, index, first)
+
+    for frame in frames:
+        buffer.append(frame)
+        if len(buffer) > segment:                  # a frame exists after this segment: it is not the last
             previous = run(buffer[:segment], last=False)
             reporter.update(len(previous.frames))
-            yield previous.frames
+            yield previous
             lead, buffer = buffer[stride - 1], buffer[stride:]
             first, index = first + stride, index + 1
     if buffer:
         previous = run(buffer, last=True)
         reporter.update(len(previous.frames))
-        yield previous.frames
+        yield previous

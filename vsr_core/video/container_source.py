@@ -8,7 +8,11 @@ import av
 import numpy as np
 
 from ..errors import InputError
-from .options import VideoInfo
+from .options import Colour, VideoInfo
+
+# Frame-time deviation (in frames) beyond which a stream counts as variable-rate;
+# Matroska's millisecond timestamps jitter by up to 0.03 frame at 30 fps.
+VFR_TOLERANCE = 0.25
 
 
 def _open(path: str):
@@ -18,8 +22,63 @@ def _open(path: str):
         raise InputError(f"cannot read video '{path}': {err}; expected a readable video file") from None
 
 
+def _scan_packets(container, stream) -> tuple[list[float], str | None]:
+    """Every video packet's time (s), without decoding; and a demuxing error, if the file breaks off."""
+    times, error = [], None
+    start = stream.start_time or 0
+    try:
+        for pkt in container.demux(stream):
+            if pkt.pts is not None:
+                times.append(float((pkt.pts - start) * stream.time_base))
+    except av.error.FFmpegError as err:
+        error = str(err)
+    return sorted(times), error
+
+
+def _expected_frames(container, stream, fps: Fraction) -> int | None:
+    """What the file declares: its index's frame count, or its stated duration times the rate."""
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration and stream.time_base:
+        return int(round(float(stream.duration * stream.time_base * fps)))
+    if container.duration:
+        return int(round(container.duration / 1_000_000 * float(fps)))
+    return None
+
+
+def _damage(path: str, packets: int, expected: int | None, error: str | None) -> str | None:
+    if error:
+        return f"'{path}' is damaged: reading stopped after {packets} frame(s) ({error})"
+    if expected and packets < expected - 1:   # one frame of slack for rounded durations
+        return f"'{path}' is damaged or cut short: it declares {expected} frames but holds only {packets}"
+    return None
+
+
+def _is_variable_rate(times: list[float], fps: Fraction) -> bool:
+    if len(times) < 3:
+        return False
+    step = 1 / float(fps)
+    return bool(np.max(np.abs(np.diff(times) - step)) > VFR_TOLERANCE * step)
+
+
+def frame_colour(frame, height: int) -> Colour | None:
+    """The frame's tags where it has them, the usual assumption for its size where not; None if untagged."""
+    if frame.colorspace in (0, 2) and frame.color_primaries in (0, 2) and frame.color_trc in (0, 2):
+        return None
+    default = Colour.default_for(height)
+    matrix = frame.colorspace if frame.colorspace not in (0, 2) else default.matrix     # RGB / unspecified
+    return Colour(matrix=matrix,
+                  range=frame.color_range if frame.color_range in (1, 2) else default.range,
+                  primaries=frame.color_primaries if frame.color_primaries not in (0, 2) else default.primaries,
+                  transfer=frame.color_trc if frame.color_trc not in (0, 2) else default.transfer)
+
+
 class ContainerSource:
-    """Decodes the first video stream lazily, one frame at a time."""
+    """Decodes the first video stream lazily, one frame at a time.
+
+    Opening scans the packets (no decoding) to find a file that is cut short
+    or broken, and frame times that vary (variable frame rate).
+    """
 
     def __init__(self, path: str):
         self.path = path
@@ -35,14 +94,27 @@ class ContainerSource:
             height = stream.codec_context.height
             if not width or not height:
                 raise InputError(f"'{path}' has a video stream of size {width}x{height}; expected a decodable video")
-            self.info = VideoInfo(path=path, width=width, height=height, fps=Fraction(fps),
-                                  frame_count_hint=stream.frames or None,
-                                  has_audio=bool(container.streams.audio), kind="container")
+            fps = Fraction(fps)
+            expected = _expected_frames(container, stream, fps)
+            has_audio = bool(container.streams.audio)
+            times, error = _scan_packets(container, stream)
+            self.packets = len(times)
+            self.times = times
+            self.info = VideoInfo(path=path, width=width, height=height, fps=fps,
+                                  frame_count_hint=self.packets or expected, has_audio=has_audio, kind="container",
+                                  variable_rate=_is_variable_rate(times, fps),
+                                  damage=_damage(path, self.packets, expected, error))
         finally:
             container.close()
+        self.colour: Colour | None = None        # the file's own tags (None: untagged)
+        self.decoded: int | None = None
 
     def timed_frames(self) -> Iterator[tuple[float, np.ndarray]]:
-        """Yield (seconds since stream start, RGB uint8 [H,W,3]) in presentation order."""
+        """Yield (seconds since stream start, RGB uint8 [H,W,3]) in presentation order.
+
+        RGB is computed with the stream's own matrix and range (BT.709 HD video
+        stays BT.709), recorded in ``colour`` for the writer.
+        """
         container = _open(self.path)
         try:
             stream = container.streams.video[0]
@@ -50,10 +122,16 @@ class ContainerSource:
             start = stream.start_time if stream.start_time is not None else 0
             tb = stream.time_base
             count = 0
+            decode_as = None
             try:
                 for frame in container.decode(stream):
                     pts = frame.pts if frame.pts is not None else start + count / (self.info.fps * tb)
-                    image = frame.to_ndarray(format="rgb24")
+                    if decode_as is None:
+                        self.colour = frame_colour(frame, self.info.height)
+                        decode_as = self.colour or Colour.default_for(self.info.height)
+                    rgb = frame.reformat(format="rgb24", src_colorspace=decode_as.swscale_matrix,
+                                         src_color_range=decode_as.swscale_range)
+                    image = rgb.to_ndarray()
                     if image.shape[:2] != (self.info.height, self.info.width):
                         raise InputError(
                             f"frame {count} of '{self.path}' is {image.shape[1]}x{image.shape[0]}, "
@@ -62,5 +140,6 @@ class ContainerSource:
                     yield float((pts - start) * tb), image
             except av.error.FFmpegError as err:
                 raise InputError(f"'{self.path}' is damaged after frame {count}: {err}") from None
+            self.decoded = count
         finally:
             container.close()

@@ -47,6 +47,12 @@ def read_image_rgb(path: str) -> np.ndarray:
     return image
 
 
+def frame_names(path: str) -> list[str]:
+    """The image files of a frame folder, in natural order (hidden files skipped)."""
+    return sorted((n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")),
+                  key=natural_key)
+
+
 def _image_size(path: str) -> tuple[int, int]:
     """(width, height) from the file header, without decoding pixels."""
     try:
@@ -65,9 +71,7 @@ class ImageFolderSource:
 
     def __init__(self, path: str, fps: Fraction):
         self.path = path
-        names = sorted((n for n in os.listdir(path)
-                        if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")),
-                       key=natural_key)
+        names = frame_names(path)
         if not names:
             raise InputError(f"folder '{path}' holds no images; expected numbered frames "
                              f"({', '.join(IMAGE_EXTENSIONS)})")
@@ -107,7 +111,8 @@ class AnimatedImageSource:
         self.durations_ms = durations
         fps = Fraction(1000, int(round(median(durations))) or self.DEFAULT_FRAME_MS)
         self.info = VideoInfo(path=path, width=width, height=height, fps=fps,
-                              frame_count_hint=len(durations), has_audio=False, kind="animated-image")
+                              frame_count_hint=len(durations), has_audio=False, kind="animated-image",
+                              variable_rate=len(set(durations)) > 1)
 
     def timed_frames(self) -> Iterator[tuple[float, np.ndarray]]:
         t = 0.0

@@ -20,7 +20,7 @@ def to_fraction(value, name: str = "fps") -> Fraction:
             frac = Fraction(value).limit_denominator(1_000_000)
         else:
             frac = Fraction(str(value).strip())
-    except (ValueError, ZeroDivisionError, TypeError):
+    except (ValueError, ZeroDivisionError, TypeError, OverflowError):
         raise InputError(f"{name}={value!r} is not a number; expected e.g. 24, 29.97 or 30000/1001") from None
     if not frac > 0 or frac > 1000:
         raise InputError(f"{name}={value!r} is out of range; expected a frame rate above 0 and at most 1000")
@@ -39,6 +39,7 @@ class LoadOptions:
     select_every_nth: int = 1
     force_rate: Fraction | None = None   # None keeps the source's own rate
     folder_fps: Fraction = Fraction(24)  # frame rate of an image folder, which has none
+    allow_damaged: bool = False          # read what a damaged file still holds (with a warning) instead of failing
 
     def __post_init__(self):
         for name, low in (("frame_load_cap", 0), ("skip_first_frames", 0), ("select_every_nth", 1)):
@@ -61,3 +62,33 @@ class VideoInfo:
     frame_count_hint: int | None  # from metadata; the exact count is known after decoding
     has_audio: bool
     kind: str                     # 'container', 'animated-image' or 'image-folder'
+    variable_rate: bool = False   # frame durations differ: each frame's own time is kept on output
+    damage: str | None = None     # what is wrong with a damaged file (read only with allow_damaged)
+
+
+@dataclass(frozen=True)
+class Colour:
+    """How a video's RGB was turned into YUV: matrix, range, and the primaries/transfer tags.
+
+    Values are FFmpeg's enums (AVColorSpace, AVColorRange, AVColorPrimaries,
+    AVColorTransferCharacteristic): 1 = BT.709, 5/6 = BT.601, 9 = BT.2020
+    matrix; range 1 = limited (tv), 2 = full (pc).
+    """
+
+    matrix: int = 1
+    range: int = 1
+    primaries: int = 1
+    transfer: int = 1
+
+    @staticmethod
+    def default_for(height: int) -> "Colour":
+        """What an untagged video of this height is taken to be (players assume BT.709 for HD)."""
+        return Colour() if height >= 720 else Colour(matrix=6, range=1, primaries=6, transfer=6)
+
+    @property
+    def swscale_matrix(self) -> str:
+        return {1: "ITU709", 9: "BT2020", 10: "BT2020", 7: "SMPTE240M", 4: "FCC"}.get(self.matrix, "ITU601")
+
+    @property
+    def swscale_range(self) -> str:
+        return "JPEG" if self.range == 2 else "MPEG"

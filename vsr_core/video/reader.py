@@ -11,7 +11,7 @@ from ..errors import InputError
 from .audio import AudioSegment, AudioStreamRef, probe_audio
 from .container_source import ContainerSource
 from .image_sources import IMAGE_EXTENSIONS, AnimatedImageSource, ImageFolderSource
-from .options import LoadOptions, VideoInfo
+from .options import Colour, LoadOptions, VideoInfo
 from .timeline import select
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
@@ -59,6 +59,27 @@ class VideoReader:
         self.fps: Fraction = base / self.options.select_every_nth
         self.frame_count: int | None = None
         self.start_time: float | None = None
+        self.timestamps: list[float] = []         # seconds of each selected frame after the first
+        self.warnings: list[str] = []
+        if self.info.damage:
+            if not self.options.allow_damaged:
+                raise InputError(f"{self.info.damage}; expected an intact file (repair it, or accept what it "
+                                 f"still holds with allow_damaged / --allow-damaged)")
+            self.warnings.append(f"WARNING: {self.info.damage}; reading what is left")
+
+    @property
+    def variable_rate(self) -> bool:
+        """Frame durations differ (and no force_rate re-timed them): keep each frame's time on output."""
+        return self.info.variable_rate and self.options.force_rate is None
+
+    def timestamp(self, index: int) -> float:
+        """Seconds from the first selected frame to frame ``index`` (once it has been read)."""
+        return self.timestamps[index]
+
+    @property
+    def colour(self) -> Colour | None:
+        """The source's own colour tags (known once a frame is decoded); None when it has none."""
+        return getattr(self._source, "colour", None)
 
     @property
     def width(self) -> int:
@@ -69,18 +90,32 @@ class VideoReader:
         return self.info.height
 
     def frames(self) -> Iterator[np.ndarray]:
-        count = 0
+        count, t0 = 0, 0.0
+        self.timestamps = []
         for t, frame in select(self._source.timed_frames(), self.options, self.info.fps):
             if count == 0:
                 self.start_time = _snap_to_frame_grid(t, self.options.force_rate or self.info.fps)
+                t0 = t
+            self.timestamps.append(t - t0)
             count += 1
             yield frame
         self.frame_count = count
+        self._check_decoded()
         if count == 0:
             if self.options.skip_first_frames:
                 raise InputError(f"skip_first_frames={self.options.skip_first_frames} skips every frame "
                                  f"of '{self.path}'; expected fewer than its frame count")
             raise InputError(f"video '{self.path}' contains no frames")
+
+    def _check_decoded(self) -> None:
+        """Frames the decoder dropped without an error (corrupt data) are damage too."""
+        decoded, packets = getattr(self._source, "decoded", None), getattr(self._source, "packets", None)
+        if decoded is None or not packets or decoded >= packets:
+            return
+        message = f"'{self.path}' is damaged: {packets} frames are stored but only {decoded} could be decoded"
+        if not self.options.allow_damaged:
+            raise InputError(f"{message}; expected an intact file (or allow_damaged / --allow-damaged)")
+        self.warnings.append(f"WARNING: {message}")
 
     def windows(self, size: int) -> Iterator[np.ndarray]:
         """Consecutive frames stacked into uint8 [n,H,W,3] arrays of up to `size` frames."""

@@ -19,7 +19,7 @@ from ..errors import InputError, OutputError
 from ..progress import Reporter, get_reporter
 from . import atomic
 from .audio import AudioClip, AudioSegment, AudioStreamRef
-from .options import to_fraction
+from .options import Colour, to_fraction
 
 CONTAINERS = {"h264": (".mp4", ".mkv", ".mov"), "ffv1": (".mkv",)}
 FORMATS = ("h264", "ffv1", "png")
@@ -31,6 +31,7 @@ COPYABLE_AUDIO = {
 }
 ENCODED_AUDIO = {".mp4": ("aac", "fltp"), ".mov": ("aac", "fltp"), ".mkv": ("flac", "s16")}
 AUDIO_LOOKAHEAD = 0.25  # seconds of audio muxed ahead of the video
+VFR_TIME_BASE = Fraction(1, 90000)  # frame times of variable-rate output (MPEG's clock: exact for ms and 1/fps)
 
 
 def format_for_path(path: str) -> str:
@@ -42,6 +43,24 @@ def format_for_path(path: str) -> str:
         return "png"
     raise InputError(f"output '{path}' has extension '{ext}'; expected .mp4, .mov or .mkv for a video, "
                      f"or a folder path (no extension) for PNG frames")
+
+
+def validate_output(path: str, fmt: str | None = None, crf: int = 18, overwrite: bool = False) -> str:
+    """Check an output path and its settings before any work; returns the format. Writes nothing."""
+    fmt = fmt or format_for_path(path)
+    ext = os.path.splitext(path)[1].lower()
+    if fmt not in FORMATS:
+        raise InputError(f"format={fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt != "png" and ext not in CONTAINERS[fmt]:
+        raise InputError(f"format {fmt} cannot be written to '{path}'; expected a path ending in "
+                         f"{' or '.join(CONTAINERS[fmt])}")
+    if fmt == "png" and ext:
+        raise InputError(f"PNG frames go into a folder; '{path}' looks like a file (extension "
+                         f"'{ext}'); expected a folder path without extension")
+    if not isinstance(crf, int) or isinstance(crf, bool) or not 0 <= crf <= 51:
+        raise InputError(f"crf={crf!r} is out of range; expected an integer 0 (lossless) to 51 (worst)")
+    atomic.check_destination(path, overwrite, fmt)
+    return fmt
 
 
 def _layout(channels: int) -> str:
@@ -119,34 +138,31 @@ class VideoWriter:
     `audio` is an AudioStreamRef, AudioSegment or AudioClip, or a function
     returning one, called when the first frame arrives (a reader only knows
     where a trimmed selection's audio starts once it has decoded a frame).
+    `colour` (a Colour, or a function returning one or None) is the matrix,
+    range and tags of the source; h264 is encoded and tagged with it (None:
+    BT.709 for HD, BT.601 below). `timestamps(i)` gives frame i's time in
+    seconds for variable-rate video (None: constant `fps`). `first_frame`
+    numbers the frames of a chunk within the whole video.
     Use as a context manager: an exception inside discards the partial output.
     """
 
     def __init__(self, path: str, fps, fmt: str | None = None, crf: int = 18, preset: str = "medium",
-                 audio=None, overwrite: bool = False,
+                 audio=None, overwrite: bool = False, colour=None, timestamps=None, first_frame: int = 0,
                  reporter: Reporter | None = None):
         self.path = os.fspath(path)
         self.fps = to_fraction(fps, "fps")
-        self.format = fmt or format_for_path(self.path)
+        self.format = validate_output(self.path, fmt, crf, overwrite)
         self.ext = os.path.splitext(self.path)[1].lower()
-        if self.format not in FORMATS:
-            raise InputError(f"format={self.format!r}; expected one of {', '.join(FORMATS)}")
-        if self.format != "png" and self.ext not in CONTAINERS[self.format]:
-            raise InputError(f"format {self.format} cannot be written to '{self.path}'; expected a path ending in "
-                             f"{' or '.join(CONTAINERS[self.format])}")
-        if self.format == "png" and self.ext:
-            raise InputError(f"PNG frames go into a folder; '{self.path}' looks like a file (extension "
-                             f"'{self.ext}'); expected a folder path without extension")
-        if not isinstance(crf, int) or not 0 <= crf <= 51:
-            raise InputError(f"crf={crf!r} is out of range; expected an integer 0 (lossless) to 51 (worst)")
         self.crf, self.preset, self.audio = crf, preset, audio
+        self.colour, self.timestamps, self.first_frame = colour, timestamps, first_frame
         self.reporter = get_reporter(reporter)
-        atomic.check_destination(self.path, overwrite)
         self.tmp = atomic.temporary_name(self.path)
         self.frame_count = 0
         self.size = None
         self._container = self._video = self._audio = None
         self._closed = False
+        self._copying = False
+        self.overwrite = overwrite
         if self.format == "png":
             os.mkdir(self.tmp)
         else:
@@ -156,10 +172,13 @@ class VideoWriter:
                 raise OutputError(f"cannot write '{self.path}': {err}") from None
 
     # -- set-up on the first frame, once the size is known
-    def _start(self, height: int, width: int) -> None:
+    def _start(self, height: int, width: int, template=None) -> None:
         self.size = (height, width)
         if callable(self.audio):
             self.audio = self.audio()
+        if callable(self.colour):
+            self.colour = self.colour()
+        self.colour = self.colour or Colour.default_for(height)
         if self.format == "png":
             return
         if self.format == "h264" and (height % 2 or width % 2):
@@ -167,7 +186,11 @@ class VideoWriter:
                               f"repeating the last row/column")
         options = {"movflags": "+faststart"} if self.ext in (".mp4", ".mov") else {}
         self._container = av.open(self.tmp, mode="w", options=options)
-        if self.format == "h264":
+        self._copying = template is not None
+        if template is not None:     # copying encoded chunks: the stream is the chunks' stream
+            self._video = self._container.add_stream_from_template(template)
+            self._video.time_base = template.time_base
+        elif self.format == "h264":
             self._video = self._container.add_stream("libx264", rate=self.fps)
             self._video.pix_fmt = "yuv420p"
             self._video.options = {"crf": str(self.crf), "preset": self.preset}
@@ -176,7 +199,12 @@ class VideoWriter:
             self._video = self._container.add_stream("ffv1", rate=self.fps)
             self._video.pix_fmt = "bgr0"  # RGB kept as RGB: lossless for RGB input
             self._video.width, self._video.height = width, height
-        self._video.codec_context.time_base = Fraction(1) / self.fps
+        if template is None:
+            cc = self._video.codec_context
+            cc.time_base = VFR_TIME_BASE if self.timestamps else Fraction(1) / self.fps
+            if self.format == "h264":
+                cc.colorspace, cc.color_range = self.colour.matrix, self.colour.range
+                cc.color_primaries, cc.color_trc = self.colour.primaries, self.colour.transfer
         if isinstance(self.audio, AudioStreamRef) and (
                 COPYABLE_AUDIO[self.ext] is None or self.audio.codec in COPYABLE_AUDIO[self.ext]):
             self._audio = _AudioCopier(self.audio, self._container)
@@ -203,16 +231,66 @@ class VideoWriter:
             ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             if not ok:
                 raise OutputError(f"could not encode frame {self.frame_count} as PNG")
-            data.tofile(os.path.join(self.tmp, f"frame_{self.frame_count + 1:06d}.png"))
+            data.tofile(os.path.join(self.tmp, f"frame_{self.first_frame + self.frame_count + 1:06d}.png"))
         else:
             if self.format == "h264" and (image.shape[0] % 2 or image.shape[1] % 2):
                 image = np.pad(image, ((0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)), mode="edge")
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            frame.pts = self.frame_count
+            if self.format == "h264":
+                frame = frame.reformat(format="yuv420p", dst_colorspace=self.colour.swscale_matrix,
+                                       dst_color_range=self.colour.swscale_range)
+            index = self.first_frame + self.frame_count
+            frame.pts = round(self.timestamps(index) / VFR_TIME_BASE) if self.timestamps else index
             self._container.mux(self._video.encode(frame))
-            if self._audio is not None:
-                self._audio.write_until(self._container, (self.frame_count + 1) / self.fps + AUDIO_LOOKAHEAD)
+            self._audio_until(index)
         self.frame_count += 1
+
+    def _frame_end(self, index: int) -> float:
+        """Seconds at which frame ``index`` ends (variable rate: when the next one starts, or one median step)."""
+        if not self.timestamps:
+            return float((index + 1) / self.fps)
+        try:
+            return self.timestamps(index + 1)
+        except IndexError:
+            return self.timestamps(index) + float(1 / self.fps)
+
+    def _audio_until(self, index: int) -> None:
+        if self._audio is not None:
+            self._audio.write_until(self._container, self._frame_end(index) + AUDIO_LOOKAHEAD)
+
+    def append_encoded(self, chunk: str) -> int:
+        """Copy a finished chunk (a video or PNG folder written by a VideoWriter with this writer's format,
+        size, rate and colour, frames numbered by ``first_frame``) without re-encoding; returns its frames."""
+        if self.format == "png":
+            return self._append_png_chunk(chunk)
+        with av.open(chunk) as source:
+            stream = source.streams.video[0]
+            if self._container is None:
+                self._start(stream.codec_context.height, stream.codec_context.width, template=stream)
+            elif stream.codec_context.extradata != self._video.codec_context.extradata:
+                raise OutputError(f"chunk '{chunk}' was encoded with other settings than the chunks before it")
+            n = 0
+            for pkt in source.demux(stream):
+                if pkt.dts is None and pkt.pts is None:   # the demuxer's flush packet
+                    continue
+                pkt.stream = self._video
+                self._container.mux(pkt)
+                n += 1
+                self._audio_until(self.first_frame + self.frame_count + n - 1)
+        self.frame_count += n
+        return n
+
+    def _append_png_chunk(self, chunk: str) -> int:
+        import shutil
+        names = sorted(n for n in os.listdir(chunk) if n.startswith("frame_") and n.endswith(".png"))
+        if self.size is None and names:
+            with open(os.path.join(chunk, names[0]), "rb") as f:
+                image = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_UNCHANGED)
+            self._start(*image.shape[:2])
+        for name in names:
+            shutil.copyfile(os.path.join(chunk, name), os.path.join(self.tmp, f"frame_{self.frame_count + 1:06d}.png"))
+            self.frame_count += 1
+        return len(names)
 
     def close(self) -> int:
         """Finish the file and move it into place; returns the number of frames written."""
@@ -226,12 +304,13 @@ class VideoWriter:
                 if self.audio is not None:
                     _write_audio_file(self.audio, os.path.join(self.tmp, "audio.mka"))
             else:
-                self._container.mux(self._video.encode(None))
+                if not self._copying:
+                    self._container.mux(self._video.encode(None))
                 if self._audio is not None:
                     self._audio.write_until(self._container, None)
                     self._audio.close()
                 self._container.close()
-            atomic.commit(self.tmp, self.path)
+            atomic.commit(self.tmp, self.path, self.overwrite)
         except BaseException:
             self.abort()
             raise

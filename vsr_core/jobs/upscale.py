@@ -1,0 +1,62 @@
+"""`upscale`: a video file or frame folder upscaled into a video file or PNG folder, resumable."""
+from __future__ import annotations
+
+from ..errors import InputError
+from ..frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
+from ..progress import Reporter, get_reporter
+from ..resize import bicubic_upscale
+from ..upscale_video import METHODS, check_stream_options, default_method, upscale_segments
+from ..video import LoadOptions
+from ..weights import default_upscaler_path, load_default_upscaler, load_upscaler
+from .file_job import CacheSettings, OutputSettings, run_file_job
+from .identity import file_identity
+
+
+def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
+                 options: LoadOptions | None = None, fmt: str | None = None, crf: int = 18,
+                 overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
+                 stabilize: float = 0.0, tile: int = 512, cache_dir: str | None = None, keep_cache: bool = False,
+                 chunk_frames: int = 48, reporter: Reporter | None = None) -> int:
+    """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
+
+    ``method``: 'learned' (the shipped video upscaler, or ``weights``),
+    'learned-per-frame' (same network without temporal propagation) or
+    'bicubic'; None picks 'learned' when its weights are installed. Memory is
+    bounded by ``window`` frames: windows are decoded, upscaled and encoded as
+    the stream goes. The output has the input's frame count, frame times,
+    colour and audio. The learned methods keep finished frames, encoded, in
+    ``cache_dir`` (default: a hidden folder beside ``dst``) until the output
+    is complete, so running the same command again after a cancel or crash
+    resumes (see vsr_core.jobs).
+    """
+    method = method or default_method()
+    if method not in METHODS:
+        raise InputError(f"method={method!r}; expected one of {', '.join(METHODS)}")
+    if scale not in (2, 4):
+        raise InputError(f"scale={scale!r}; expected 2 or 4")
+    model, cache = None, None
+    if method != "bicubic":
+        model = load_upscaler(weights) if weights else load_default_upscaler(scale)
+        check_stream_options(window, overlap, scale, model.scale, stabilize, tile, 16)
+        cache = CacheSettings(key={"command": "upscale", "scale": scale, "method": method, "window": window,
+                                   "overlap": overlap, "tile": tile, "stabilize": stabilize,
+                                   "weights": file_identity(weights or default_upscaler_path(scale))},
+                              folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
+    reporter = get_reporter(reporter)
+
+    def work(reader, resume, consumer_state):
+        lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(window))
+        if model is None:
+            for x in lr_chunks:
+                reporter.check_interrupt()
+                y = bicubic_upscale(x, scale)
+                reporter.update(len(x))
+                yield None, float_to_uint8(tchw_to_thwc(y), "bicubic upscale"), {}
+            return
+        for segment, y, state in upscale_segments(lr_chunks, model, scale, window=window, overlap=overlap,
+                                                  temporal=(method == "learned"), tile=tile, stabilize=stabilize,
+                                                  reporter=reporter, resume=resume, stabilizer_state=consumer_state):
+            yield segment, float_to_uint8(tchw_to_thwc(y), "upscaled frames", segment.first_frame), state
+
+    return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
+                        f"upscale x{scale} ({method})")
