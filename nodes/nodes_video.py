@@ -5,10 +5,10 @@ import os
 
 import torch
 
-from vsr_core.errors import InputError
+from vsr_core.errors import InputError, OutputError
 from vsr_core.frames import check_finite, check_image_batch
 from vsr_core.video import LoadOptions, VideoWriter, open_video, to_fraction
-from vsr_core.video.naming import next_numbered_path
+from vsr_core.video.naming import check_output_prefix, next_numbered_path
 from vsr_core.video.timeline import select_indices
 
 from .comfy_bridge import make_reporter, output_directory, resolve_input_path
@@ -150,6 +150,20 @@ class VSR_SaveVideo:
     OUTPUT_NODE = True
     CATEGORY = CATEGORY
     DESCRIPTION = "Save frames as a video (or PNG frames) with the given fps and audio, written atomically."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, filename_prefix=None, format=None, fps=None):
+        """Checked by ComfyUI (and the headless runner) before the graph runs, so a bad path fails at once."""
+        try:
+            if filename_prefix is not None:
+                check_output_prefix(output_directory(), filename_prefix)
+            if format is not None and format not in SAVE_FORMATS:
+                raise InputError(f"format={format!r}; expected one of {list(SAVE_FORMATS)}")
+            if fps is not None:
+                to_fraction(fps, "fps")
+        except (InputError, OutputError) as err:
+            return str(err)
+        return True
 
     def save(self, frames, fps, filename_prefix, format, crf, audio=None):
         frames = check_image_batch(frames, "frames")

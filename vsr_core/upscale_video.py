@@ -115,7 +115,7 @@ def check_stream_options(window: int, overlap: int, scale: int, model_scale: int
 def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, window: int = 12, overlap: int = 2,
                      temporal: bool = True, flow_preset: str = "medium", tile: int = 512, tile_overlap: int = 16,
                      stabilize: float = 0.0, reporter: Reporter | None = None, resume=None,
-                     stabilizer_state: dict | None = None) -> Iterator[tuple]:
+                     stabilizer_state: dict | None = None, retry_oom: bool = False) -> Iterator[tuple]:
     """Upscale a stream of LR chunks [n,3,h,w]; yield (segment, HR frames [n,3,sH,sW], stabiliser state).
 
     Windows of ``window`` frames overlap by ``overlap`` frames; outputs in the
@@ -125,10 +125,13 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
     ``stabilize`` > 0 additionally runs ``FlowStabilizer(strength=stabilize)``
     on the outputs (lower warping error; see ``stabilize_with_flow``).
     ``resume`` (pipeline.segments.Resume) and ``stabilizer_state`` continue a
-    job from its cache.
+    job from its cache. ``retry_oom``: a window that runs out of memory is
+    retried with halved tiles (the file job; the Upscale node retries the
+    whole clip itself, shrinking tiles and then windows).
     """
     from .flow.dis import DISFlow
     from .models.upscaler import check_lr
+    from .pipeline.memory_fallback import retry_on_oom, smaller_pieces
     from .pipeline.segments import run_segments
     check_stream_options(window, overlap, scale, model.scale, stabilize, tile, tile_overlap)
     rep = get_reporter(reporter)
@@ -148,8 +151,20 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
             seen += len(chunk)
             yield chunk
 
+    current: dict = {}                     # tile settings that fit in memory, kept for later windows
+
     def process(lr, lead, state, export, first_frame):
-        y = _run_window(lr, model, temporal, estimator, tile, tile_overlap)
+        side = max(lr.shape[-2:])
+        if not current:
+            current.update(tile=min(tile or side, side), tile_overlap=tile_overlap)
+
+        def attempt(p):
+            return _run_window(lr, model, temporal, estimator, p["tile"], p["tile_overlap"])
+        if not retry_oom:
+            return _rescale_output(attempt(current), model.scale, scale), {}
+        y, fitted = retry_on_oom(attempt, dict(current), lambda p: smaller_pieces(p, min_tile=16),
+                                 f"upscale window at frame {first_frame}", rep)
+        current.update(fitted)
         return _rescale_output(y, model.scale, scale), {}
 
     for segment in run_segments(checked(chunks), process, window, overlap if window > 1 else 0, rep, resume):

@@ -53,6 +53,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..jobs.file_job import check_job_paths
+    from ..video.writer import validate_output
+    check_job_paths(args.input, args.output, args.cache_dir)         # before minutes of model loading
+    validate_output(args.output, args.format, args.crf, args.overwrite)
     set_threads(args.threads)
     sample = SampleSettings(steps=args.steps, sampler=args.sampler, seed=args.seed, window=args.window,
                             tile=args.tile, tile_overlap=args.tile // 2, guidance=MotionGuidance(args.guidance))
@@ -64,6 +68,7 @@ def run(args) -> int:
                                  channels_last=args.channels_last, compile=args.compile)
     count = restore_file(args.input, args.output, settings, models, options=load_options(args), fmt=args.format,
                          crf=args.crf, overwrite=args.overwrite, cache_dir=args.cache_dir,
-                         keep_cache=args.keep_cache, reporter=TerminalReporter())
+                         keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 1,
+                         reporter=TerminalReporter())
     print(f"wrote {count} frames to {args.output}")
     return 0

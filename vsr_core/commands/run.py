@@ -26,7 +26,7 @@ def run(args) -> int:
         os.environ["VSR_OUTPUT_DIR"] = os.path.abspath(args.output_dir)
     classes = load_node_pack(args.pack)
     prompt = load_workflow(args.workflow, classes)
-    apply_overrides(prompt, args.settings)
+    apply_overrides(prompt, args.settings, classes)
     record = run_prompt(prompt, classes, reporter=TerminalReporter())
     for node_id, out in record.items():
         if out["ui"]:

@@ -15,12 +15,14 @@ def add_load_arguments(parser) -> None:
     parser.add_argument("--select-every-nth", type=int, default=1, help="keep one frame in every N")
     parser.add_argument("--force-rate", default=None, help="re-time to this fps first (e.g. 24 or 30000/1001)")
     parser.add_argument("--folder-fps", default="24", help="frame rate of an input image folder")
+    parser.add_argument("--allow-damaged", action="store_true",
+                        help="read what a damaged or cut-short file still holds (with a warning) instead of failing")
 
 
 def load_options(args) -> LoadOptions:
     return LoadOptions(frame_load_cap=args.frame_load_cap, skip_first_frames=args.skip_first_frames,
                        select_every_nth=args.select_every_nth, force_rate=args.force_rate,
-                       folder_fps=args.folder_fps)
+                       folder_fps=args.folder_fps, allow_damaged=args.allow_damaged)
 
 
 def register(subparsers) -> None:
@@ -63,6 +65,10 @@ def add_cache_arguments(parser) -> None:
                         help="where finished windows are kept until OUTPUT is complete, so running the same "
                              "command again after a cancel or crash resumes (default: a hidden folder beside OUTPUT)")
     parser.add_argument("--keep-cache", action="store_true", help="keep the cache after success")
+    parser.add_argument("--chunk-frames", type=int, default=None,
+                        help="frames per cached chunk, encoded like the output: a cancel loses at most one "
+                             "chunk; longer chunks compress better (default: 48 for upscale, 1 segment for "
+                             "restore)")
 
 
 def run(args) -> int:
@@ -72,6 +78,7 @@ def run(args) -> int:
                          overlap=args.overlap, stabilize=args.stabilize, tile=args.tile,
                          options=load_options(args), fmt=args.format, crf=args.crf,
                          overwrite=args.overwrite, window=args.window, cache_dir=args.cache_dir,
-                         keep_cache=args.keep_cache, reporter=TerminalReporter())
+                         keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 48,
+                         reporter=TerminalReporter())
     print(f"wrote {count} frames to {args.output}")
     return 0

@@ -55,7 +55,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
             return
         for segment, y, state in upscale_segments(lr_chunks, model, scale, window=window, overlap=overlap,
                                                   temporal=(method == "learned"), tile=tile, stabilize=stabilize,
-                                                  reporter=reporter, resume=resume, stabilizer_state=consumer_state):
+                                                  reporter=reporter, resume=resume, stabilizer_state=consumer_state,
+                                                  retry_oom=True):
             yield segment, float_to_uint8(tchw_to_thwc(y), "upscaled frames", segment.first_frame), state
 
     return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,

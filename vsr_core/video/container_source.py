@@ -35,22 +35,27 @@ def _scan_packets(container, stream) -> tuple[list[float], str | None]:
     return sorted(times), error
 
 
-def _expected_frames(container, stream, fps: Fraction) -> int | None:
-    """What the file declares: its index's frame count, or its stated duration times the rate."""
-    if stream.frames:
-        return int(stream.frames)
+def _declared(container, stream) -> tuple[int | None, float | None]:
+    """What the file declares: its index's frame count (mp4/mov), and its duration in seconds."""
+    duration = None
     if stream.duration and stream.time_base:
-        return int(round(float(stream.duration * stream.time_base * fps)))
-    if container.duration:
-        return int(round(container.duration / 1_000_000 * float(fps)))
-    return None
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / 1_000_000
+    return (int(stream.frames) or None), duration
 
 
-def _damage(path: str, packets: int, expected: int | None, error: str | None) -> str | None:
+def _damage(path: str, times: list[float], frames: int | None, duration: float | None, fps: Fraction,
+            error: str | None) -> str | None:
+    held = len(times)
     if error:
-        return f"'{path}' is damaged: reading stopped after {packets} frame(s) ({error})"
-    if expected and packets < expected - 1:   # one frame of slack for rounded durations
-        return f"'{path}' is damaged or cut short: it declares {expected} frames but holds only {packets}"
+        return f"'{path}' is damaged: reading stopped after {held} frame(s) ({error})"
+    if frames and held < frames:
+        return f"'{path}' is damaged or cut short: its index lists {frames} frames but it holds only {held}"
+    step = 1 / float(fps)
+    if duration and times and times[-1] + 2 * step < duration - step:   # frames end long before the stated end
+        return (f"'{path}' is damaged or cut short: it states {duration:.2f} s but its frames end at "
+                f"{times[-1] + step:.2f} s ({held} frames)")
     return None
 
 
@@ -80,8 +85,8 @@ class ContainerSource:
     or broken, and frame times that vary (variable frame rate).
     """
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, path: str, allow_damaged: bool = False):
+        self.path, self.allow_damaged = path, allow_damaged
         container = _open(path)
         try:
             if not container.streams.video:
@@ -95,15 +100,14 @@ class ContainerSource:
             if not width or not height:
                 raise InputError(f"'{path}' has a video stream of size {width}x{height}; expected a decodable video")
             fps = Fraction(fps)
-            expected = _expected_frames(container, stream, fps)
+            declared_frames, duration = _declared(container, stream)
             has_audio = bool(container.streams.audio)
             times, error = _scan_packets(container, stream)
             self.packets = len(times)
-            self.times = times
             self.info = VideoInfo(path=path, width=width, height=height, fps=fps,
-                                  frame_count_hint=self.packets or expected, has_audio=has_audio, kind="container",
-                                  variable_rate=_is_variable_rate(times, fps),
-                                  damage=_damage(path, self.packets, expected, error))
+                                  frame_count_hint=self.packets or declared_frames, has_audio=has_audio,
+                                  kind="container", variable_rate=_is_variable_rate(times, fps),
+                                  damage=_damage(path, times, declared_frames, duration, fps, error))
         finally:
             container.close()
         self.colour: Colour | None = None        # the file's own tags (None: untagged)
@@ -123,23 +127,37 @@ class ContainerSource:
             tb = stream.time_base
             count = 0
             decode_as = None
-            try:
-                for frame in container.decode(stream):
-                    pts = frame.pts if frame.pts is not None else start + count / (self.info.fps * tb)
-                    if decode_as is None:
-                        self.colour = frame_colour(frame, self.info.height)
-                        decode_as = self.colour or Colour.default_for(self.info.height)
-                    rgb = frame.reformat(format="rgb24", src_colorspace=decode_as.swscale_matrix,
-                                         src_color_range=decode_as.swscale_range)
-                    image = rgb.to_ndarray()
-                    if image.shape[:2] != (self.info.height, self.info.width):
-                        raise InputError(
-                            f"frame {count} of '{self.path}' is {image.shape[1]}x{image.shape[0]}, "
-                            f"expected {self.info.width}x{self.info.height} like the first frame")
-                    count += 1
-                    yield float((pts - start) * tb), image
-            except av.error.FFmpegError as err:
-                raise InputError(f"'{self.path}' is damaged after frame {count}: {err}") from None
+            for frame in self._decode(container, stream, lambda: count):
+                pts = frame.pts if frame.pts is not None else start + count / (self.info.fps * tb)
+                if decode_as is None:
+                    self.colour = frame_colour(frame, self.info.height)
+                    decode_as = self.colour or Colour.default_for(self.info.height)
+                rgb = frame.reformat(format="rgb24", src_colorspace=decode_as.swscale_matrix,
+                                     src_color_range=decode_as.swscale_range)
+                image = rgb.to_ndarray()
+                if image.shape[:2] != (self.info.height, self.info.width):
+                    raise InputError(
+                        f"frame {count} of '{self.path}' is {image.shape[1]}x{image.shape[0]}, "
+                        f"expected {self.info.width}x{self.info.height} like the first frame")
+                count += 1
+                yield float((pts - start) * tb), image
             self.decoded = count
         finally:
             container.close()
+
+    def _decode(self, container, stream, count):
+        """Frames packet by packet; a broken packet fails the read, or (allow_damaged) is skipped."""
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+                frames = packet.decode()
+            except StopIteration:
+                return
+            except av.error.FFmpegError as err:
+                if not self.allow_damaged:
+                    raise InputError(f"'{self.path}' is damaged after frame {count()}: {err}") from None
+                if isinstance(err, av.error.EOFError):
+                    return
+                continue
+            yield from frames

@@ -7,18 +7,32 @@ import re
 from ..errors import OutputError
 
 
+def check_output_prefix(root: str, prefix: str) -> str:
+    """The absolute '<root>/<prefix>' if it stays inside `root` and can be written there (nothing is created)."""
+    root = os.path.abspath(root)
+    if not isinstance(prefix, str) or not prefix.strip() or "\0" in prefix:
+        raise OutputError(f"filename_prefix {prefix!r} is empty or invalid; expected a relative name such as "
+                          f"'vsr/clip'")
+    target = os.path.abspath(os.path.join(root, prefix))
+    if os.path.commonpath([root, target]) != root or target == root:
+        raise OutputError(f"filename_prefix '{prefix}' points outside the output folder '{root}'; "
+                          f"expected a relative name such as 'vsr/clip'")
+    existing = os.path.dirname(target)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+        raise OutputError(f"filename_prefix '{prefix}': '{existing}' is not a writable folder; expected a "
+                          f"place inside '{root}' this process may write")
+    return target
+
+
 def next_numbered_path(root: str, prefix: str, ext: str) -> str:
     """The next '<root>/<prefix>_NNNNN<ext>' after any taken number; the prefix may hold subfolders.
 
     `ext` is '' for a folder (PNG frames). Subfolders are created; a prefix that
     climbs out of `root` ('../x', '/abs') is refused.
     """
-    root = os.path.abspath(root)
-    target = os.path.abspath(os.path.join(root, prefix))
-    if os.path.commonpath([root, target]) != root or target == root:
-        raise OutputError(f"filename_prefix '{prefix}' points outside the output folder '{root}'; "
-                          f"expected a relative name such as 'vsr/clip'")
-    folder, stem = os.path.split(target)
+    folder, stem = os.path.split(check_output_prefix(root, prefix))
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as err:

@@ -27,7 +27,7 @@ def _open_source(path: str, options: LoadOptions):
     if os.path.getsize(path) == 0:
         raise InputError(f"video '{path}' is an empty file (0 bytes)")
     if ext in VIDEO_EXTENSIONS:
-        return ContainerSource(path)
+        return ContainerSource(path, options.allow_damaged)
     if ext in ANIMATED_EXTENSIONS or ext in IMAGE_EXTENSIONS:
         return AnimatedImageSource(path)
     supported = VIDEO_EXTENSIONS + ANIMATED_EXTENSIONS + IMAGE_EXTENSIONS

@@ -33,8 +33,16 @@ def read_card(weights_path: str) -> dict:
     card_path = os.path.splitext(weights_path)[0] + ".json"
     if not os.path.exists(card_path):
         raise CheckpointError(f"model card '{card_path}' is missing; expected a JSON card next to '{weights_path}'")
-    with open(card_path) as f:
-        return json.load(f)
+    try:
+        with open(card_path) as f:
+            card = json.load(f)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"model card '{card_path}' is unreadable ({err}); expected the JSON card written "
+                              f"with the weights") from None
+    if not isinstance(card, dict) or not isinstance(card.get("config", {}), dict):
+        raise CheckpointError(f"model card '{card_path}' is not a card; expected a JSON object with "
+                              f"'architecture' and 'config'")
+    return card
 
 
 def _load_state(model: torch.nn.Module, weights_path: str) -> None:
@@ -43,7 +51,12 @@ def _load_state(model: torch.nn.Module, weights_path: str) -> None:
         sd = load_file(weights_path)
     except Exception as err:  # safetensors raises its own error types
         raise CheckpointError(f"'{weights_path}' is not a readable safetensors file: {err}") from err
-    missing, unexpected = model.load_state_dict(sd, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+    except RuntimeError as err:   # shapes differ from what the card's config builds
+        detail = "; ".join(line.strip() for line in str(err).splitlines()[1:4])
+        raise CheckpointError(f"'{weights_path}' does not fit the architecture its card describes ({detail}); "
+                              f"expected weights saved together with that card") from None
     if missing or unexpected:
         raise CheckpointError(f"'{weights_path}' does not match {type(model).__name__}: "
                               f"missing keys {sorted(missing)[:10]}, unexpected keys {sorted(unexpected)[:10]}")
@@ -57,7 +70,10 @@ def load_upscaler(weights_path: str, device: str | torch.device = "cpu"):
     card = read_card(weights_path)
     if card.get("architecture") != "VideoUpscaler":
         raise CheckpointError(f"'{weights_path}' is a {card.get('architecture')!r}, expected a VideoUpscaler")
-    model = VideoUpscaler(UpscalerConfig.from_dict(card["config"]))
+    try:
+        model = VideoUpscaler(UpscalerConfig.from_dict(card.get("config", {})))
+    except TypeError as err:
+        raise CheckpointError(f"model card of '{weights_path}' has an invalid config ({err})") from None
     _load_state(model, weights_path)
     model.card = card
     return model.to(device).eval()

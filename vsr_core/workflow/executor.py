@@ -6,7 +6,9 @@ runs, so a bad workflow fails in seconds with the node id in the message.
 """
 from __future__ import annotations
 
+import inspect
 import json
+
 from ..errors import InputError
 from ..progress import Reporter, get_reporter
 from .signature import check_value, declared_inputs, is_link, is_widget, node_info, types_match
@@ -29,13 +31,18 @@ def load_workflow(path: str, classes: dict[str, type]) -> dict[str, dict]:
     if not isinstance(data, dict) or not all(isinstance(v, dict) and "class_type" in v for v in data.values()):
         raise InputError(f"workflow '{path}' is neither API format ({{id: {{class_type, inputs}}}}) nor the "
                          f"UI format ComfyUI saves (nodes + links)")
+    for node_id, node in data.items():
+        if not isinstance(node.get("inputs", {}), dict):
+            raise InputError(f"workflow '{path}' node {node_id}: 'inputs' is a {type(node['inputs']).__name__}; "
+                             f"expected an object {{input name: value or [node id, output]}}")
     return data
 
 
-def apply_overrides(prompt: dict[str, dict], settings: list[str]) -> None:
+def apply_overrides(prompt: dict[str, dict], settings: list[str], classes: dict[str, type] | None = None) -> None:
     """Apply NODE.INPUT=VALUE settings; NODE is a node id, title or (unique) class name.
 
     VALUE is parsed as JSON when it can be (numbers, true/false), else kept as text.
+    With ``classes``, INPUT must be one the node declares (a typo is an error, not ignored).
     """
     for setting in settings:
         target, sep, raw = setting.partition("=")
@@ -47,11 +54,17 @@ def apply_overrides(prompt: dict[str, dict], settings: list[str]) -> None:
         if len(matches) != 1:
             what = "no node" if not matches else f"{len(matches)} nodes ({', '.join(matches)})"
             raise InputError(f"--set {setting!r}: '{node_key}' matches {what}; use a node id")
+        node = prompt[matches[0]]
+        if classes is not None and node.get("class_type") in classes:
+            names = [d.name for d in declared_inputs(node_info(classes[node["class_type"]]))]
+            if name not in names:
+                raise InputError(f"--set {setting!r}: node {matches[0]} ({node['class_type']}) has no input "
+                                 f"'{name}'; expected one of {', '.join(names)}")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        prompt[matches[0]].setdefault("inputs", {})[name] = value
+        node.setdefault("inputs", {})[name] = value
 
 
 def _plan(prompt: dict[str, dict], classes: dict[str, type]) -> list[str]:
@@ -119,13 +132,26 @@ def _gather_inputs(node_id: str, node: dict, cls, results: dict | None) -> dict:
     return kwargs
 
 
+def _validate_inputs(node_id: str, node: dict, cls, literals: dict) -> None:
+    """ComfyUI's VALIDATE_INPUTS hook: called with the literal inputs it names; True or an error message."""
+    hook = getattr(cls, "VALIDATE_INPUTS", None)
+    if hook is None:
+        return
+    wanted = inspect.signature(hook).parameters
+    result = hook(**{k: v for k, v in literals.items() if k in wanted})
+    if result is not True:
+        raise InputError(f"node {node_id} ({node['class_type']}): {result}")
+
+
 def run_prompt(prompt: dict[str, dict], classes: dict[str, type],
                reporter: Reporter | None = None) -> dict[str, dict]:
     """Execute the workflow; returns {node id: {"result": tuple, "ui": dict|None}}."""
     reporter = get_reporter(reporter)
     order = _plan(prompt, classes)
-    for node_id in order:  # validate every literal before running anything
-        _gather_inputs(node_id, prompt[node_id], classes[prompt[node_id]["class_type"]], None)
+    for node_id in order:  # validate every literal (and each node's own checks) before running anything
+        cls = classes[prompt[node_id]["class_type"]]
+        literals = _gather_inputs(node_id, prompt[node_id], cls, None)
+        _validate_inputs(node_id, prompt[node_id], cls, literals)
     results, record = {}, {}
     for node_id in order:
         reporter.check_interrupt()
