@@ -122,3 +122,22 @@ def test_frame_noise_depends_only_on_seed_frame_and_step():
     assert not torch.equal(noise.frames([4], 8), noise.frames([4], 7))
     assert not torch.equal(FrameNoise(12, (4, 16, 16)).frames([4], 7), noise.frames([4], 7))
     assert math.isclose(float(noise.frames(range(64), 0).std()), 1.0, rel_tol=0.02)
+
+
+def test_ddim_steps_stay_on_the_deterministic_trajectory():
+    """eta=0: from x_T = sqrt(a_T) x0 + sqrt(1-a_T) eps, every step lands on sqrt(a_prev) x0 + sqrt(1-a_prev) eps
+    (dropping the eps term, or its coefficient, leaves the trajectory after the first step)."""
+    g = torch.Generator().manual_seed(5)
+    x0, eps = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+    s = ddpm_schedule(10)
+    top = s.num_steps - 1
+    start = float(s.alphas_cumprod[top]) ** 0.5 * x0 + (1 - float(s.alphas_cumprod[top])) ** 0.5 * eps
+    seen = []
+
+    def denoise(x, i):
+        return to_x0_eps(x0, x, float(s.alphas_cumprod[i]), "x0")
+
+    sample_ddim(denoise, start, s, lambda i: torch.zeros_like(x0), callback=lambda i, x: seen.append((i, x)))
+    for i, x in seen:
+        ac_prev = float(s.alphas_cumprod_prev[i])
+        torch.testing.assert_close(x, ac_prev ** 0.5 * x0 + (1 - ac_prev) ** 0.5 * eps, atol=1e-4, rtol=1e-4)

@@ -51,16 +51,16 @@ def _tiles(size: int, tile: int, overlap: int) -> list[int]:
 
 
 @torch.inference_mode()
-def _run_window(lr: torch.Tensor, model, temporal: bool, estimator, tile: int, tile_overlap: int) -> torch.Tensor:
-    """One temporal window [n,3,h,w] -> [n,3,sh,sw] (model.scale), spatially tiled if large."""
-    from .models.upscaler import clip_flows
+def _run_window(lr: torch.Tensor, model, flows: tuple[torch.Tensor, torch.Tensor] | None, tile: int,
+                tile_overlap: int) -> torch.Tensor:
+    """One temporal window [n,3,h,w] -> [n,3,sh,sw] (model.scale), spatially tiled if large.
+
+    ``flows``: (forward, backward) [n-1,2,h,w] between its frames; None runs frame by frame."""
     p = next(model.parameters())
     n, _, h, w = lr.shape
     s = model.scale
-    temporal = temporal and n > 1
-    ff = fb = None
-    if temporal:
-        ff, fb = clip_flows(lr, estimator)
+    temporal = flows is not None and n > 1
+    ff, fb = flows if temporal else (None, None)
 
     def run(y0, x0, th, tw):
         x = lr[:, :, y0:y0 + th, x0:x0 + tw].to(p)
@@ -130,13 +130,14 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
     whole clip itself, shrinking tiles and then windows).
     """
     from .flow.dis import DISFlow
+    from .flow.pairs import PairFlows
     from .models.upscaler import check_lr
     from .pipeline.memory_fallback import retry_on_oom, smaller_pieces
     from .pipeline.segments import run_segments
     check_stream_options(window, overlap, scale, model.scale, stabilize, tile, tile_overlap)
     rep = get_reporter(reporter)
-    estimator = DISFlow(flow_preset)
-    stabilizer = FlowStabilizer(stabilize, flow_preset) if stabilize > 0 else None
+    pair_flows = PairFlows(DISFlow(flow_preset), keep=2 * window)   # shared by windows and stabiliser
+    stabilizer = FlowStabilizer(stabilize, flow_preset, pair_flows=pair_flows) if stabilize > 0 else None
     if stabilizer is not None and stabilizer_state:
         stabilizer.set_state(stabilizer_state)
     skip = resume.first_frame if resume is not None else 0
@@ -158,8 +159,10 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
         if not current:
             current.update(tile=min(tile or side, side), tile_overlap=tile_overlap)
 
+        flows = pair_flows.window(first_frame, lr) if temporal and len(lr) > 1 else None
+
         def attempt(p):
-            return _run_window(lr, model, temporal, estimator, p["tile"], p["tile_overlap"])
+            return _run_window(lr, model, flows, p["tile"], p["tile_overlap"])
         if not retry_oom:
             return _rescale_output(attempt(current), model.scale, scale), {}
         y, fitted = retry_on_oom(attempt, dict(current), lambda p: smaller_pieces(p, min_tile=16),
@@ -172,7 +175,7 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
         if stabilizer is not None:
             lr = torch.stack(lr_queue[:len(y)])
             del lr_queue[:len(y)]
-            y = stabilizer(y, lr)
+            y = stabilizer(y, lr, first_index=segment.first_frame)
         yield segment, y, (stabilizer.get_state() if stabilizer is not None else {})
 
 
@@ -216,16 +219,18 @@ class FlowStabilizer:
     it carries the previous output and LR frame across calls."""
 
     def __init__(self, strength: float = 0.6, flow_preset: str = "medium", photometric_tol: float = 0.04,
-                 detail_tol: float = 0.12):
+                 detail_tol: float = 0.12, pair_flows=None):
         from .flow.dis import DISFlow
+        from .flow.pairs import PairFlows
         if not 0.0 <= strength <= 1.0:
             raise InputError(f"strength={strength}; expected 0..1")
         if photometric_tol <= 0 or detail_tol <= 0:
             raise InputError(f"photometric_tol={photometric_tol}, detail_tol={detail_tol}; expected > 0")
         self.strength, self.photometric_tol, self.detail_tol = strength, photometric_tol, detail_tol
-        self.estimator = DISFlow(flow_preset)
+        self.flows = pair_flows or PairFlows(DISFlow(flow_preset))   # pairs keyed by frame index
         self.prev_out = None
         self.prev_lr = None
+        self.next_index = 0
 
     def get_state(self) -> dict:
         """What continuing after the last frame needs (cached by resumable jobs)."""
@@ -235,8 +240,9 @@ class FlowStabilizer:
         self.prev_out, self.prev_lr = state.get("prev_out"), state.get("prev_lr")
 
     @torch.inference_mode()
-    def __call__(self, upscaled: torch.Tensor, lr_frames: torch.Tensor,
-                 reporter: Reporter | None = None) -> torch.Tensor:
+    def __call__(self, upscaled: torch.Tensor, lr_frames: torch.Tensor, reporter: Reporter | None = None,
+                 first_index: int | None = None) -> torch.Tensor:
+        """``first_index``: the video frame index of ``upscaled[0]`` (default: right after the last call)."""
         from .flow.field import resize_flow
         from .flow.occlusion import occlusion_masks
         from .flow.warp import backward_warp, inside_mask
@@ -253,6 +259,8 @@ class FlowStabilizer:
             raise InputError("upscaled contains NaN or infinite values")
         rep = get_reporter(reporter)
         t, _, H, W = upscaled.shape
+        first = self.next_index if first_index is None else first_index
+        self.next_index = first + t
         out = torch.empty(upscaled.shape, dtype=torch.float32)
         for i in range(t):
             rep.check_interrupt()
@@ -262,8 +270,7 @@ class FlowStabilizer:
                 out[i] = up[0]
             else:
                 prev = self.prev_lr
-                fb = self.estimator(cur, prev)        # frame i -> i-1
-                ff = self.estimator(prev, cur)        # frame i-1 -> i
+                ff, fb = self.flows.pair(first + i - 1, prev, cur)   # frame i-1 -> i, and i -> i-1
                 occ_b, _ = occlusion_masks(fb, ff)    # pixels of frame i not visible in i-1
                 lr_err = (cur - backward_warp(prev, fb, padding_mode="border")).abs().mean(1, keepdim=True)
                 m_lr = inside_mask(fb) * (1 - occ_b) * torch.exp(-(lr_err / self.photometric_tol) ** 2)
