@@ -384,10 +384,10 @@ def test_11_out_of_memory_in_upscale_shrinks_tiles(tmp_path, small, monkeypatch)
     from vsr_core import upscale_video
     real = upscale_video._run_window
 
-    def picky(lr, model, flows, tile, tile_overlap):
+    def picky(lr, model, flows, tile, tile_overlap, precision):
         if not tile or tile > 20:
             raise torch.OutOfMemoryError("CPU out of memory")
-        return real(lr, model, flows, tile, tile_overlap)
+        return real(lr, model, flows, tile, tile_overlap, precision)
     monkeypatch.setattr(upscale_video, "_run_window", picky)
     log = Log()
     assert upscale_file(small, str(tmp_path / "o.mkv"), fmt="ffv1", window=4, overlap=1, tile=128,

