@@ -16,9 +16,10 @@ from safetensors.torch import load_file
 from conftest import seeded_state_dict
 from vsr_core.errors import CheckpointError, InputError
 from vsr_core.models.cfw import CFWAutoencoderKL
-from vsr_core.models.vae import (SCALE_FACTOR, AutoencoderKL, VAEConfig, build_vae_from_state_dict,
-                                 check_state_dict, clean_vae_state_dict, detect_vae_format,
-                                 infer_vae_config, load_vae_state_dict, param_count)
+from vsr_core.checkpoints.vae_format import (build_vae_from_state_dict, clean_vae_state_dict, detect_vae_format,
+                                             infer_vae_config, load_vae_state_dict)
+from vsr_core.models.state_dict import check_state_dict
+from vsr_core.models.vae import SCALE_FACTOR, AutoencoderKL, VAEConfig, param_count
 from vsr_core.models.video_vae import VideoAutoencoderKL, video_vae_from_base
 
 FIX = Path(__file__).parent / "fixtures" / "vae"

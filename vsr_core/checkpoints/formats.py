@@ -11,7 +11,7 @@ Formats (methods.md 5):
   unet / struct_encoder / vae / text
                 a bare component saved without its ldm prefix
   vae formats   stablesr_cfw, mgld_video_cfw, autoencoder_kl (from
-                vsr_core.models.vae.detect_vae_format)
+                vsr_core.checkpoints.vae_format.detect_vae_format)
 
 Nothing here builds modules; see loader.py.
 """
@@ -94,12 +94,7 @@ def _is_struct_encoder(keys) -> bool:
 
 
 def _vae_format(keys) -> str | None:
-    try:
-        from ..models.vae import detect_vae_format
-    except ImportError:
-        if any(k.startswith(("encoder.down.", "decoder.up.")) for k in keys):
-            return "autoencoder_kl"
-        return None
+    from .vae_format import detect_vae_format
     return detect_vae_format(keys)
 
 

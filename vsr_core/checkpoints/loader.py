@@ -9,7 +9,7 @@ and mismatched keys.
 Return types:
   kind="unet"   UNetModel, or StructCondUNet (.unet + .struct_encoder) when the
                 file also holds StableSR/MGLD's structure encoder
-  kind="vae"    the VAE module from vsr_core.models.vae.build_vae_from_state_dict
+  kind="vae"    the VAE module from checkpoints.vae_format.build_vae_from_state_dict
   kind="text"   the module from vsr_core.models.text_encoder.build_text_encoder_from_state_dict
   kind="struct_encoder"  EncoderUNetModelWT alone
   kind="auto"   the first of unet, struct_encoder, vae, text the file holds
@@ -120,13 +120,9 @@ def load_checkpoint_contents(path) -> CheckpointContents:
 
 
 def _build_vae(sd: dict, dtype, what: str) -> nn.Module:
-    try:
-        from ..models import vae as vae_mod
-    except ImportError as e:
-        raise CheckpointError(f"{what}: the VAE module is not available ({e})") from None
-    clean = getattr(vae_mod, "clean_vae_state_dict", None)
-    sd = clean(sd) if clean else {k: v for k, v in sd.items() if not k.startswith("loss.")}
-    module = vae_mod.build_vae_from_state_dict(sd)
+    from .vae_format import build_vae_from_state_dict, clean_vae_state_dict
+    sd = clean_vae_state_dict(sd)
+    module = build_vae_from_state_dict(sd)
     if any(p.is_meta for p in module.parameters()):
         return _load_into(module, sd, what, dtype)
     return module.eval().requires_grad_(False).to(dtype) if dtype else module.eval().requires_grad_(False)

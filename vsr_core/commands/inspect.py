@@ -84,7 +84,7 @@ def describe(path: str) -> dict:
                 entry["layout"] = _check(build, sd)
             elif name == "vae":
                 try:
-                    from ..models.vae import detect_vae_format
+                    from ..checkpoints.vae_format import detect_vae_format
                     entry["variant"] = detect_vae_format(sd.keys())
                 except ImportError:
                     entry["variant"] = "unknown (VAE module not available)"

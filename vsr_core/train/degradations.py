@@ -254,7 +254,7 @@ class RealWorldMix:
     make up most draws and the heavy pipeline is one branch of five.
     """
 
-    SHARES = {"clean": 0.3, "codec": 0.3, "noise_jpeg": 0.15, "blur": 0.1, "second_order": 0.15}
+    SHARES = {"clean": 0.25, "codec": 0.4, "noise_jpeg": 0.15, "blur": 0.1, "second_order": 0.1}
 
     def __init__(self, scale: int = 4, seed: int | None = None):
         self.scale = scale
@@ -268,7 +268,7 @@ class RealWorldMix:
     def _codec(self, x: torch.Tensor) -> torch.Tensor:
         from .codec import codec_roundtrip
         if self.rng.random() < 0.75:
-            return codec_roundtrip(x, "libx264", crf=int(self.rng.integers(18, 35)))
+            return codec_roundtrip(x, "libx264", crf=int(self.rng.integers(20, 37)))
         return codec_roundtrip(x, "mpeg4", qscale=int(self.rng.integers(2, 12)))
 
     def __call__(self, hr: torch.Tensor, kind: str | None = None) -> torch.Tensor:
