@@ -424,3 +424,13 @@ def test_11_workflow_mistakes_fail_before_the_graph_runs(tmp_path, small, capsys
     assert main(["run", str(path)] + out) == 2
     assert "outside the output folder" in capsys.readouterr().err and time.time() - t0 < 5
     assert not (tmp_path / "o").exists() or os.listdir(tmp_path / "o") == []
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv", ".mov"])
+def test_8_output_assembled_from_chunks_keeps_the_exact_rate_and_count(tmp_path, clip, ext):
+    src = write_media(tmp_path / "in.mkv", np.concatenate([clip, clip])[:20, :24, :32], fps=Fraction(30000, 1001))
+    out = tmp_path / f"out{ext}"
+    assert upscale_file(src, str(out), window=6, overlap=2, chunk_frames=4) == 20
+    reader = open_video(str(out))
+    assert reader.read_all().shape == (20, 96, 128, 3) and reader.fps == Fraction(30000, 1001)
+    assert reader.info.damage is None and not reader.variable_rate

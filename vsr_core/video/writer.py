@@ -31,6 +31,7 @@ COPYABLE_AUDIO = {
 }
 ENCODED_AUDIO = {".mp4": ("aac", "fltp"), ".mov": ("aac", "fltp"), ".mkv": ("flac", "s16")}
 AUDIO_LOOKAHEAD = 0.25  # seconds of audio muxed ahead of the video
+REORDER_FRAMES = 4      # decode-to-presentation delay given to copied chunks (x264: B-frames 3, pyramid 2)
 VFR_TIME_BASE = Fraction(1, 90000)  # frame times of variable-rate output (MPEG's clock: exact for ms and 1/fps)
 
 
@@ -187,9 +188,10 @@ class VideoWriter:
         options = {"movflags": "+faststart"} if self.ext in (".mp4", ".mov") else {}
         self._container = av.open(self.tmp, mode="w", options=options)
         self._copying = template is not None
+        self._copy_time_base = VFR_TIME_BASE if self.timestamps else Fraction(1) / self.fps
         if template is not None:     # copying encoded chunks: the stream is the chunks' stream
             self._video = self._container.add_stream_from_template(template)
-            self._video.time_base = template.time_base
+            self._video.time_base = self._copy_time_base
         elif self.format == "h264":
             self._video = self._container.add_stream("libx264", rate=self.fps)
             self._video.pix_fmt = "yuv420p"
@@ -260,7 +262,12 @@ class VideoWriter:
 
     def append_encoded(self, chunk: str) -> int:
         """Copy a finished chunk (a video or PNG folder written by a VideoWriter with this writer's format,
-        size, rate and colour, frames numbered by ``first_frame``) without re-encoding; returns its frames."""
+        size, rate and colour) after the frames so far, without re-encoding; returns its frame count.
+
+        Timestamps are rebuilt from frame numbers, not copied: muxers shift a
+        chunk's own times (mp4 edit lists, Matroska's milliseconds), and a
+        packet's presentation number is its rank by time within the chunk.
+        """
         if self.format == "png":
             return self._append_png_chunk(chunk)
         with av.open(chunk) as source:
@@ -269,16 +276,34 @@ class VideoWriter:
                 self._start(stream.codec_context.height, stream.codec_context.width, template=stream)
             elif stream.codec_context.extradata != self._video.codec_context.extradata:
                 raise OutputError(f"chunk '{chunk}' was encoded with other settings than the chunks before it")
-            n = 0
-            for pkt in source.demux(stream):
-                if pkt.dts is None and pkt.pts is None:   # the demuxer's flush packet
-                    continue
-                pkt.stream = self._video
-                self._container.mux(pkt)
-                n += 1
-                self._audio_until(self.first_frame + self.frame_count + n - 1)
-        self.frame_count += n
-        return n
+            packets = [p for p in source.demux(stream) if p.size]
+        first = self.first_frame + self.frame_count
+        order = sorted(range(len(packets)), key=lambda j: packets[j].pts)
+        rank = {j: r for r, j in enumerate(order)}
+        if any(j - rank[j] > REORDER_FRAMES for j in rank):
+            raise OutputError(f"chunk '{chunk}' reorders frames further than {REORDER_FRAMES}; expected x264's "
+                              f"default B-frames")
+        for j, pkt in enumerate(packets):     # decode order
+            shown = first + rank[j]
+            pkt.pts, pkt.dts = self._tick(shown), self._tick(first + j - REORDER_FRAMES)
+            pkt.duration = round((self._frame_end(shown) - self._frame_start(shown)) / self._copy_time_base)
+            pkt.time_base = self._copy_time_base
+            pkt.stream = self._video
+            self._container.mux(pkt)
+            self._audio_until(first + rank[j])
+        self.frame_count += len(packets)
+        return len(packets)
+
+    def _frame_start(self, index: int) -> float:
+        return self.timestamps(index) if self.timestamps else float(index / self.fps)
+
+    def _tick(self, index: int) -> int:
+        """Frame ``index``'s time in ``_copy_time_base`` units (frames before 0 step back at the mean rate)."""
+        if not self.timestamps:
+            return index
+        if index < 0:
+            return round(index / self.fps / VFR_TIME_BASE)
+        return round(self.timestamps(index) / VFR_TIME_BASE)
 
     def _append_png_chunk(self, chunk: str) -> int:
         import shutil
