@@ -8,7 +8,7 @@ from vsr_core.models.refiner import refine
 from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
 from vsr_core.resize import resize_frames
 from vsr_core.upscale_video import stabilize_with_flow, upscale_frames
-from vsr_core.weights import default_upscaler_path, load_refiner, load_upscaler
+from vsr_core.weights import clean_upscaler_path, default_upscaler_path, load_refiner, load_upscaler
 
 from .comfy_bridge import (core_upscale_frames, is_core_upscale_model, make_reporter, model_choices,
                            on_compute_device, register_model_folder, resolve_model)
@@ -17,6 +17,7 @@ CATEGORY = "video super-resolution/upscale"
 FOLDER = "vsr_upscaler"
 EXTENSIONS = (".safetensors",)
 SHIPPED = "default (shipped x4)"
+SHIPPED_CLEAN = "shipped x4, clean photos only (previous default)"
 FIXED_BLEND = "fixed blend (no weights)"
 SHIPPED_REFINER = "default (shipped refiner)"
 
@@ -29,8 +30,11 @@ class VSR_LoadUpscaler:
     @classmethod
     def INPUT_TYPES(cls):
         files = [n for n in model_choices((FOLDER,), EXTENSIONS) if n != "none found"]
-        return {"required": {"model_name": ([SHIPPED] + files, {"tooltip":
-                "The shipped x4 upscaler, or a .safetensors (with its .json card) from models/vsr_upscaler."})}}
+        shipped = [SHIPPED] + ([SHIPPED_CLEAN] if clean_upscaler_path() else [])
+        return {"required": {"model_name": (shipped + files, {"tooltip":
+                "The shipped x4 upscaler (trained for real footage: codec artefacts, noise, moving subjects), "
+                "the previous one trained on clean photos only, or a .safetensors (with its .json card) from "
+                "models/vsr_upscaler."})}}
 
     RETURN_TYPES = ("VSR_UPSCALER",)
     RETURN_NAMES = ("upscaler",)
@@ -40,8 +44,8 @@ class VSR_LoadUpscaler:
     DESCRIPTION = "Load the pack's temporally consistent video upscaler."
 
     def load(self, model_name):
-        if model_name == SHIPPED:
-            path = default_upscaler_path(4)
+        if model_name in (SHIPPED, SHIPPED_CLEAN):
+            path = default_upscaler_path(4) if model_name == SHIPPED else clean_upscaler_path()
             if path is None:
                 raise InputError("the shipped upscaler weights are missing from vsr_core/weights; reinstall the pack")
         else:

@@ -93,6 +93,11 @@ class VSR_LoadVideo:
             windows.append(window)
             reporter.update(len(window))
         frames = torch.cat([frames_to_image(w) for w in windows])
+        for warning in reader.warnings:
+            reporter.log(warning)
+        if reader.variable_rate:
+            reporter.log(f"note: '{path}' has a variable frame rate; IMAGE frames carry one fps "
+                         f"({float(reader.fps):.3f}), so frame times become constant")
         return (frames, float(reader.fps), audio_to_comfy(reader.audio()), reader.frame_count)
 
 

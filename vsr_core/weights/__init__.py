@@ -15,6 +15,8 @@ from ..errors import CheckpointError, InputError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_UPSCALERS = {4: "upscaler_x4"}
+# The previous default, trained on clean photos only: sharper on clean BI input, worse on real footage.
+CLEAN_UPSCALER = "upscaler_x4_clean"
 DEFAULT_REFINER = "refiner"
 
 
@@ -22,6 +24,12 @@ def default_upscaler_path(scale: int = 4) -> str | None:
     """Path of the shipped upscaler usable for ``scale`` (x2 uses the x4 weights), or None."""
     name = DEFAULT_UPSCALERS.get(scale) or DEFAULT_UPSCALERS.get(4)
     path = os.path.join(HERE, name + ".safetensors")
+    return path if os.path.exists(path) else None
+
+
+def clean_upscaler_path() -> str | None:
+    """The previous default (clean photos, BI only), kept selectable; None if not installed."""
+    path = os.path.join(HERE, CLEAN_UPSCALER + ".safetensors")
     return path if os.path.exists(path) else None
 
 
