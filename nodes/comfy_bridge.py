@@ -79,6 +79,32 @@ def output_directory() -> str:
     return os.environ.get("VSR_OUTPUT_DIR", os.path.join(os.getcwd(), "output"))
 
 
+def temp_directory() -> str:
+    """Where streaming nodes write their results and resume caches (ComfyUI's temp folder)."""
+    if IN_COMFYUI:
+        return folder_paths.get_temp_directory()
+    import tempfile
+    return os.environ.get("VSR_TEMP_DIR", os.path.join(tempfile.gettempdir(), "vsr"))
+
+
+class FileVideo:
+    """Outside ComfyUI: a VIDEO backed by a file, with the part of core VIDEO's interface the pack uses."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def get_stream_source(self) -> str:
+        return self.path
+
+
+def video_from_file(path: str):
+    """A core VIDEO backed by `path` (core Save Video copies its packets instead of decoding every frame)."""
+    if IN_COMFYUI:
+        from comfy_api.latest import InputImpl
+        return InputImpl.VideoFromFile(path)
+    return FileVideo(path)
+
+
 def resolve_input_path(path: str) -> str:
     """An absolute path as given; a relative one is looked up in ComfyUI's input folder first."""
     path = os.path.expanduser(path.strip().strip('"'))

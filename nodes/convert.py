@@ -1,6 +1,8 @@
 """Conversions between ComfyUI's types and vsr_core's (no math beyond layout and dtype)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -18,6 +20,13 @@ def image_windows(images: torch.Tensor, size: int = 16, what: str = "frames"):
     """ComfyUI IMAGE -> uint8 [n,H,W,3] windows, so a whole float copy is never made."""
     for i in range(0, images.shape[0], size):
         yield float_to_uint8(images[i:i + size], what, first_index=i)
+
+
+def core_video_path(video) -> str | None:
+    """The file behind a core VIDEO (None when it is held in memory), so it can be streamed."""
+    getter = getattr(video, "get_stream_source", None)
+    source = getter() if getter else None
+    return source if isinstance(source, str) and os.path.exists(source) else None
 
 
 def audio_to_comfy(audio) -> dict | None:

@@ -12,7 +12,7 @@ from vsr_core.video.naming import check_output_prefix, next_numbered_path
 from vsr_core.video.timeline import select_indices
 
 from .comfy_bridge import make_reporter, output_directory, resolve_input_path
-from .convert import audio_from_comfy, audio_to_comfy, frames_to_image, image_windows
+from .convert import audio_from_comfy, audio_to_comfy, core_video_path, frames_to_image, image_windows
 
 CATEGORY = "video super-resolution/video"
 
@@ -77,7 +77,7 @@ class VSR_LoadVideo:
         options = LoadOptions(frame_load_cap=frame_load_cap, skip_first_frames=skip_first_frames,
                               select_every_nth=select_every_nth, force_rate=force_rate or None,
                               folder_fps=folder_fps)
-        path = _core_video_path(video_in) if video_in is not None else None
+        path = core_video_path(video_in) if video_in is not None else None
         if video_in is not None and path is None:
             return _from_core_components(video_in, options)
         if path is None:
@@ -99,13 +99,6 @@ class VSR_LoadVideo:
             reporter.log(f"note: '{path}' has a variable frame rate; IMAGE frames carry one fps "
                          f"({float(reader.fps):.3f}), so frame times become constant")
         return (frames, float(reader.fps), audio_to_comfy(reader.audio()), reader.frame_count)
-
-
-def _core_video_path(video_in) -> str | None:
-    """The file behind a core VIDEO, so it can be streamed with our options."""
-    getter = getattr(video_in, "get_stream_source", None)
-    source = getter() if getter else None
-    return source if isinstance(source, str) and os.path.exists(source) else None
 
 
 def _from_core_components(video_in, options: LoadOptions):

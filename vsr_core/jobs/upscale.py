@@ -16,7 +16,7 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  options: LoadOptions | None = None, fmt: str | None = None, crf: int = 18,
                  overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
                  stabilize: float = 0.0, tile: int = 512, cache_dir: str | None = None, keep_cache: bool = False,
-                 chunk_frames: int = 48, reporter: Reporter | None = None) -> int:
+                 chunk_frames: int = 48, model=None, reporter: Reporter | None = None) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),
@@ -27,20 +27,25 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     colour and audio. The learned methods keep finished frames, encoded, in
     ``cache_dir`` (default: a hidden folder beside ``dst``) until the output
     is complete, so running the same command again after a cancel or crash
-    resumes (see vsr_core.jobs).
+    resumes (see vsr_core.jobs). ``model``: an already loaded VideoUpscaler
+    (the streaming node's), keyed in the cache by the weights file it came from.
     """
     method = method or default_method()
     if method not in METHODS:
         raise InputError(f"method={method!r}; expected one of {', '.join(METHODS)}")
     if scale not in (2, 4):
         raise InputError(f"scale={scale!r}; expected 2 or 4")
-    model, cache = None, None
-    if method != "bicubic":
-        model = load_upscaler(weights) if weights else load_default_upscaler(scale)
+    cache = None
+    if method == "bicubic":
+        model = None
+    else:
+        if model is None:
+            model = load_upscaler(weights) if weights else load_default_upscaler(scale)
         check_stream_options(window, overlap, scale, model.scale, stabilize, tile, 16)
+        source = getattr(model, "weights_path", None) or weights or default_upscaler_path(scale)
         cache = CacheSettings(key={"command": "upscale", "scale": scale, "method": method, "window": window,
                                    "overlap": overlap, "tile": tile, "stabilize": stabilize,
-                                   "weights": file_identity(weights or default_upscaler_path(scale))},
+                                   "weights": file_identity(source)},
                               folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
     reporter = get_reporter(reporter)
 

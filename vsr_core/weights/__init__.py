@@ -84,6 +84,7 @@ def load_upscaler(weights_path: str, device: str | torch.device = "cpu"):
         raise CheckpointError(f"model card of '{weights_path}' has an invalid config ({err})") from None
     _load_state(model, weights_path)
     model.card = card
+    model.weights_path = os.path.abspath(weights_path)   # what a resumable job keys its cache by
     return model.to(device).eval()
 
 

@@ -1,0 +1,94 @@
+"""Upscale Video (VSR, streaming): core VIDEO in, file-backed VIDEO out, resumable, through the V1 contract
+(with the bridge's stand-in for core VIDEO outside ComfyUI)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import write_media
+from vsr_core.errors import Interrupted
+from vsr_core.jobs.upscale import upscale_file
+from vsr_core.progress import Reporter
+from vsr_core.video import open_video
+from vsr_core.workflow import load_node_pack
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def classes():
+    return load_node_pack(ROOT)
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch, clip, classes):
+    monkeypatch.setenv("VSR_TEMP_DIR", str(tmp_path / "temp"))
+    src = write_media(tmp_path / "in.mkv", np.concatenate([clip] * 5)[:, :24, :32])        # 60 frames
+    module = sys.modules[classes["VSR_UpscaleVideoStreaming"].__module__]
+    bridge = sys.modules[module.__name__.rsplit(".", 1)[0] + ".comfy_bridge"]
+    (upscaler,) = classes["VSR_LoadUpscaler"]().load("default (shipped x4)")
+    return src, module, bridge.FileVideo(src), upscaler
+
+
+ARGS = dict(scale=4, window=6, window_overlap=2, tile_lr_px=512, stabilize=0.0, format="ffv1-mkv (lossless)",
+            crf=18, preview_frames=3)
+
+
+def test_streams_file_to_file_like_the_command_line(tmp_path, setup, classes):
+    src, _, video, upscaler = setup
+    out_video, preview, path = classes["VSR_UpscaleVideoStreaming"]().upscale(video, upscaler, **ARGS)
+    assert out_video.get_stream_source() == path and os.path.dirname(path).startswith(str(tmp_path / "temp"))
+    cli = tmp_path / "cli.mkv"
+    upscale_file(src, str(cli), window=6, overlap=2, fmt="ffv1")
+    np.testing.assert_array_equal(open_video(path).read_all(), open_video(str(cli)).read_all())
+    assert tuple(preview.shape) == (3, 96, 128, 3)
+    again = classes["VSR_UpscaleVideoStreaming"]().upscale(video, upscaler, **ARGS)[2]
+    assert again == path                                   # the same job queued again: its finished file
+
+
+def test_cancel_then_queue_again_resumes_to_the_same_file(tmp_path, setup, classes, monkeypatch):
+    src, module, video, upscaler = setup
+    node = classes["VSR_UpscaleVideoStreaming"]()
+
+    class StopAfter(Reporter):
+        done = 0
+
+        def update(self, n=1):
+            self.done += n
+
+        def check_interrupt(self):
+            if self.done >= 50:                         # after the first 48-frame chunk
+                raise Interrupted("cancelled")
+    monkeypatch.setattr(module, "make_reporter", StopAfter)
+    with pytest.raises(Interrupted):
+        node.upscale(video, upscaler, **{**ARGS, "window": 4, "window_overlap": 1})
+    temp = tmp_path / "temp" / "vsr_streaming"
+    assert [n for n in os.listdir(temp) if not n.startswith(".")] == []      # no half-written result
+    caches = [n for n in os.listdir(temp) if n.endswith(".vsr-cache")]
+    assert len(caches) == 1 and "chunk_000000.json" in os.listdir(temp / caches[0])
+
+    class Log(Reporter):
+        messages = []
+
+        def log(self, message):
+            self.messages.append(message)
+    monkeypatch.setattr(module, "make_reporter", Log)
+    path = node.upscale(video, upscaler, **{**ARGS, "window": 4, "window_overlap": 1})[2]
+    assert any(m.startswith("resuming: 48 finished frame(s)") for m in Log.messages)
+    cli = tmp_path / "cli.mkv"
+    upscale_file(src, str(cli), window=4, overlap=1, fmt="ffv1")
+    np.testing.assert_array_equal(open_video(path).read_all(), open_video(str(cli)).read_all())
+
+
+def test_a_video_held_in_memory_is_refused_with_a_reason(setup, classes):
+    _, _, _, upscaler = setup
+
+    class InMemory:
+        def get_stream_source(self):
+            return None
+    with pytest.raises(Exception, match="held in memory"):
+        classes["VSR_UpscaleVideoStreaming"]().upscale(InMemory(), upscaler, **ARGS)
