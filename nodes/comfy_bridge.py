@@ -6,6 +6,7 @@ is the only place in the pack that imports ComfyUI modules.
 from __future__ import annotations
 
 import os
+import weakref
 from contextlib import contextmanager
 
 import torch
@@ -15,6 +16,7 @@ from vsr_core.progress import Reporter, TerminalReporter
 
 try:  # inside ComfyUI
     import comfy.model_management
+    import comfy.model_patcher
     import comfy.utils
     import folder_paths
     IN_COMFYUI = True
@@ -42,21 +44,41 @@ class ComfyReporter(Reporter):
         print(f"[VSR] {message}")
 
 
+_patchers: "weakref.WeakKeyDictionary[torch.nn.Module, object]" = weakref.WeakKeyDictionary()
+
+
+def managed(module: torch.nn.Module):
+    """The module's ModelPatcher (made once): how ComfyUI loads, counts and unloads a model."""
+    patcher = _patchers.get(module)
+    if patcher is None:
+        mm = comfy.model_management
+        patcher = comfy.model_patcher.ModelPatcher(module, load_device=mm.get_torch_device(),
+                                                   offload_device=mm.unet_offload_device())
+        _patchers[module] = patcher
+    return patcher
+
+
 @contextmanager
 def on_compute_device(module, offload_after: bool = True):
-    """Run a stage with one of the pack's models on ComfyUI's device (the GPU when there is
-    one); afterwards, on request, move it back to system RAM and free the cache, so the
-    next stage has the memory. Outside ComfyUI (or with --cpu) nothing moves."""
+    """Run a stage with one of the pack's models loaded through ComfyUI's model management:
+    ModelPatcher + load_models_gpu put it on ComfyUI's device, count it in ComfyUI's memory
+    estimates and unload other models if it needs the room (and ComfyUI may unload it later
+    for theirs). With `offload_after` it is unloaded as soon as the stage ends. Outside
+    ComfyUI (tests, command line) nothing moves."""
     if not IN_COMFYUI or not isinstance(module, torch.nn.Module):
         yield
         return
-    module.to(comfy.model_management.get_torch_device())
+    mm = comfy.model_management
+    patcher = managed(module)
+    mm.load_models_gpu([patcher])
     try:
         yield
     finally:
         if offload_after:
-            module.to("cpu")
-            comfy.model_management.soft_empty_cache()
+            for loaded in [m for m in mm.current_loaded_models if m.model is patcher]:
+                loaded.model_unload()
+                mm.current_loaded_models.remove(loaded)
+            mm.soft_empty_cache()
 
 
 def compute_device() -> torch.device:

@@ -164,12 +164,14 @@ def test_bridge_uses_comfyui_progress_and_interrupts_when_present(monkeypatch, t
     comfy = types.ModuleType("comfy")
     comfy.utils = types.SimpleNamespace(ProgressBar=ProgressBar)
     comfy.model_management = types.SimpleNamespace(throw_exception_if_processing_interrupted=interrupt)
+    comfy.model_patcher = types.SimpleNamespace(ModelPatcher=object)
     folder_paths = types.ModuleType("folder_paths")
     folder_paths.models_dir = str(tmp_path)
     folder_paths.folder_names_and_paths = {}
     folder_paths.get_folder_paths = lambda kind: folder_paths.folder_names_and_paths[kind][0]
     for name, mod in {"comfy": comfy, "comfy.utils": comfy.utils, "folder_paths": folder_paths,
-                      "comfy.model_management": comfy.model_management}.items():
+                      "comfy.model_management": comfy.model_management,
+                      "comfy.model_patcher": comfy.model_patcher}.items():
         monkeypatch.setitem(sys.modules, name, mod)
     import importlib.util
     spec = importlib.util.spec_from_file_location("bridge_under_test", ROOT / "nodes" / "comfy_bridge.py")
@@ -190,36 +192,53 @@ def test_bridge_uses_comfyui_progress_and_interrupts_when_present(monkeypatch, t
                                                                                  "x4.safetensors")
 
 
-def test_stages_run_on_comfyuis_device_and_offload_on_request(monkeypatch):
-    """With stand-ins for comfy.model_management, a stage moves the pack's model to ComfyUI's
-    device and, when asked, back to system RAM with the cache freed."""
+def test_stages_load_the_packs_models_through_comfyuis_model_management(monkeypatch):
+    """With stand-ins for comfy.model_management and comfy.model_patcher: a stage wraps the pack's model in
+    one ModelPatcher (ComfyUI's own devices), loads it with load_models_gpu (counted in ComfyUI's memory
+    estimates) and, when asked, unloads it and frees the cache afterwards."""
     import importlib.util
-    calls = []
+    calls, current = [], []
+
+    class Patcher:
+        def __init__(self, model, load_device, offload_device):
+            self.model, self.load_device, self.offload_device = model, load_device, offload_device
+            calls.append("wrap")
+
+    class Loaded:
+        def __init__(self, patcher):
+            self.model = patcher
+
+        def model_unload(self):
+            calls.append("unload")
+
+    def load_models_gpu(patchers):
+        calls.append("load")
+        current.extend(Loaded(p) for p in patchers if not any(m.model is p for m in current))
+
     comfy = types.ModuleType("comfy")
-    comfy.model_management = types.SimpleNamespace(get_torch_device=lambda: torch.device("cpu"),
-                                                   soft_empty_cache=lambda: calls.append("empty"))
+    comfy.model_management = types.SimpleNamespace(
+        get_torch_device=lambda: torch.device("cpu"), unet_offload_device=lambda: torch.device("cpu"),
+        load_models_gpu=load_models_gpu, current_loaded_models=current,
+        soft_empty_cache=lambda: calls.append("empty"))
+    comfy.model_patcher = types.SimpleNamespace(ModelPatcher=Patcher)
     spec = importlib.util.spec_from_file_location("bridge_devices", ROOT / "nodes" / "comfy_bridge.py")
     bridge = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bridge)
     monkeypatch.setattr(bridge, "IN_COMFYUI", True)
     monkeypatch.setattr(bridge, "comfy", comfy, raising=False)
 
-    class Recorder(torch.nn.Linear):
-        def to(self, *args, **kwargs):
-            calls.append(str(args[0]))
-            return super().to(*args, **kwargs)
-
-    module = Recorder(2, 2)
+    module = torch.nn.Linear(2, 2)
     with bridge.on_compute_device(module, offload_after=True):
         calls.append("stage")
-    assert calls == ["cpu", "stage", "cpu", "empty"]
+    assert calls == ["wrap", "load", "stage", "unload", "empty"] and current == []
     calls.clear()
     with bridge.on_compute_device(module, offload_after=False):
-        pass
-    assert calls == ["cpu"]
+        calls.append("stage")
+    assert calls == ["load", "stage"] and len(current) == 1    # one patcher per model; stays loaded
+    assert bridge.managed(module).model is module
     with bridge.on_compute_device(None):  # a core model or nothing: left alone
         pass
-    assert calls == ["cpu"]
+    assert calls == ["load", "stage"]
 
 
 def test_requirements_and_pyproject_list_the_same_dependencies():
