@@ -69,6 +69,9 @@ class VSR_LoadDiffusionModel:
         if prediction != "auto":
             overrides["prediction"] = prediction
         model, vae = load_diffusion_model(path, dtype=None if dtype == "auto" else dtype, overrides=overrides)
+        model.source = vae_source = {"path": path, "dtype": dtype, "overrides": overrides}  # resumable jobs' key
+        if vae is not None:
+            vae.source = vae_source
         return (model, vae)
 
 
@@ -97,6 +100,7 @@ class VSR_LoadVAE:
         parts = load_components(path, ("vae",), dtype=None if dtype == "auto" else dtype)
         if "vae" not in parts:
             raise InputError(f"'{vae_name}' holds no VAE (first_stage_model.* or encoder./decoder. keys)")
+        parts["vae"].source = {"path": path, "dtype": dtype}     # what resumable jobs key their cache by
         return (parts["vae"],)
 
 

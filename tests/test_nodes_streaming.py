@@ -92,3 +92,30 @@ def test_a_video_held_in_memory_is_refused_with_a_reason(setup, classes):
             return None
     with pytest.raises(Exception, match="held in memory"):
         classes["VSR_UpscaleVideoStreaming"]().upscale(InMemory(), upscaler, **ARGS)
+
+
+def test_restore_streams_the_diffusion_graph_like_the_command_line(tmp_path, setup, classes):
+    from vsr_core.jobs.restore import restore_file
+    from vsr_core.pipeline.restore_video import RestoreModels, RestoreSettings
+    from vsr_core.pipeline.guided_sample import SampleSettings
+    from vsr_core.diffusion.motion_guidance import MotionGuidance
+    from vsr_core.weights import load_refiner
+    src, _, video, upscaler = setup
+    load_model = classes["VSR_LoadDiffusionModel"]
+    model, own_vae = load_model().load(load_model.INPUT_TYPES()["required"]["ckpt_name"][0][0], "auto", "none",
+                                       "auto")
+    load_vae = classes["VSR_LoadVAE"]
+    (vae,) = load_vae().load(load_vae.INPUT_TYPES()["required"]["vae_name"][0][0], "auto")
+    args = dict(steps=1, sampler="ddpm", seed=3, guidance=10.0, segment=8, segment_overlap=2,
+                format="ffv1-mkv (lossless)", crf=18, preview_frames=2)
+    short = tmp_path / "short.mkv"
+    write_media(short, open_video(src).read_all()[:10])
+    bridge = sys.modules[classes["VSR_UpscaleVideoStreaming"].__module__.rsplit(".", 1)[0] + ".comfy_bridge"]
+    out_video, preview, path = classes["VSR_RestoreVideoStreaming"]().restore(
+        bridge.FileVideo(str(short)), model, vae, upscaler, **args)
+    settings = RestoreSettings(segment=8, segment_overlap=2,
+                               sample=SampleSettings(steps=1, sampler="ddpm", seed=3, guidance=MotionGuidance(10.0)))
+    cli = tmp_path / "cli.mkv"
+    restore_file(str(short), str(cli), settings, RestoreModels(upscaler, model, vae, load_refiner()), fmt="ffv1")
+    np.testing.assert_array_equal(open_video(path).read_all(), open_video(str(cli)).read_all())
+    assert tuple(preview.shape) == (2, 96, 128, 3) and out_video.get_stream_source() == path
