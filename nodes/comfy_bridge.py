@@ -128,12 +128,18 @@ def video_from_file(path: str):
 
 
 def resolve_input_path(path: str) -> str:
-    """An absolute path as given; a relative one is looked up in ComfyUI's input folder first."""
+    """An absolute path as given; a relative one is looked up in ComfyUI's input folder first, then the
+    working folder; when it is in neither, the error names both places searched."""
     path = os.path.expanduser(path.strip().strip('"'))
     if os.path.isabs(path):
         return path
     candidate = os.path.join(input_directory(), path)
-    return candidate if os.path.exists(candidate) else os.path.abspath(path)
+    if os.path.exists(candidate):
+        return candidate
+    if os.path.exists(path):
+        return os.path.abspath(path)
+    raise InputError(f"video '{path}' was not found in the input folder '{input_directory()}' (nor in "
+                     f"'{os.getcwd()}'); expected a file there, or an absolute path")
 
 
 def register_model_folder(kind: str, extensions: set[str]) -> None:

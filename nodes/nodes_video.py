@@ -65,12 +65,12 @@ class VSR_LoadVideo:
 
     @classmethod
     def IS_CHANGED(cls, video="", **kwargs):
-        path = resolve_input_path(video) if video else ""
         try:
+            path = resolve_input_path(video) if video else ""
             stat = os.stat(path)
             return f"{path}:{stat.st_mtime_ns}:{stat.st_size}"
-        except OSError:
-            return path
+        except (OSError, InputError):
+            return video     # load() reports the missing file
 
     def load(self, video, frame_load_cap, skip_first_frames, select_every_nth, force_rate,
              video_in=None, folder_fps=24.0):

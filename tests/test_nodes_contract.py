@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from conftest import tone
+from vsr_core.errors import InputError
 from vsr_core.workflow import load_node_pack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,3 +256,11 @@ def test_ci_runs_the_readme_commands_verbatim():
     assert len(commands) == 2
     for command in commands:
         assert f"    {command}\n" in readme, command
+
+
+def test_load_video_names_the_folders_it_searched(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSR_INPUT_DIR", str(tmp_path))
+    load = load_node_pack(str(ROOT))["VSR_LoadVideo"]
+    with pytest.raises(InputError, match=f"not found in the input folder '{tmp_path}'"):
+        load().load("input.mp4", 0, 0, 1, 0.0)
+    assert load.IS_CHANGED(video="input.mp4") == "input.mp4"
