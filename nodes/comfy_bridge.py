@@ -29,13 +29,24 @@ class ComfyReporter(Reporter):
 
     def __init__(self):
         self.bar = None
+        self.total, self.done, self.desc, self.t0, self.next_note = 0, 0, "", 0.0, 0.0
 
     def start(self, total: int, desc: str = "") -> None:
+        import time
         self.bar = comfy.utils.ProgressBar(max(int(total), 1))
+        self.total, self.done, self.desc, self.t0 = int(total), 0, desc, time.monotonic()
+        self.next_note = self.t0 + 10
 
     def update(self, n: int = 1) -> None:
+        import time
         if self.bar is not None:
             self.bar.update(n)
+        self.done += n
+        now = time.monotonic()
+        if self.total and self.done and now >= self.next_note:      # frames done and ETA, every 10 s
+            eta = (now - self.t0) / self.done * max(self.total - self.done, 0)
+            print(f"[VSR] {self.desc}: {self.done}/{self.total}, ETA {int(eta // 60)}m{int(eta % 60):02d}s")
+            self.next_note = now + 10
 
     def check_interrupt(self) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()
