@@ -8,9 +8,9 @@ venv of --python). For each case a fresh server is started with
 `main.py --cpu`, one workflow is queued through POST /prompt, and the
 server's peak resident memory (VmHWM) is read when it finishes:
 
-- `workflows/long_video_api.json` (core Load Video -> Upscale Video (VSR,
+- `workflows/api/long_video.json` (core Load Video -> Upscale Video (VSR,
   streaming) -> core Save Video) on 24 and 240 frames of 320x180 -> 1280x720;
-- `workflows/fast_path_api.json` (IMAGE batches: Load Video (VSR) ->
+- `workflows/api/fast_path.json` (IMAGE batches: Load Video (VSR) ->
   Upscale (VSR) -> Save Video (VSR)) on the same clips, for comparison.
 
 Then the streaming workflow on 240 frames is cancelled with POST /interrupt
@@ -102,7 +102,7 @@ def wait(prompt_id: str, timeout: float = 3600) -> dict:
 
 
 def workflow(name: str, clip: str) -> dict:
-    prompt = json.load(open(os.path.join(ROOT, "workflows", name)))
+    prompt = json.load(open(os.path.join(ROOT, "workflows", "api", name)))
     for node in prompt.values():
         if node["class_type"] == "LoadVideo":
             node["inputs"]["file"] = clip
@@ -146,7 +146,7 @@ def main() -> None:
         make_clip(os.path.join(inputs, f"vsr_bench_{n}.mp4"), n)
     results = {}
     print("| workflow | frames | peak RSS of the server | seconds |\n|---|---|---|---|")
-    for name in ("long_video_api.json", "fast_path_api.json"):
+    for name in ("long_video.json", "fast_path.json"):
         for n in lengths:
             shutil.rmtree(os.path.join(args.comfyui, "temp", "vsr_streaming"), ignore_errors=True)
             rss, sec, path = run_case(args, name, f"vsr_bench_{n}.mp4")
@@ -154,11 +154,11 @@ def main() -> None:
             print(f"| {name} | {n} | {rss:.0f} MB | {sec:.0f} |", flush=True)
     # cancel half way, queue again, compare with the uninterrupted run
     n = lengths[-1]
-    reference = open_video(results[("long_video_api.json", n)]).read_all()
+    reference = open_video(results[("long_video.json", n)]).read_all()
     shutil.rmtree(os.path.join(args.comfyui, "temp", "vsr_streaming"), ignore_errors=True)
     server = Server(args.comfyui, args.python)
     try:
-        prompt = workflow("long_video_api.json", f"vsr_bench_{n}.mp4")
+        prompt = workflow("long_video.json", f"vsr_bench_{n}.mp4")
         first = queue(prompt)
         temp = os.path.join(args.comfyui, "temp", "vsr_streaming")
         t0 = time.time()

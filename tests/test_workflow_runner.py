@@ -24,13 +24,13 @@ def classes():
 
 
 def test_ui_and_api_twins_convert_to_the_same_prompt(classes):
-    api = json.loads((WORKFLOWS / "trim_convert_api.json").read_text())
+    api = json.loads((WORKFLOWS / "api" / "trim_convert.json").read_text())
     converted = ui_to_api(json.loads((WORKFLOWS / "trim_convert.json").read_text()), classes)
     strip = lambda p: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in p.items()}  # noqa: E731
     assert strip(converted) == strip(api)
 
 
-@pytest.mark.parametrize("name", ["trim_convert_api.json", "trim_convert.json"])
+@pytest.mark.parametrize("name", ["api/trim_convert.json", "trim_convert.json"])
 def test_shipped_workflow_runs_from_the_command_line(name, media, tmp_path, clip):
     audio = tone(len(clip) / 24)
     src = media("in.mkv", fps=Fraction(24), audio=audio)

@@ -15,7 +15,7 @@ from vsr_core.workflow import load_node_pack, node_info, ui_to_api, validate_pro
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
-API_FILES = sorted(WORKFLOWS.glob("*_api.json"))
+API_FILES = sorted((WORKFLOWS / "api").glob("*.json"))
 # Combos that list the user's model files: any file name is valid there.
 FILE_INPUTS = {("VSR_LoadDiffusionModel", "ckpt_name"), ("VSR_LoadVAE", "vae_name"),
                ("VSR_EstimateFlow", "raft_model"), ("VSR_LoadUpscaler", "model_name")}
@@ -36,14 +36,14 @@ def infos(classes):
 def test_every_api_workflow_has_a_ui_twin():
     assert API_FILES
     for api in API_FILES:
-        assert api.with_name(api.name.replace("_api.json", ".json")).exists(), api.name
+        assert (WORKFLOWS / api.name).exists(), api.name
 
 
 @pytest.mark.parametrize("api", API_FILES, ids=lambda p: p.stem)
 def test_workflow_is_valid_and_twins_agree(api, infos):
     prompt = json.loads(api.read_text())
     assert validate_prompt(prompt, infos, FILE_INPUTS) == []
-    ui = json.loads(api.with_name(api.name.replace("_api.json", ".json")).read_text())
+    ui = json.loads((WORKFLOWS / api.name).read_text())
     assert validate_ui(ui, infos, FILE_INPUTS) == []
     converted = ui_to_api(ui, infos=infos)
     assert {k: v["class_type"] for k, v in converted.items()} == {k: v["class_type"] for k, v in prompt.items()}
