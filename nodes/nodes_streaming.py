@@ -16,7 +16,7 @@ from contextlib import ExitStack
 
 from vsr_core.diffusion.motion_guidance import MotionGuidance
 from vsr_core.errors import InputError
-from vsr_core.jobs.identity import file_identity, source_identity
+from vsr_core.file_identity import file_identity, source_identity
 from vsr_core.jobs.restore import restore_file
 from vsr_core.jobs.upscale import upscale_file
 from vsr_core.pipeline.guided_sample import SampleSettings

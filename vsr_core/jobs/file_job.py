@@ -25,7 +25,7 @@ from ..progress import Reporter, get_reporter
 from ..video import LoadOptions, VideoWriter, atomic, open_video
 from ..video.writer import validate_output
 from .chunk_cache import ChunkCache, default_cache_dir
-from .identity import source_identity
+from ..file_identity import source_identity
 from .lock import JobLock
 
 # work(reader, resume, consumer_state) yields each finished segment, its 8-bit frames and the consumer state

@@ -9,7 +9,7 @@ from ..upscale_video import METHODS, check_stream_options, default_method, upsca
 from ..video import LoadOptions
 from ..weights import default_upscaler_path, load_default_upscaler, load_upscaler
 from .file_job import CacheSettings, OutputSettings, run_file_job
-from .identity import file_identity
+from ..file_identity import file_identity
 
 
 def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,

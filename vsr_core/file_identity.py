@@ -35,6 +35,6 @@ def folder_identity(path: str, names: list[str]) -> dict:
 def source_identity(path: str) -> dict:
     """The identity of a job's input: a folder's frame files, or the file itself."""
     if os.path.isdir(path):
-        from ..video.image_sources import frame_names
+        from .video.image_sources import frame_names
         return folder_identity(path, frame_names(path))
     return file_identity(path)
