@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     p.add_argument("--device", default="auto", choices=DEVICES, help="where the networks run (auto: CUDA if any)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="autocast precision (auto: fp16/bf16 on CUDA, fp32 on the CPU)")
+                   help="autocast precision (auto: fp16/bf16 on CUDA, bf16 on CPUs with AMX/AVX512-BF16, else fp32)")
     p.add_argument("--channels-last", action="store_true",
                    help="NHWC convolution weights (faster VAE on this project's test CPU; see README)")
     p.add_argument("--compile", action="store_true",
