@@ -6,7 +6,7 @@
 
 Clips: every held-out video of the prepared folder (whole templates never seen
 in training, listed in the model card), the first ``--frames`` frames, centre
-crop to a multiple of 4. Degradations of the ground truth (x4):
+crop to a multiple of 8 (even LR sides, as h264 needs). Degradations of the ground truth (x4):
 
 - ``bi``: MATLAB bicubic (the clean case);
 - ``noise_jpeg``: bicubic, Gaussian noise sigma 5/255, JPEG quality 60 (seeded per clip);
@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from vsr_core.flow import DISFlow, occlusion_masks  # noqa: E402
-from vsr_core.machine import cpu_name  # noqa: E402
+from vsr_core.machine import cpu_name, tune_allocator  # noqa: E402
 from vsr_core.metrics import psnr_y, ssim_y, warping_error  # noqa: E402
 from vsr_core.models.upscaler import upscale_clip  # noqa: E402
 from vsr_core.resize import bicubic_upscale  # noqa: E402
@@ -69,8 +69,8 @@ def degrade(hr: torch.Tensor, kind: str, seed: int) -> torch.Tensor:
             path = os.path.join(tmp, "lr.mp4")
             with VideoWriter(path, 24, crf=30) as w:
                 w.write((lr.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
-            frames = open_video(path).read_all()
-        return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+            frames = open_video(path).read_all()[:, :lr.shape[-2], :lr.shape[-1]]   # yuv420p pads odd sides
+        return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255
     raise ValueError(kind)
 
 
@@ -118,10 +118,10 @@ def save_figure(path, hr, lrs_out, frame, box):
     tiles = []
     for name, img in lrs_out:
         crop = (img[frame, :, y:y + s, x:x + s].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        crop = cv2.resize(crop, (2 * s, 2 * s), interpolation=cv2.INTER_NEAREST)
-        bar = np.full((22, 2 * s, 3), 255, np.uint8)
-        cv2.putText(bar, name, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        tiles += [np.concatenate([bar, crop]), np.full((2 * s + 22, 4, 3), 255, np.uint8)]
+        crop = cv2.resize(crop, (3 * s, 3 * s), interpolation=cv2.INTER_NEAREST)
+        bar = np.full((22, 3 * s, 3), 255, np.uint8)
+        cv2.putText(bar, name, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        tiles += [np.concatenate([bar, crop]), np.full((3 * s + 22, 4, 3), 255, np.uint8)]
     fig = np.concatenate(tiles[:-1], axis=1)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     cv2.imwrite(path, cv2.cvtColor(fig, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
@@ -132,15 +132,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--real-videos", required=True, help="folder made by `python -m vsr_core prepare-real-videos`")
     ap.add_argument("--frames", type=int, default=12)
-    ap.add_argument("--max-side", type=int, default=348, help="HR centre crop (multiple of 4)")
+    ap.add_argument("--max-side", type=int, default=344, help="HR centre crop (multiple of 8: even LR sides)")
     ap.add_argument("--weights", default=None, help="the new upscaler (default: the shipped default)")
     ap.add_argument("--previous", default=os.path.join(WEIGHTS, "upscaler_x4_clean.safetensors"))
     ap.add_argument("--no-esrgan", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-clips", type=int, default=0, help="only the first N held-out clips (0: all)")
     ap.add_argument("--figure", default=None, help="write bicubic | previous | new | GT crops of a moving subject")
     ap.add_argument("--figure-clip", default="video_wan21_scail2_character_replacement_int8-1")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    tune_allocator()
     new = load_upscaler(args.weights) if args.weights else load_default_upscaler(4)
     old = load_upscaler(args.previous) if os.path.exists(args.previous) else None
     esrgan = None
@@ -148,6 +150,8 @@ def main() -> None:
         from realesrgan_compact import load_animevideov3
         esrgan = load_animevideov3()
     clips = heldout_hr_clips(args.real_videos, args.frames, args.max_side)
+    if args.max_clips:
+        clips = dict(list(clips.items())[:args.max_clips])
     dis = DISFlow("medium")
     print(f"{len(clips)} held-out real videos, {args.frames} frames, HR crop <= {args.max_side}px; "
           f"{cpu_name()}, {args.threads} thread(s)")
@@ -187,7 +191,7 @@ def main() -> None:
     if args.figure and figure_frames:
         hr = figure_frames["hr"]
         motion = (hr[1:] - hr[:-1]).abs().mean(1).sum(0)
-        s = 48
+        s = 64
         pooled = torch.nn.functional.avg_pool2d(motion[None, None], s, stride=8)[0, 0]
         iy, ix = divmod(int(pooled.argmax()), pooled.shape[1])
         panels = [("bicubic", figure_frames["bicubic"])]
