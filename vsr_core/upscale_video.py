@@ -119,7 +119,7 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
                      temporal: bool = True, flow_preset: str = "medium", tile: int = 512, tile_overlap: int = 16,
                      stabilize: float = 0.0, reporter: Reporter | None = None, resume=None,
                      stabilizer_state: dict | None = None, retry_oom: bool = False,
-                     precision: str = "auto") -> Iterator[tuple]:
+                     precision: str = "auto", pool=None) -> Iterator[tuple]:
     """Upscale a stream of LR chunks [n,3,h,w]; yield (segment, HR frames [n,3,sH,sW], stabiliser state).
 
     Windows of ``window`` frames overlap by ``overlap`` frames; outputs in the
@@ -134,12 +134,14 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
     whole clip itself, shrinking tiles and then windows). ``precision``:
     autocast of the network (vsr_core.speed: "auto" is bf16 on CPUs with AMX or
     AVX512-BF16 and on CUDA, float32 elsewhere; "fp32" for exact float32).
+    ``pool`` (jobs.distributed.RayPool): windows run on its workers, a few in
+    flight, and come back in order (the stabiliser stays here).
     """
     from .flow.dis import DISFlow
     from .flow.pairs import PairFlows
     from .models.upscaler import check_lr
     from .pipeline.memory_fallback import retry_on_oom, smaller_pieces
-    from .pipeline.segments import run_segments
+    from .pipeline.segments import run_segments, run_segments_in_parallel
     from .speed import autocast_dtype, use_channels_last
     check_stream_options(window, overlap, scale, model.scale, stabilize, tile, tile_overlap)
     if autocast_dtype(next(model.parameters()).device, precision) is not None:
@@ -179,7 +181,13 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
         current.update(fitted)
         return _rescale_output(y, model.scale, scale), {}
 
-    for segment in run_segments(checked(chunks), process, window, overlap if window > 1 else 0, rep, resume):
+    overlap = overlap if window > 1 else 0
+    if pool is None:
+        segments = run_segments(checked(chunks), process, window, overlap, rep, resume)
+    else:
+        segments = run_segments_in_parallel(checked(chunks), pool.submit, pool.collect, window, overlap, rep,
+                                            resume, in_flight=2 * len(pool.actors))
+    for segment in segments:
         y = segment.frames
         if stabilizer is not None:
             lr = torch.stack(lr_queue[:len(y)])

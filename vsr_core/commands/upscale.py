@@ -55,6 +55,11 @@ def register(subparsers) -> None:
                    help="CPU threads for the learned upscaler (0: PyTorch's default; 1 is often fastest on a "
                         "busy or 2-core machine)")
     add_cache_arguments(p)
+    p.add_argument("--workers", type=int, default=0,
+                   help="run the windows on N Ray workers (optional: pip install \"ray[default]\"); the frames "
+                        "are the same for any N")
+    p.add_argument("--ray-address", default=None,
+                   help="join an existing Ray cluster (e.g. auto, or HOST:6379); default: start a local one")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     add_load_arguments(p)
     p.set_defaults(func=run)
@@ -79,6 +84,7 @@ def run(args) -> int:
                          options=load_options(args), fmt=args.format, crf=args.crf,
                          overwrite=args.overwrite, window=args.window, cache_dir=args.cache_dir,
                          keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 48,
+                         workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
                          reporter=TerminalReporter())
     print(f"wrote {count} frames to {args.output}")
     return 0

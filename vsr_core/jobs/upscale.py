@@ -16,7 +16,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  options: LoadOptions | None = None, fmt: str | None = None, crf: int = 18,
                  overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
                  stabilize: float = 0.0, tile: int = 512, cache_dir: str | None = None, keep_cache: bool = False,
-                 chunk_frames: int = 48, model=None, reporter: Reporter | None = None) -> int:
+                 chunk_frames: int = 48, model=None, workers: int = 0, ray_address: str | None = None,
+                 worker_threads: int = 1, reporter: Reporter | None = None) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),
@@ -29,6 +30,9 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     is complete, so running the same command again after a cancel or crash
     resumes (see vsr_core.jobs). ``model``: an already loaded VideoUpscaler
     (the streaming node's), keyed in the cache by the weights file it came from.
+    ``workers`` > 0 runs the windows on that many Ray actors (``ray_address``:
+    an existing cluster, default a local one; ``worker_threads`` each); the
+    frames are the same for any number of workers (jobs.distributed).
     """
     method = method or default_method()
     if method not in METHODS:
@@ -49,6 +53,9 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                               folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
     reporter = get_reporter(reporter)
 
+    if workers and model is not None:
+        cache.key["distributed"] = {"threads_per_worker": worker_threads}   # same frames for any worker count
+
     def work(reader, resume, consumer_state):
         lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(window))
         if model is None:
@@ -58,11 +65,21 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                 reporter.update(len(x))
                 yield None, float_to_uint8(tchw_to_thwc(y), "bicubic upscale"), {}
             return
-        for segment, y, state in upscale_segments(lr_chunks, model, scale, window=window, overlap=overlap,
-                                                  temporal=(method == "learned"), tile=tile, stabilize=stabilize,
-                                                  reporter=reporter, resume=resume, stabilizer_state=consumer_state,
-                                                  retry_oom=True):
-            yield segment, float_to_uint8(tchw_to_thwc(y), "upscaled frames", segment.first_frame), state
+        pool = None
+        if workers:            # started once paths, input and locks are checked
+            from .distributed import RayPool
+            pool = RayPool(workers, ray_address, model.weights_path, scale, method == "learned", tile, "auto",
+                           worker_threads)
+        try:
+            for segment, y, state in upscale_segments(lr_chunks, model, scale, window=window, overlap=overlap,
+                                                      temporal=(method == "learned"), tile=tile,
+                                                      stabilize=stabilize, reporter=reporter, resume=resume,
+                                                      stabilizer_state=consumer_state, retry_oom=pool is None,
+                                                      pool=pool):
+                yield segment, float_to_uint8(tchw_to_thwc(y), "upscaled frames", segment.first_frame), state
+        finally:
+            if pool is not None:
+                pool.close()
 
     return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
-                        f"upscale x{scale} ({method})")
+                        f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""))

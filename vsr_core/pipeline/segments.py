@@ -88,23 +88,25 @@ def _frames(chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
         yield from chunk.unbind(0)
 
 
-def run_segments(chunks: Iterable[torch.Tensor], process: Process, segment: int, overlap: int,
-                 reporter: Reporter | None = None, resume: Resume | None = None) -> Iterator[SegmentResult]:
-    """Yield each segment's finished output (frames [n,3,H,W], float 0..1) in order, for a stream of LR
-    chunks [n,3,h,w]. Every frame is output exactly once.
+@dataclass
+class SegmentInput:
+    index: int
+    first_frame: int
+    lr: torch.Tensor                # [n,3,h,w]
+    lead: torch.Tensor | None       # the LR frame before it (None for the video's first segment)
+    last: bool
 
-    With ``resume``, the frames before ``resume.first_frame`` are read through
-    (not processed) and the segments continue from ``resume.segment``.
-    """
+
+def segment_inputs(chunks: Iterable[torch.Tensor], segment: int, overlap: int,
+                   resume: Resume | None = None) -> Iterator[SegmentInput]:
+    """Cut a stream of LR chunks [n,3,h,w] into overlapping segments; with ``resume``, the frames before
+    ``resume.first_frame`` are read through and numbering continues from ``resume.segment``."""
     check_segmenting(segment, overlap)
-    reporter = get_reporter(reporter)
     stride = segment - overlap
     frames = _frames(chunks)
-    first, index = 0, 0                            # first frame of the next segment, its number
-    previous = SegmentResult(torch.zeros(0), None, {})
-    lead = None                                    # the LR frame before buffer[0]
+    first, index, lead = 0, 0, None
     if resume is not None:
-        first, index, previous = resume.first_frame, resume.segment, resume.previous
+        first, index = resume.first_frame, resume.segment
         for i, frame in enumerate(frames):
             if resume.finished or i < first - 1:
                 continue
@@ -113,25 +115,64 @@ def run_segments(chunks: Iterable[torch.Tensor], process: Process, segment: int,
         if resume.finished:
             return
     buffer: list[torch.Tensor] = []
-
-    def run(frames: list[torch.Tensor], last: bool) -> SegmentResult:
-        reporter.check_interrupt()
-        lr = torch.stack(frames)
-        export = None if last else stride - 1
-        out, state = process(lr, lead, previous.state, export, first)
-        if out.shape[0] != lr.shape[0]:
-            raise InputError(f"segment {index}: {lr.shape[0]} frames in, {out.shape[0]} out; expected the same")
-        return _finish(out, previous.tail, overlap, last, state, index, first)
-
     for frame in frames:
         buffer.append(frame)
         if len(buffer) > segment:                  # a frame exists after this segment: it is not the last
-            previous = run(buffer[:segment], last=False)
-            reporter.update(len(previous.frames))
-            yield previous
+            yield SegmentInput(index, first, torch.stack(buffer[:segment]), lead, False)
             lead, buffer = buffer[stride - 1], buffer[stride:]
             first, index = first + stride, index + 1
     if buffer:
-        previous = run(buffer, last=True)
+        yield SegmentInput(index, first, torch.stack(buffer), lead, True)
+
+
+def _checked(out: torch.Tensor, s: SegmentInput) -> torch.Tensor:
+    if out.shape[0] != s.lr.shape[0]:
+        raise InputError(f"segment {s.index}: {s.lr.shape[0]} frames in, {out.shape[0]} out; expected the same")
+    return out
+
+
+def run_segments(chunks: Iterable[torch.Tensor], process: Process, segment: int, overlap: int,
+                 reporter: Reporter | None = None, resume: Resume | None = None) -> Iterator[SegmentResult]:
+    """Yield each segment's finished output (frames [n,3,H,W], float 0..1) in order, for a stream of LR
+    chunks [n,3,h,w]. Every frame is output exactly once.
+
+    With ``resume``, the frames before ``resume.first_frame`` are read through
+    (not processed) and the segments continue from ``resume.segment``.
+    """
+    reporter = get_reporter(reporter)
+    previous = resume.previous if resume is not None else SegmentResult(torch.zeros(0), None, {})
+    for s in segment_inputs(chunks, segment, overlap, resume):
+        reporter.check_interrupt()
+        out, state = process(s.lr, s.lead, previous.state, None if s.last else segment - overlap - 1,
+                             s.first_frame)
+        previous = _finish(_checked(out, s), previous.tail, overlap, s.last, state, s.index, s.first_frame)
+        reporter.update(len(previous.frames))
+        yield previous
+
+
+def run_segments_in_parallel(chunks: Iterable[torch.Tensor], submit: Callable, collect: Callable, segment: int,
+                             overlap: int, reporter: Reporter | None = None, resume: Resume | None = None,
+                             in_flight: int = 4) -> Iterator[SegmentResult]:
+    """``run_segments`` for segments that carry no state (the fast path): ``submit(segment_input)`` starts
+    one anywhere (e.g. on a Ray worker) and returns a handle, ``collect(handle)`` waits for its output.
+    At most ``in_flight`` segments are out at once (memory stays flat); outputs are crossfaded and
+    yielded strictly in order, so the frames equal ``run_segments``'s."""
+    reporter = get_reporter(reporter)
+    previous = resume.previous if resume is not None else SegmentResult(torch.zeros(0), None, {})
+    pending: list[tuple[SegmentInput, object]] = []
+
+    def finish_oldest() -> SegmentResult:
+        s, handle = pending.pop(0)
+        return _finish(_checked(collect(handle), s), previous.tail, overlap, s.last, {}, s.index, s.first_frame)
+
+    for s in segment_inputs(chunks, segment, overlap, resume):
+        reporter.check_interrupt()
+        pending.append((s, submit(s)))
+        if len(pending) >= in_flight:
+            previous = finish_oldest()
+            reporter.update(len(previous.frames))
+            yield previous
+    while pending:
+        previous = finish_oldest()
         reporter.update(len(previous.frames))
         yield previous
