@@ -4,7 +4,7 @@
 
 96 frames of 320x180 (a virtual camera over a scikit-image photo) -> 1280x720
 FFV1, one torch thread per worker, the command's default window (12, overlap 2).
-Prints seconds and frames per second per worker count, whether the frames are
+The driver uses one torch thread. Prints seconds and frames per second per worker count, whether the frames are
 identical, the measured seconds per window (the unit a cluster schedules), and
 then kills one worker process half way through a 2-worker run and checks the
 frames again. Multi-node: `ray start --head` on one machine, `ray start
@@ -20,6 +20,7 @@ import tempfile
 import time
 
 import numpy as np
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -38,6 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     ray = distributed.import_ray()
     tune_allocator()
+    torch.set_num_threads(1)          # the driver only decodes, crossfades and encodes; the workers compute
     counts = [int(w) for w in args.workers.split(",")]
     ray.init(num_cpus=max(counts), include_dashboard=False, log_to_driver=False)
     print(f"{cpu_name()}, {os.cpu_count()} CPUs; local Ray cluster with {max(counts)} CPUs, 1 thread per worker")

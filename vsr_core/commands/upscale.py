@@ -77,7 +77,8 @@ def add_cache_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    set_threads(args.threads)
+    # with Ray workers the driver only decodes, crossfades and encodes: one thread leaves the cores to them
+    set_threads(1 if args.workers else args.threads)
     method = args.method or default_method()
     count = upscale_file(args.input, args.output, scale=args.scale, method=method, weights=args.weights,
                          overlap=args.overlap, stabilize=args.stabilize, tile=args.tile,
