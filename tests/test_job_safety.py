@@ -434,3 +434,10 @@ def test_8_output_assembled_from_chunks_keeps_the_exact_rate_and_count(tmp_path,
     reader = open_video(str(out))
     assert reader.read_all().shape == (20, 96, 128, 3) and reader.fps == Fraction(30000, 1001)
     assert reader.info.damage is None and not reader.variable_rate
+
+
+def test_4_a_model_without_a_weights_file_is_refused_not_keyed_to_the_shipped_one(tmp_path, small):
+    from vsr_core.models.upscaler import UpscalerConfig, VideoUpscaler
+    with pytest.raises(InputError, match="no weights file to key the resume cache"):
+        upscale_file(small, str(tmp_path / "o.mkv"), model=VideoUpscaler(UpscalerConfig(channels=8)))
+    assert not (tmp_path / "o.mkv").exists()

@@ -22,6 +22,7 @@ from .errors import InputError
 from .progress import Reporter, get_reporter
 
 METHODS = ("learned", "learned-per-frame", "bicubic")
+TILE_OVERLAP_LR_PX = 16
 
 
 def default_method() -> str:
@@ -99,6 +100,23 @@ def _rescale_output(y: torch.Tensor, model_scale: int, scale: int) -> torch.Tens
                          antialias=True).clamp_(0, 1)
 
 
+def window_tiles(tile: int, tile_overlap: int, lr: torch.Tensor) -> dict:
+    """A window's tile settings: ``tile`` (0: whole frames) at most the frame's longer side, so that running
+    out of memory can halve it from there."""
+    side = max(lr.shape[-2:])
+    return {"tile": min(tile or side, side), "tile_overlap": tile_overlap}
+
+
+def upscale_window(lr: torch.Tensor, first_frame: int, model, pair_flows, temporal: bool, tiles: dict,
+                   precision: str, scale: int) -> torch.Tensor:
+    """One window [n,3,h,w] starting at video frame ``first_frame`` -> [n,3,sh,sw] at ``scale``: flow between
+    its frames (``pair_flows``, a flow.pairs.PairFlows, shares pairs across windows), the network, x2 resampling.
+    The single-process job and the Ray workers both run this."""
+    flows = pair_flows.window(first_frame, lr) if temporal and len(lr) > 1 else None
+    y = _run_window(lr, model, flows, tiles["tile"], tiles["tile_overlap"], precision)
+    return _rescale_output(y, model.scale, scale)
+
+
 # ---------------------------------------------------------------- streaming
 def check_stream_options(window: int, overlap: int, scale: int, model_scale: int, stabilize: float, tile: int,
                          tile_overlap: int) -> None:
@@ -116,8 +134,9 @@ def check_stream_options(window: int, overlap: int, scale: int, model_scale: int
 
 
 def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, window: int = 12, overlap: int = 2,
-                     temporal: bool = True, flow_preset: str = "medium", tile: int = 512, tile_overlap: int = 16,
-                     stabilize: float = 0.0, reporter: Reporter | None = None, resume=None,
+                     temporal: bool = True, flow_preset: str = "medium", tile: int = 512,
+                     tile_overlap: int = TILE_OVERLAP_LR_PX, stabilize: float = 0.0,
+                     reporter: Reporter | None = None, resume=None,
                      stabilizer_state: dict | None = None, retry_oom: bool = False,
                      precision: str = "auto", pool=None) -> Iterator[tuple]:
     """Upscale a stream of LR chunks [n,3,h,w]; yield (segment, HR frames [n,3,sH,sW], stabiliser state).
@@ -166,20 +185,17 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
     current: dict = {}                     # tile settings that fit in memory, kept for later windows
 
     def process(lr, lead, state, export, first_frame):
-        side = max(lr.shape[-2:])
         if not current:
-            current.update(tile=min(tile or side, side), tile_overlap=tile_overlap)
+            current.update(window_tiles(tile, tile_overlap, lr))
 
-        flows = pair_flows.window(first_frame, lr) if temporal and len(lr) > 1 else None
-
-        def attempt(p):
-            return _run_window(lr, model, flows, p["tile"], p["tile_overlap"], precision)
+        def attempt(tiles):
+            return upscale_window(lr, first_frame, model, pair_flows, temporal, tiles, precision, scale)
         if not retry_oom:
-            return _rescale_output(attempt(current), model.scale, scale), {}
+            return attempt(current), {}
         y, fitted = retry_on_oom(attempt, dict(current), lambda p: smaller_pieces(p, min_tile=16),
                                  f"upscale window at frame {first_frame}", rep)
         current.update(fitted)
-        return _rescale_output(y, model.scale, scale), {}
+        return y, {}
 
     overlap = overlap if window > 1 else 0
     if pool is None:
@@ -197,7 +213,8 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
 
 
 def stream_upscale(chunks: Iterable[torch.Tensor], model, scale: int = 4, window: int = 12, overlap: int = 2,
-                   temporal: bool = True, flow_preset: str = "medium", tile: int = 512, tile_overlap: int = 16,
+                   temporal: bool = True, flow_preset: str = "medium", tile: int = 512,
+                   tile_overlap: int = TILE_OVERLAP_LR_PX,
                    stabilize: float = 0.0, reporter: Reporter | None = None,
                    precision: str = "auto") -> Iterator[torch.Tensor]:
     """``upscale_segments`` yielding only the HR frames [n,3,sH,sW] (float 0..1), in order."""
@@ -208,7 +225,7 @@ def stream_upscale(chunks: Iterable[torch.Tensor], model, scale: int = 4, window
 
 def upscale_frames(frames: torch.Tensor, model=None, scale: int = 4, window: int = 12, overlap: int = 2,
                    temporal: bool = True, flow_method: str = "dis", flow_preset: str = "medium",
-                   tile: int = 512, tile_overlap: int = 16, stabilize: float = 0.0,
+                   tile: int = 512, tile_overlap: int = TILE_OVERLAP_LR_PX, stabilize: float = 0.0,
                    reporter: Reporter | None = None, precision: str = "auto") -> torch.Tensor:
     """Learned video upscaling of float frames [T,3,H,W] in 0..1 -> [T,3,sH,sW].
 

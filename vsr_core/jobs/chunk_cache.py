@@ -34,7 +34,8 @@ from .lock import JobLock
 
 JOB_FILE = "job.json"
 LOCK_FILE = "job.lock"
-_OURS = re.compile(r"^(job\.json(\.tmp)?|chunk_\d{6}(\.mp4|\.mkv|\.mov)?(\.json(\.tmp)?)?|state_\d{6}\.safetensors(\.tmp)?"
+_OURS = re.compile(r"^(job\.json(\.tmp)?|chunk_\d{6}(\.mp4|\.mkv|\.mov)?(\.json(\.tmp)?)?"
+                   r"|state_\d{6}\.safetensors(\.tmp)?"
                    r"|\.chunk_\d{6}\.partial-[0-9a-f]{8}(\.mp4|\.mkv|\.mov)?(\.old)?)$")
 CHUNK_EXT = {"png": ""}
 

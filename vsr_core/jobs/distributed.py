@@ -45,12 +45,11 @@ class WindowWorker:
 
     @torch.inference_mode()
     def run(self, lr_uint8: np.ndarray, first_frame: int) -> np.ndarray:
-        from ..upscale_video import _rescale_output, _run_window
+        from ..upscale_video import TILE_OVERLAP_LR_PX, upscale_window, window_tiles
         lr = torch.from_numpy(lr_uint8).permute(0, 3, 1, 2).float().div_(255)
-        flows = self.flows.window(first_frame, lr) if self.temporal and len(lr) > 1 else None
-        y = _run_window(lr, self.model, flows, min(self.tile or max(lr.shape[-2:]), max(lr.shape[-2:])), 16,
-                        self.precision)
-        return _rescale_output(y, self.model.scale, self.scale).numpy()
+        tiles = window_tiles(self.tile, TILE_OVERLAP_LR_PX, lr)
+        return upscale_window(lr, first_frame, self.model, self.flows, self.temporal, tiles, self.precision,
+                              self.scale).numpy()
 
 
 class RayPool:

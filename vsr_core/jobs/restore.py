@@ -43,5 +43,5 @@ def restore_file(src: str, dst: str, settings: RestoreSettings = RestoreSettings
         for segment in run_segments(chunks, process, settings.segment, settings.segment_overlap, reporter, resume):
             yield segment, segment.frames_uint8(), {}
 
-    return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options or LoadOptions(), cache,
+    return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache,
                         reporter, f"restore x{settings.scale} (diffusion)")

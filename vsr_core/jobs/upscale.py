@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from ..errors import InputError
+from ..file_identity import file_identity
 from ..frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
 from ..progress import Reporter, get_reporter
 from ..resize import bicubic_upscale
-from ..upscale_video import METHODS, check_stream_options, default_method, upscale_segments
+from ..upscale_video import METHODS, TILE_OVERLAP_LR_PX, check_stream_options, default_method, upscale_segments
 from ..video import LoadOptions
-from ..weights import default_upscaler_path, load_default_upscaler, load_upscaler
+from ..weights import load_default_upscaler, load_upscaler
 from .file_job import CacheSettings, OutputSettings, run_file_job
-from ..file_identity import file_identity
 
 
 def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
@@ -45,16 +45,16 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     else:
         if model is None:
             model = load_upscaler(weights) if weights else load_default_upscaler(scale)
-        check_stream_options(window, overlap, scale, model.scale, stabilize, tile, 16)
-        source = getattr(model, "weights_path", None) or weights or default_upscaler_path(scale)
-        cache = CacheSettings(key={"command": "upscale", "scale": scale, "method": method, "window": window,
-                                   "overlap": overlap, "tile": tile, "stabilize": stabilize,
-                                   "weights": file_identity(source)},
-                              folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
+        check_stream_options(window, overlap, scale, model.scale, stabilize, tile, TILE_OVERLAP_LR_PX)
+        if getattr(model, "weights_path", None) is None:
+            raise InputError("model has no weights file to key the resume cache (and the Ray workers) by; "
+                             "expected an upscaler loaded with vsr_core.weights.load_upscaler")
+        key = {"command": "upscale", "scale": scale, "method": method, "window": window, "overlap": overlap,
+               "tile": tile, "stabilize": stabilize, "weights": file_identity(model.weights_path)}
+        if workers:        # the same frames for any number of workers, but not those of one process
+            key["distributed"] = {"threads_per_worker": worker_threads}
+        cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
     reporter = get_reporter(reporter)
-
-    if workers and model is not None:
-        cache.key["distributed"] = {"threads_per_worker": worker_threads}   # same frames for any worker count
 
     def work(reader, resume, consumer_state):
         lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(window))

@@ -20,11 +20,11 @@ import torch
 
 from ..diffusion.motion_guidance import MotionGuidance
 from ..errors import InputError
+from ..file_identity import file_identity
 from ..progress import InnerReporter, Reporter, get_reporter
 from ..speed import autocast, autocast_dtype, compile_forward, pick_device, use_channels_last
 from .guided_sample import SampleSettings, Seam, guided_sample
 from .memory_fallback import halve
-from ..file_identity import file_identity
 from .segments import check_segmenting
 from .vae_codec import decode_latents, encode_frames
 

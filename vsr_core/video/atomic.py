@@ -89,8 +89,8 @@ def commit(tmp: str, path: str, overwrite: bool = True) -> None:
         if os.path.exists(path):
             foreign = foreign_entries(path) if os.path.isdir(path) else [path]
             if foreign or (os.listdir(path) and not overwrite):
-                raise OutputError(f"output '{path}' changed while the job ran (now holds {', '.join(foreign[:3]) or 'frames'}); "
-                                  "nothing was replaced")
+                held = ", ".join(foreign[:3]) or "frames"
+                raise OutputError(f"output '{path}' changed while the job ran (now holds {held}); nothing was replaced")
             old = temporary_name(path) + ".old"
             os.rename(path, old)
         try:

@@ -188,10 +188,10 @@ class VideoWriter:
         options = {"movflags": "+faststart"} if self.ext in (".mp4", ".mov") else {}
         self._container = av.open(self.tmp, mode="w", options=options)
         self._copying = template is not None
-        self._copy_time_base = VFR_TIME_BASE if self.timestamps else Fraction(1) / self.fps
+        self._time_base = VFR_TIME_BASE if self.timestamps else Fraction(1) / self.fps
         if template is not None:     # copying encoded chunks: the stream is the chunks' stream
             self._video = self._container.add_stream_from_template(template)
-            self._video.time_base = self._copy_time_base
+            self._video.time_base = self._time_base
         elif self.format == "h264":
             self._video = self._container.add_stream("libx264", rate=self.fps)
             self._video.pix_fmt = "yuv420p"
@@ -203,7 +203,7 @@ class VideoWriter:
             self._video.width, self._video.height = width, height
         if template is None:
             cc = self._video.codec_context
-            cc.time_base = VFR_TIME_BASE if self.timestamps else Fraction(1) / self.fps
+            cc.time_base = self._time_base
             if self.format == "h264":
                 cc.colorspace, cc.color_range = self.colour.matrix, self.colour.range
                 cc.color_primaries, cc.color_trc = self.colour.primaries, self.colour.transfer
@@ -242,7 +242,7 @@ class VideoWriter:
                 frame = frame.reformat(format="yuv420p", dst_colorspace=self.colour.swscale_matrix,
                                        dst_color_range=self.colour.swscale_range)
             index = self.first_frame + self.frame_count
-            frame.pts = round(self.timestamps(index) / VFR_TIME_BASE) if self.timestamps else index
+            frame.pts = self._tick(index)
             self._container.mux(self._video.encode(frame))
             self._audio_until(index)
         self.frame_count += 1
@@ -286,11 +286,11 @@ class VideoWriter:
         for j, pkt in enumerate(packets):     # decode order
             shown = first + rank[j]
             pkt.pts, pkt.dts = self._tick(shown), self._tick(first + j - REORDER_FRAMES)
-            pkt.duration = round((self._frame_end(shown) - self._frame_start(shown)) / self._copy_time_base)
-            pkt.time_base = self._copy_time_base
+            pkt.duration = round((self._frame_end(shown) - self._frame_start(shown)) / self._time_base)
+            pkt.time_base = self._time_base
             pkt.stream = self._video
             self._container.mux(pkt)
-            self._audio_until(first + rank[j])
+            self._audio_until(shown)
         self.frame_count += len(packets)
         return len(packets)
 
@@ -298,7 +298,8 @@ class VideoWriter:
         return self.timestamps(index) if self.timestamps else float(index / self.fps)
 
     def _tick(self, index: int) -> int:
-        """Frame ``index``'s time in ``_copy_time_base`` units (frames before 0 step back at the mean rate)."""
+        """Frame ``index``'s time in ``_time_base`` units (frame numbers at a constant rate; before frame 0
+        of a variable-rate video, steps at the mean rate)."""
         if not self.timestamps:
             return index
         if index < 0:
