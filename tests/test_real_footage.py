@@ -50,6 +50,28 @@ def test_real_mix_clean_share_is_honoured():
         assert abs(draws.count(kind) / len(draws) - share) < 0.03, kind
 
 
+def test_real_mix_custom_shares_are_normalised_and_honoured():
+    mix = RealWorldMix(4, seed=5, shares={"clean": 1, "codec": 3})
+    assert mix.shares == {"clean": 0.25, "codec": 0.75}
+    draws = [mix.draw() for _ in range(4000)]
+    assert abs(draws.count("codec") / len(draws) - 0.75) < 0.03
+    assert set(draws) == {"clean", "codec"}
+
+
+@pytest.mark.parametrize("shares, match", [({"clean": 1, "h265": 1}, "h265"),
+                                           ({"clean": -1, "codec": 2}, "non-negative"),
+                                           ({"clean": 0}, "positive sum")])
+def test_real_mix_bad_shares_name_the_problem(shares, match):
+    with pytest.raises(InputError, match=match):
+        RealWorldMix(4, shares=shares)
+
+
+def test_degradation_shares_need_the_real_mixture():
+    from vsr_core.train.datasets import ClipDataset
+    with pytest.raises(InputError, match="apply to degradation 'real'"):
+        ClipDataset(degradation="bi", degradation_shares={"clean": 1})
+
+
 def test_real_mix_clean_branch_is_plain_bicubic(clip):
     hr = _hr(clip)
     lr = RealWorldMix(4, seed=0)(hr, "clean")

@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
     p.add_argument("--degradation", default=d.degradation, choices=DEGRADATIONS,
                    help="real: mixed strengths (clean, one codec pass, noise+JPEG, blur, second order)")
+    p.add_argument("--degradation-shares", default=None,
+                   help='with --degradation real: mixture weights as JSON, e.g. \'{"clean": 0.2, "codec": 0.5, '
+                        '"noise_jpeg": 0.15, "blur": 0.05, "second_order": 0.1}\' (normalised)')
     p.add_argument("--video-folder", default=None, help="also train on clips from the videos in this folder")
     p.add_argument("--real-videos", default=None,
                    help="folder made by `prepare-real-videos`: real moving clips from ComfyUI's media packages")
@@ -62,6 +65,7 @@ def run(args) -> int:
     from ..train.trainer import TrainConfig, train
     cfg = TrainConfig(task=args.task, out=args.out, scale=args.scale, steps=args.steps, batch=args.batch,
                       frames=args.frames, lr_size=args.lr_size, lr=args.lr, degradation=args.degradation,
+                      degradation_shares=json.loads(args.degradation_shares) if args.degradation_shares else None,
                       video_folder=args.video_folder, real_videos=args.real_videos,
                       video_fraction=args.video_fraction, init_weights=args.init_weights, w_clean=args.w_clean,
                       threads=args.threads,

@@ -49,6 +49,7 @@ class ClipDataset:
     frames: int = 5
     lr_size: int = 48
     degradation: str = "bi"
+    degradation_shares: dict | None = None   # "real" only: mixture weights (RealWorldMix.SHARES by default)
     photos: tuple = TRAIN_PHOTOS
     video_folder: str | None = None
     real_videos: str | None = None    # prepared real-video folder (vsr_core.data.real_videos)
@@ -60,6 +61,11 @@ class ClipDataset:
     def __post_init__(self):
         if self.degradation not in DEGRADATIONS:
             raise InputError(f"degradation={self.degradation!r}; expected one of {', '.join(DEGRADATIONS)}")
+        if self.degradation_shares is not None:
+            if self.degradation != "real":
+                raise InputError(f"degradation shares apply to degradation 'real', not {self.degradation!r}")
+            from .degradations import check_shares
+            self.degradation_shares = check_shares(self.degradation_shares)
         if self.scale not in (2, 4):
             raise InputError(f"scale={self.scale!r}; expected 2 or 4")
         if self.frames < 1 or self.lr_size < 8:
@@ -92,6 +98,7 @@ class ClipDataset:
         return {"photos": list(self.photos), "video_folder": self.video_folder, "real_videos": real,
                 "frames": self.frames,
                 "lr_crop": self.lr_size, "scale": self.scale, "degradation": self.degradation,
+                **({"degradation_shares": self.degradation_shares} if self.degradation_shares else {}),
                 "flow": f"dis:{self.flow_preset} on LR"}
 
     def set_state(self, state: dict) -> None:
@@ -141,7 +148,8 @@ class ClipDataset:
             if self.rng.random() < 0.5:
                 clip = clip[::-1]
             hr = torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2).float() / 255.0
-            lr = degrade(hr, self.degradation, self.scale, rng_seed=int(self.rng.integers(2 ** 31)))
+            lr = degrade(hr, self.degradation, self.scale, rng_seed=int(self.rng.integers(2 ** 31)),
+                         shares=self.degradation_shares)
             ff, fb = lr_flows(lr, self.flow)
             lrs.append(lr), hrs.append(hr), ffs.append(ff), fbs.append(fb)
         return ClipBatch(torch.stack(lrs), torch.stack(hrs), torch.stack(ffs), torch.stack(fbs))

@@ -246,6 +246,19 @@ class RealBasicVSRDegradation:
         return quantize(x).to(hr.dtype)
 
 
+def check_shares(shares: dict) -> dict:
+    """Mixture weights for RealWorldMix: known kinds, non-negative, normalised to sum 1."""
+    unknown = sorted(set(shares) - set(RealWorldMix.SHARES))
+    if unknown:
+        raise InputError(f"degradation shares name {', '.join(unknown)}; expected kinds among "
+                         f"{', '.join(RealWorldMix.SHARES)}")
+    values = [float(v) for v in shares.values()]
+    if any(not np.isfinite(v) or v < 0 for v in values) or sum(values) <= 0:
+        raise InputError(f"degradation shares {shares}; expected non-negative numbers with a positive sum")
+    total = sum(values)
+    return {k: float(v) / total for k, v in shares.items()}
+
+
 class RealWorldMix:
     """One degradation per clip, drawn from ``SHARES``; every branch ends quantized to 8 bits.
 
@@ -256,14 +269,15 @@ class RealWorldMix:
 
     SHARES = {"clean": 0.25, "codec": 0.4, "noise_jpeg": 0.15, "blur": 0.1, "second_order": 0.1}
 
-    def __init__(self, scale: int = 4, seed: int | None = None):
+    def __init__(self, scale: int = 4, seed: int | None = None, shares: dict | None = None):
         self.scale = scale
+        self.shares = check_shares(shares) if shares else dict(self.SHARES)
         self.rng = np.random.default_rng(seed)
         self.pipeline = RealBasicVSRDegradation(scale, seed=int(self.rng.integers(2 ** 31)))
 
     def draw(self) -> str:
-        names = list(self.SHARES)
-        return names[int(self.rng.choice(len(names), p=list(self.SHARES.values())))]
+        names = list(self.shares)
+        return names[int(self.rng.choice(len(names), p=list(self.shares.values())))]
 
     def _codec(self, x: torch.Tensor) -> torch.Tensor:
         from .codec import codec_roundtrip
@@ -290,7 +304,8 @@ class RealWorldMix:
         raise InputError(f"RealWorldMix kind={kind!r}; expected one of {', '.join(self.SHARES)}")
 
 
-def degrade(hr: torch.Tensor, kind: str = "bi", scale: int = 4, rng_seed: int | None = None) -> torch.Tensor:
+def degrade(hr: torch.Tensor, kind: str = "bi", scale: int = 4, rng_seed: int | None = None,
+            shares: dict | None = None) -> torch.Tensor:
     """HR clip [T,3,H,W] -> quantized LR clip with the named degradation."""
     if kind == "bi":
         return quantize(bi_downsample(hr, scale))
@@ -299,5 +314,5 @@ def degrade(hr: torch.Tensor, kind: str = "bi", scale: int = 4, rng_seed: int | 
     if kind == "realbasicvsr":
         return RealBasicVSRDegradation(scale, seed=rng_seed)(hr)
     if kind == "real":
-        return RealWorldMix(scale, seed=rng_seed)(hr)
+        return RealWorldMix(scale, seed=rng_seed, shares=shares)(hr)
     raise InputError(f"degradation={kind!r}; expected one of {', '.join(DEGRADATIONS)}")

@@ -71,6 +71,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 0.5
     degradation: str = "bi"
+    degradation_shares: dict | None = None           # "real": mixture weights, e.g. {"clean": 0.2, "codec": 0.5, ...}
     video_folder: str | None = None
     real_videos: str | None = None                   # folder made by `prepare-real-videos`
     video_fraction: float = 0.5                      # share of clips from videos when a source is given
@@ -108,7 +109,8 @@ class UpscalerTask:
         from .datasets import ClipDataset
         self.cfg = cfg
         self.data = ClipDataset(scale=cfg.scale, frames=cfg.frames, lr_size=cfg.lr_size,
-                                degradation=cfg.degradation, video_folder=cfg.video_folder,
+                                degradation=cfg.degradation, degradation_shares=cfg.degradation_shares,
+                                video_folder=cfg.video_folder,
                                 real_videos=cfg.real_videos, video_fraction=cfg.video_fraction, seed=cfg.seed,
                                 **({"photos": tuple(cfg.photos)} if cfg.photos else {}))
         self.rng = np.random.default_rng(cfg.seed + 1)
