@@ -1,5 +1,5 @@
-"""upscale --workers N on a local Ray cluster (2 CPUs): the same frames for any number of workers, and a
-worker killed mid-job is replaced without changing them."""
+"""upscale/restore --workers N on a local Ray cluster (2 CPUs): the same frames for any number of workers,
+and a worker killed mid-job is replaced without changing them."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import write_media
+from vsr_core.errors import InputError
+from vsr_core.jobs.restore import restore_file
 from vsr_core.jobs.upscale import upscale_file
+from vsr_core.pipeline.guided_sample import SampleSettings
+from vsr_core.pipeline.restore_video import RestoreSettings, load_restore_models
 from vsr_core.video import open_video
 
 ray = pytest.importorskip("ray")
@@ -55,6 +59,61 @@ def test_a_killed_worker_is_replaced_and_the_frames_do_not_change(cluster, sourc
     frames = run(source, tmp_path / "killed.mkv", 2)
     assert killed
     np.testing.assert_array_equal(frames, reference)
+
+
+INDEPENDENT = RestoreSettings(segment=6, segment_overlap=2, sample=SampleSettings(steps=2), precision="fp32",
+                              seams="independent")
+
+
+def restore(src, dst, workers, **kw):
+    restore_file(src, str(dst), INDEPENDENT, fmt="ffv1", workers=workers, **kw)
+    return open_video(str(dst)).read_all()
+
+
+@pytest.fixture(scope="module")
+def short_source(tmp_path_factory, clip):
+    return write_media(tmp_path_factory.mktemp("in") / "in.mkv", clip[:11, :24, :32])
+
+
+def test_restore_frames_are_the_same_for_any_number_of_workers_and_as_one_process(cluster, short_source,
+                                                                                    tmp_path):
+    one, two = restore(short_source, tmp_path / "w1.mkv", 1), restore(short_source, tmp_path / "w2.mkv", 2)
+    assert one.shape == (11, 96, 128, 3)
+    np.testing.assert_array_equal(one, two)
+    # the single-process job in the same seam mode gives the workers' frames
+    restore_file(short_source, str(tmp_path / "p.mkv"), INDEPENDENT, load_restore_models(), fmt="ffv1")
+    np.testing.assert_array_equal(open_video(str(tmp_path / "p.mkv")).read_all(), one)
+
+
+def test_restore_with_a_killed_worker_gives_the_same_frames(cluster, short_source, tmp_path, monkeypatch):
+    from vsr_core.jobs import distributed
+    reference = restore(short_source, tmp_path / "ref.mkv", 2)
+    real_collect, killed = distributed.RayPool.collect, []
+
+    def collect_then_kill(self, handle):
+        out = real_collect(self, handle)
+        if not killed:
+            pid = ray.get(self.actors[1].pid.remote())
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        return out
+    monkeypatch.setattr(distributed.RayPool, "collect", collect_then_kill)
+    np.testing.assert_array_equal(restore(short_source, tmp_path / "killed.mkv", 2), reference)
+    assert killed
+
+
+def test_restore_workers_need_independent_seams_and_their_own_models(short_source, tmp_path):
+    carried = RestoreSettings(segment=6, segment_overlap=2, sample=SampleSettings(steps=2))
+    with pytest.raises(InputError, match="needs seams='independent'"):
+        restore_file(short_source, str(tmp_path / "o.mkv"), carried, workers=2)
+    with pytest.raises(InputError, match="workers load their own models"):
+        restore_file(short_source, str(tmp_path / "o.mkv"), INDEPENDENT, load_restore_models(), workers=2)
+    assert not (tmp_path / "o.mkv").exists()
+
+
+def test_unknown_seam_mode_is_named():
+    with pytest.raises(InputError, match="seams='loose'"):
+        RestoreSettings(seams="loose")
 
 
 def test_missing_ray_is_a_clear_message(monkeypatch):

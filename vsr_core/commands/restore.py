@@ -5,11 +5,11 @@ from ..diffusion.motion_guidance import MotionGuidance
 from ..machine import set_threads
 from ..pipeline.guided_sample import SAMPLER_NAMES, SampleSettings
 from ..jobs.restore import restore_file
-from ..pipeline.restore_video import RestoreSettings, load_restore_models
+from ..pipeline.restore_video import SEAM_MODES, RestoreSettings, load_restore_models
 from ..progress import TerminalReporter
 from ..speed import DEVICES, PRECISIONS
 from ..video import FORMATS
-from .upscale import add_cache_arguments, add_load_arguments, load_options
+from .upscale import add_cache_arguments, add_load_arguments, add_worker_arguments, load_options
 
 
 def register(subparsers) -> None:
@@ -36,7 +36,11 @@ def register(subparsers) -> None:
     p.add_argument("--segment", type=int, default=16,
                    help="frames per segment; memory grows with it, not with the video's length")
     p.add_argument("--segment-overlap", type=int, default=2, help="frames shared by neighbouring segments")
+    p.add_argument("--seams", default=None, choices=SEAM_MODES,
+                   help="carried: guidance carried from segment to segment (one process, the default); "
+                        "independent: each segment sampled alone (the mode of --workers, for any N)")
     add_cache_arguments(p)
+    add_worker_arguments(p, "segments")
     p.add_argument("--format", default=None, choices=FORMATS)
     p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 (lossless) to 51")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
@@ -57,18 +61,23 @@ def run(args) -> int:
     from ..video.writer import validate_output
     check_job_paths(args.input, args.output, args.cache_dir)         # before minutes of model loading
     validate_output(args.output, args.format, args.crf, args.overwrite)
-    set_threads(args.threads)
+    seams = args.seams or ("independent" if args.workers else "carried")
+    # with Ray workers the driver only decodes, crossfades and encodes: one thread leaves the cores to them
+    set_threads(1 if args.workers else args.threads)
     sample = SampleSettings(steps=args.steps, sampler=args.sampler, seed=args.seed, window=args.window,
                             tile=args.tile, tile_overlap=args.tile // 2, guidance=MotionGuidance(args.guidance))
     settings = RestoreSettings(scale=args.scale, segment=args.segment, segment_overlap=args.segment_overlap,
                                sample=sample, precision=args.precision, upscale_tile=args.upscale_tile,
                                encode_tile=args.tile, decode_tile=args.tile,
-                               decode_tile_overlap=min(16, args.tile // 4))
-    models = load_restore_models(args.scale, diffusion=args.diffusion_model, vae=args.vae, device=args.device,
-                                 channels_last=args.channels_last, compile=args.compile)
+                               decode_tile_overlap=min(16, args.tile // 4), seams=seams)
+    load = dict(diffusion=args.diffusion_model, vae=args.vae, device=args.device,
+                channels_last=args.channels_last, compile=args.compile)
+    models = None if args.workers else load_restore_models(args.scale, **load)   # workers load their own
     count = restore_file(args.input, args.output, settings, models, options=load_options(args), fmt=args.format,
                          crf=args.crf, overwrite=args.overwrite, cache_dir=args.cache_dir,
                          keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 1,
+                         workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
+                         worker_models=load,
                          reporter=TerminalReporter())
     print(f"wrote {count} frames to {args.output}")
     return 0

@@ -55,14 +55,18 @@ def register(subparsers) -> None:
                    help="CPU threads for the learned upscaler (0: PyTorch's default; 1 is often fastest on a "
                         "busy or 2-core machine)")
     add_cache_arguments(p)
-    p.add_argument("--workers", type=int, default=0,
-                   help="run the windows on N Ray workers (optional: pip install \"ray[default]\"); the frames "
-                        "are the same for any N")
-    p.add_argument("--ray-address", default=None,
-                   help="join an existing Ray cluster (e.g. auto, or HOST:6379); default: start a local one")
+    add_worker_arguments(p, "windows")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     add_load_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_worker_arguments(parser, unit: str) -> None:
+    parser.add_argument("--workers", type=int, default=0,
+                        help=f"run the {unit} on N Ray workers, --threads each (optional: pip install "
+                             f"\"ray[default]\"); the frames are the same for any N")
+    parser.add_argument("--ray-address", default=None,
+                        help="join an existing Ray cluster (e.g. auto, or HOST:6379); default: start a local one")
 
 
 def add_cache_arguments(parser) -> None:

@@ -1,13 +1,15 @@
-"""The fast path's windows on a Ray cluster: `upscale --workers N [--ray-address ADDRESS]`.
+"""Segments on a Ray cluster: `upscale --workers N` and `restore --workers N` [--ray-address ADDRESS].
 
-Each worker is a Ray actor that loads the upscaler once and turns a window of
-LR frames (shipped as uint8) into upscaled float frames, with its own flow
-and thread settings; the driver reads the input, keeps at most a few windows
-in flight, crossfades and writes them strictly in order through the same
-resumable cache as the single-process job. A window depends only on its own
-frames, so the output is identical for any number of workers. A worker that
-dies is restarted and its window retried (Ray's actor restarts and task
-retries). Ray is optional: `pip install "ray[default]"`.
+Each worker is a Ray actor that loads its models once and turns a segment of
+LR frames (shipped as uint8) into output float frames, with its own flow,
+thread and device settings: `WindowWorker` runs the fast path's window,
+`SegmentWorker` the whole diffusion graph (restore, with independent seams).
+The driver reads the input, keeps at most a few segments in flight,
+crossfades and writes them strictly in order through the same resumable
+cache as the single-process job. A segment depends only on its own frames,
+so the output is identical for any number of workers. A worker that dies is
+restarted and its segment retried (Ray's actor restarts and task retries).
+Ray is optional: `pip install "ray[default]"`.
 """
 from __future__ import annotations
 
@@ -52,11 +54,37 @@ class WindowWorker:
                               self.scale).numpy()
 
 
-class RayPool:
-    """N WindowWorker actors on a local or existing Ray cluster, handing out windows round robin."""
+class SegmentWorker:
+    """The restore graph's models on one worker (one GPU where there are GPUs); `run` restores one segment."""
 
-    def __init__(self, workers: int, address: str | None, weights_path: str, scale: int, temporal: bool,
-                 tile: int, precision: str, threads: int):
+    def __init__(self, load: dict, settings, threads: int):
+        from ..machine import tune_allocator
+        from ..pipeline.restore_video import load_restore_models
+        torch.set_num_threads(max(1, threads))
+        tune_allocator()
+        self.models = load_restore_models(settings.scale, **load)
+        self.settings = settings
+
+    def pid(self) -> int:
+        import os
+        return os.getpid()
+
+    def run(self, lr_uint8: np.ndarray, first_frame: int) -> np.ndarray:
+        from ..pipeline.memory_fallback import retry_on_oom
+        from ..pipeline.restore_video import restore_segment, segment_seam, shrink
+        lr = torch.from_numpy(lr_uint8).permute(0, 3, 1, 2).float().div_(255)
+
+        def attempt(s):
+            return restore_segment(lr, None, self.models, s, segment_seam(s, {}, first_frame, None))
+        out, self.settings = retry_on_oom(attempt, self.settings, shrink, f"segment at frame {first_frame}", None)
+        return out.cpu().numpy()
+
+
+class RayPool:
+    """N actors of `worker` (a class above, built with `args`) on a local or existing Ray cluster,
+    handing out segments round robin."""
+
+    def __init__(self, workers: int, address: str | None, worker: type, args: tuple, threads: int):
         if not isinstance(workers, int) or workers < 1:
             raise InputError(f"workers={workers!r}; expected an integer >= 1")
         ray = import_ray()
@@ -66,13 +94,12 @@ class RayPool:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      **({} if address else {"num_cpus": max(workers * threads, 1)}))
         gpus = 1 if torch.cuda.is_available() else 0
-        actor = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=-1, max_task_retries=-1)(WindowWorker)
-        self.actors = [actor.remote(weights_path, scale, temporal, tile, precision, threads)
-                       for _ in range(workers)]
+        actor = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=-1, max_task_retries=-1)(worker)
+        self.actors = [actor.remote(*args) for _ in range(workers)]
         self.next = 0
 
     def submit(self, segment):
-        """Start one window (a pipeline.segments.SegmentInput) on the next worker; returns its handle."""
+        """Start one segment (a pipeline.segments.SegmentInput) on the next worker; returns its handle."""
         lr = (segment.lr.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
         actor = self.actors[self.next % len(self.actors)]
         self.next += 1

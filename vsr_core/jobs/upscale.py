@@ -67,8 +67,9 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
             return
         pool = None
         if workers:            # started once paths, input and locks are checked
-            from .distributed import RayPool
-            pool = RayPool(workers, ray_address, model.weights_path, scale, method == "learned", tile, "auto",
+            from .distributed import RayPool, WindowWorker
+            pool = RayPool(workers, ray_address, WindowWorker,
+                           (model.weights_path, scale, method == "learned", tile, "auto", worker_threads),
                            worker_threads)
         try:
             for segment, y, state in upscale_segments(lr_chunks, model, scale, window=window, overlap=overlap,

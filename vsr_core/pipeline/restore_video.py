@@ -5,9 +5,12 @@
 the same stages, defaults and shipped weights as `workflows/full_pipeline_default`,
 but frames stream from the decoder through every stage to the encoder in
 segments (pipeline/segments.py), so memory depends on the segment, window and
-tile sizes only. Across segments Guided Sample carries its guidance anchor
-(`Seam`), so the sampled latents are those of one pass over the video; the
-outputs of overlapping frames are crossfaded. Finished segments go to a cache
+tile sizes only. With `seams="carried"` (one process) Guided Sample carries its
+guidance anchor across segments (`Seam`), so the sampled latents are those of
+one pass over the video; with `seams="independent"` (the distributed mode,
+jobs.distributed) every segment is sampled on its own, with the same per-frame
+noise, so any worker can take any segment. The outputs of overlapping frames
+are crossfaded. Finished segments go to a cache
 folder, so a cancelled or crashed run resumes; when a segment runs out of
 memory its tiles (then windows) shrink and it runs again.
 """
@@ -30,6 +33,7 @@ from .vae_codec import decode_latents, encode_frames
 
 MIN_LATENT_TILE = 16
 MIN_PIXEL_TILE = 64
+SEAM_MODES = ("carried", "independent")
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,16 @@ class RestoreSettings:
     fusion_w: float | None = None     # CFW weight (None: the VAE's default)
     color_fix: str = "wavelet"
     precision: str = "auto"           # autocast: fp16/bf16 on CUDA, bf16 on AMX CPUs, else float32 (speed.py)
+    seams: str = "carried"            # "independent": segments sampled alone (Ray workers); see the module doc
 
     def __post_init__(self):
         if self.scale not in (2, 4):
             raise InputError(f"scale={self.scale!r}; expected 2 or 4")
+        if self.seams not in SEAM_MODES:
+            raise InputError(f"seams={self.seams!r}; expected one of {', '.join(SEAM_MODES)}")
         check_segmenting(self.segment, self.segment_overlap)
-        if self.segment > self.sample.window and self.segment_overlap >= self.sample.window:
+        if (self.seams == "carried" and self.segment > self.sample.window
+                and self.segment_overlap >= self.sample.window):
             # The anchor for the next segment is the frame before it, which must lie in this segment's last window.
             raise InputError(f"segment_overlap={self.segment_overlap}; expected fewer frames than the sampling "
                              f"window ({self.sample.window})")
@@ -73,19 +81,31 @@ class RestoreModels:
     files: dict = field(default_factory=dict)   # name -> file identity, for the cache key
 
 
+def restore_model_paths(scale: int = 4, diffusion: str | None = None, vae: str | None = None,
+                        upscaler: str | None = None, refiner: str | None = None) -> dict:
+    """name -> the file load_restore_models reads for it (given, else shipped; None: none read)."""
+    from ..checkpoints.bundle import shipped_path
+    from ..weights import default_upscaler_path
+    return {"diffusion": diffusion or shipped_path("diffusion"),
+            "vae": vae or (shipped_path("video_vae") if diffusion is None else None),
+            "upscaler": upscaler or default_upscaler_path(scale), "refiner": refiner}
+
+
+def restore_model_files(paths: dict) -> dict:
+    """name -> file identity of each file in `paths` (the cache key's part for the models)."""
+    return {k: file_identity(p) for k, p in paths.items() if p is not None}
+
+
 def load_restore_models(scale: int = 4, diffusion: str | None = None, vae: str | None = None,
                         upscaler: str | None = None, refiner: str | None = None, device: str = "cpu",
                         channels_last: bool = False, compile: bool = False) -> RestoreModels:
     """The models of the full graph: given files, else the shipped ones (as the default workflow),
     on `device` ("auto": CUDA when there is one), optionally channels-last and compiled."""
     from ..checkpoints import load_components
-    from ..checkpoints.bundle import shipped_path
     from ..checkpoints.diffusion_loader import load_diffusion_model
-    from ..weights import default_upscaler_path, load_default_upscaler, load_refiner, load_upscaler
+    from ..weights import load_default_upscaler, load_refiner, load_upscaler
 
-    paths = {"diffusion": diffusion or shipped_path("diffusion"),
-             "vae": vae or (shipped_path("video_vae") if diffusion is None else None),
-             "upscaler": upscaler or default_upscaler_path(scale), "refiner": refiner}
+    paths = restore_model_paths(scale, diffusion, vae, upscaler, refiner)
     model, own_vae = load_diffusion_model(paths["diffusion"])
     if paths["vae"] is not None:
         parts = load_components(paths["vae"], ("vae",))
@@ -95,8 +115,7 @@ def load_restore_models(scale: int = 4, diffusion: str | None = None, vae: str |
     if own_vae is None:
         raise InputError(f"diffusion checkpoint '{paths['diffusion']}' has no VAE; give a VAE file too")
     up = load_upscaler(upscaler) if upscaler else load_default_upscaler(scale)
-    files = {k: file_identity(p) for k, p in paths.items() if p is not None}
-    models = RestoreModels(up, model, own_vae, load_refiner(refiner), files)
+    models = RestoreModels(up, model, own_vae, load_refiner(refiner), restore_model_files(paths))
     target = pick_device(device)
     for module in (models.upscaler, model.unet, models.vae, models.refiner):
         module.to(target)
@@ -152,6 +171,13 @@ def _restore_segment(lr, lead, models: RestoreModels, settings: RestoreSettings,
                              tile=settings.decode_tile, tile_overlap=settings.decode_tile_overlap,
                              reporter=reporter)
     return refine(up, decoded, models.refiner, color_fix=settings.color_fix).float()
+
+
+def segment_seam(settings: RestoreSettings, state: dict, first_frame: int, export: int | None) -> Seam:
+    """The Seam a segment samples with: carried from the previous segment, or its own (independent)."""
+    if settings.seams == "independent":
+        return Seam(first_frame=first_frame)
+    return seam_from_state(state, first_frame, export)
 
 
 def seam_state(seam: Seam) -> dict:
