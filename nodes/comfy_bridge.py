@@ -100,6 +100,20 @@ def make_reporter() -> Reporter:
     return ComfyReporter() if IN_COMFYUI else TerminalReporter()
 
 
+_headless_output: str | None = None      # the headless runner's --output-dir (run_workflow.py)
+
+
+@contextmanager
+def headless_output_directory(path: str | None):
+    """Outside ComfyUI: where Save nodes write inside this block (None: the default)."""
+    global _headless_output
+    previous, _headless_output = _headless_output, os.path.abspath(path) if path else None
+    try:
+        yield
+    finally:
+        _headless_output = previous
+
+
 def input_directory() -> str:
     if IN_COMFYUI:
         return folder_paths.get_input_directory()
@@ -109,7 +123,7 @@ def input_directory() -> str:
 def output_directory() -> str:
     if IN_COMFYUI:
         return folder_paths.get_output_directory()
-    return os.environ.get("VSR_OUTPUT_DIR", os.path.join(os.getcwd(), "output"))
+    return _headless_output or os.environ.get("VSR_OUTPUT_DIR", os.path.join(os.getcwd(), "output"))
 
 
 def temp_directory() -> str:

@@ -2,7 +2,11 @@
 deterministic weights for golden comparisons."""
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
+import os
+import sys
 from fractions import Fraction
 
 import av
@@ -11,6 +15,32 @@ import pytest
 import torch
 
 from vsr_core.data import CameraPath, photo, virtual_camera_clip
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACK_NAME = "vsr_node_pack"
+
+
+def load_node_pack(folder: str = ROOT) -> dict:
+    """NODE_CLASS_MAPPINGS of the pack in `folder`, imported by path as ComfyUI imports custom nodes
+    (once per test session)."""
+    if PACK_NAME not in sys.modules:
+        init = os.path.join(folder, "__init__.py")
+        spec = importlib.util.spec_from_file_location(PACK_NAME, init, submodule_search_locations=[folder])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[PACK_NAME] = module
+        spec.loader.exec_module(module)
+    return sys.modules[PACK_NAME].NODE_CLASS_MAPPINGS
+
+
+def pack_module(name: str):
+    """A module of the loaded pack, e.g. pack_module("nodes.run_workflow")."""
+    load_node_pack()
+    return importlib.import_module(f"{PACK_NAME}.{name}")
+
+
+def run_workflow(argv: list[str]) -> int:
+    """`python -m nodes ARGV...` inside this process."""
+    return pack_module("nodes.run_workflow").main(argv)
 
 
 @pytest.fixture(scope="module")

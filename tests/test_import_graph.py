@@ -85,6 +85,19 @@ def test_nothing_in_vsr_core_imports_comfyui_or_the_node_pack():
     assert {m: i for m, i in bad.items() if i} == {}
 
 
+def test_vsr_core_loads_no_code_by_path():
+    """The node pack (or any file) is never executed from inside vsr_core: the headless runner is
+    handed the node classes (nodes/run_workflow.py)."""
+    loaders = {"spec_from_file_location", "exec_module", "run_path", "SourceFileLoader", "exec"}
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = getattr(node, "attr", None) or getattr(node, "id", None)
+            if name in loaders:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
+    assert found == []
+
+
 def test_layers_import_downwards_only():
     edges = graph()
     up = [f"{m} -> {i}" for m, imps in edges.items() for i in imps

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_media
+from conftest import write_media, run_workflow
 from vsr_core.cli import main
 from vsr_core.errors import CheckpointError, InputError, Interrupted, OutputError
 from vsr_core.jobs.file_job import output_lock_path
@@ -413,15 +413,15 @@ def _workflow(tmp_path, video, prefix="vsr/out"):
 def test_11_workflow_mistakes_fail_before_the_graph_runs(tmp_path, small, capsys):
     wf, path = _workflow(tmp_path, small)
     out = ["--output-dir", str(tmp_path / "o")]
-    assert main(["run", str(path), "--set", "1.vidoe=other.mp4"] + out) == 2
+    assert run_workflow([str(path), "--set", "1.vidoe=other.mp4"] + out) == 2
     assert "has no input 'vidoe'" in capsys.readouterr().err
     wf["1"]["inputs"] = [small]
     path.write_text(json.dumps(wf))
-    assert main(["run", str(path)] + out) == 2
+    assert run_workflow([str(path)] + out) == 2
     assert "'inputs' is a list" in capsys.readouterr().err
     _, path = _workflow(tmp_path, small, prefix="../../escape")
     t0 = time.time()
-    assert main(["run", str(path)] + out) == 2
+    assert run_workflow([str(path)] + out) == 2
     assert "outside the output folder" in capsys.readouterr().err and time.time() - t0 < 5
     assert not (tmp_path / "o").exists() or os.listdir(tmp_path / "o") == []
 

@@ -16,7 +16,7 @@ from vsr_core.models.text_encoder import OpenCLIPTextEncoder, TextEncoderConfig
 from vsr_core.models.unet import UNetConfig, UNetModel
 from vsr_core.models.vae import AutoencoderKL, VAEConfig
 from vsr_core.models.video_vae import VideoAutoencoderKL
-from vsr_core.workflow import load_node_pack
+from conftest import load_node_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 UNET = dict(model_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(1, 2),

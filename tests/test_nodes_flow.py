@@ -8,7 +8,7 @@ import torch
 
 from vsr_core.data import CameraPath, photo, virtual_camera_clip
 from vsr_core.flow import FlowField
-from vsr_core.workflow import load_node_pack
+from conftest import load_node_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 

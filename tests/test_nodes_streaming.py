@@ -8,12 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import write_media
+from conftest import load_node_pack, write_media
 from vsr_core.errors import Interrupted
 from vsr_core.jobs.upscale import upscale_file
 from vsr_core.progress import Reporter
 from vsr_core.video import open_video
-from vsr_core.workflow import load_node_pack
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.usefixtures("one_thread")

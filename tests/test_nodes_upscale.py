@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from vsr_core.data import CameraPath, photo, virtual_camera_clip
 from vsr_core.metrics import psnr_y
-from vsr_core.workflow import load_node_pack
+from conftest import load_node_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 

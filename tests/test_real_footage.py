@@ -3,7 +3,6 @@ and the two network changes (cleaning stage, occlusion-gated propagation)."""
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest

@@ -16,7 +16,7 @@ from vsr_core.data import CameraPath, photo, virtual_camera_clip
 from vsr_core.models.sft import StructCondUNet
 from vsr_core.models.vae import AutoencoderKL
 from vsr_core.models.video_vae import VideoAutoencoderKL
-from vsr_core.workflow import load_node_pack
+from conftest import load_node_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 

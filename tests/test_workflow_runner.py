@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tone
-from vsr_core.cli import main
+from conftest import load_node_pack, run_workflow, tone
 from vsr_core.errors import InputError
 from vsr_core.video import decode_audio, open_video
-from vsr_core.workflow import apply_overrides, load_node_pack, load_workflow, run_prompt, ui_to_api
+from vsr_core.workflow import apply_overrides, load_workflow, run_prompt, ui_to_api
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
@@ -34,7 +33,7 @@ def test_ui_and_api_twins_convert_to_the_same_prompt(classes):
 def test_shipped_workflow_runs_from_the_command_line(name, media, tmp_path, clip):
     audio = tone(len(clip) / 24)
     src = media("in.mkv", fps=Fraction(24), audio=audio)
-    code = main(["run", str(WORKFLOWS / name), "--set", f"1.video={src}", "--set", "1.skip_first_frames=2",
+    code = run_workflow([str(WORKFLOWS / name), "--set", f"1.video={src}", "--set", "1.skip_first_frames=2",
                  "--set", "VSR_SaveVideo.format=ffv1-mkv (lossless)", "--output-dir", str(tmp_path / "out")])
     assert code == 0
     out = tmp_path / "out" / "vsr" / "converted_00001.mkv"
@@ -138,7 +137,7 @@ def test_workflow_file_errors(tmp_path, classes):
 
 
 def test_cli_reports_errors_with_exit_code_2(tmp_path, capsys):
-    assert main(["run", str(tmp_path / "missing.json")]) == 2
+    assert run_workflow([str(tmp_path / "missing.json")]) == 2
     assert "cannot read workflow" in capsys.readouterr().err
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tone
-from vsr_core.cli import main
+from conftest import load_node_pack, run_workflow, tone
 from vsr_core.video import open_video
-from vsr_core.workflow import load_node_pack, node_info, ui_to_api, validate_prompt, validate_ui
+from vsr_core.workflow import node_info, ui_to_api, validate_prompt, validate_ui
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
@@ -68,7 +67,7 @@ def test_pack_only_workflows_run_headless(api, classes, media, tmp_path, clip):
     overrides = [f"{loader}.video={src}"]
     overrides += [f"{k}.steps=2" for k, n in prompt.items() if n["class_type"] == "VSR_GuidedSample"]
     sets = sum((["--set", o] for o in overrides), [])
-    assert main(["run", str(api), *sets, "--output-dir", str(tmp_path / "out")]) == 0
+    assert run_workflow([str(api), *sets, "--output-dir", str(tmp_path / "out")]) == 0
     saved = sorted((tmp_path / "out").rglob("*.mp4"))
     assert len(saved) == 1
     reader = open_video(str(saved[0]))

@@ -18,7 +18,6 @@ from .machine import tune_allocator
 COMMAND_MODULES = [
     ".commands.upscale",
     ".commands.restore",
-    ".commands.run",
     ".commands.inspect",
     ".commands.flow",
     ".commands.train",
@@ -41,8 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("upscale", "restore"):
         tune_allocator()
+    return exit_code(args.func, args)
+
+
+def exit_code(func, args) -> int:
+    """Run a command function; a cancel or a VSRError becomes a one-line message and its exit code."""
     try:
-        return int(args.func(args) or 0)
+        return int(func(args) or 0)
     except Interrupted:
         print("\ninterrupted: nothing was written in place of an existing output", file=sys.stderr)
         return 130

@@ -1,10 +1,9 @@
 """Headless execution and checking of ComfyUI workflows made with this pack's nodes."""
 from .executor import apply_overrides, load_workflow, run_prompt
-from .pack import load_node_pack
 from .signature import node_info
 from .ui_export import api_to_ui
 from .ui_format import ui_to_api
 from .validate import validate_prompt, validate_ui
 
-__all__ = ["apply_overrides", "load_workflow", "run_prompt", "load_node_pack", "node_info", "api_to_ui",
+__all__ = ["apply_overrides", "load_workflow", "run_prompt", "node_info", "api_to_ui",
            "ui_to_api", "validate_prompt", "validate_ui"]
