@@ -49,7 +49,7 @@ from vsr_core.flow.estimate import estimate_flow  # noqa: E402
 from vsr_core.metrics import psnr_y, ssim_y, warping_error  # noqa: E402
 from vsr_core.pipeline.guided_sample import SampleSettings, guided_sample  # noqa: E402
 from vsr_core.pipeline.vae_codec import decode_latents, encode_frames  # noqa: E402
-from vsr_core.resize import bicubic_upscale  # noqa: E402
+from vsr_core.ops.resize import bicubic_upscale  # noqa: E402
 from vsr_core.train.degradations import degrade  # noqa: E402
 from vsr_core.machine import cpu_name  # noqa: E402
 
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
             line.append(("bicubic", add("bicubic", bic, hr, ff, valid, time.perf_counter() - t0)))
             fast = None
             if upscaler is not None:
-                from vsr_core.upscale_video import upscale_frames
+                from vsr_core.pipeline.upscale import upscale_frames
                 t0 = time.perf_counter()
                 fast = upscale_frames(lr, upscaler)
                 line.append(("fast", add("fast path: upscaler", fast, hr, ff, valid, time.perf_counter() - t0)))

@@ -40,7 +40,7 @@ from vsr_core.flow import DISFlow, occlusion_masks  # noqa: E402
 from vsr_core.machine import cpu_name, tune_allocator  # noqa: E402
 from vsr_core.metrics import psnr_y, ssim_y, warping_error  # noqa: E402
 from vsr_core.models.upscaler import upscale_clip  # noqa: E402
-from vsr_core.resize import bicubic_upscale  # noqa: E402
+from vsr_core.ops.resize import bicubic_upscale  # noqa: E402
 from vsr_core.train.degradations import bd_downsample, bi_downsample, quantize  # noqa: E402
 from vsr_core.train.real_eval import heldout_hr_clips  # noqa: E402
 from vsr_core.weights import HERE as WEIGHTS, load_default_upscaler, load_upscaler  # noqa: E402

@@ -36,7 +36,7 @@ from vsr_core.jobs.restore import restore_file  # noqa: E402
 from vsr_core.pipeline.restore_video import RestoreSettings, load_restore_models  # noqa: E402
 from vsr_core.train.degradations import degrade  # noqa: E402
 from vsr_core.video import VideoWriter, open_video  # noqa: E402
-from vsr_core.frames import float_to_uint8, tchw_to_thwc  # noqa: E402
+from vsr_core.ops.frames import float_to_uint8, tchw_to_thwc  # noqa: E402
 
 
 def pair_errors(frames: torch.Tensor, forward: torch.Tensor, valid: torch.Tensor) -> list[float]:

@@ -36,7 +36,7 @@ from vsr_core.metrics import psnr_y  # noqa: E402
 from vsr_core.models.refiner import refine  # noqa: E402
 from vsr_core.pipeline.guided_sample import SampleSettings, guided_sample  # noqa: E402
 from vsr_core.pipeline.vae_codec import decode_latents, encode_frames  # noqa: E402
-from vsr_core.upscale_video import upscale_frames  # noqa: E402
+from vsr_core.pipeline.upscale import upscale_frames  # noqa: E402
 from vsr_core.checkpoints import load_components  # noqa: E402
 from vsr_core.checkpoints.bundle import shipped_path  # noqa: E402
 from vsr_core.pipeline.restore_video import load_restore_models  # noqa: E402

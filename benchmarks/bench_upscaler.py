@@ -28,9 +28,10 @@ from vsr_core.data.clips import HELDOUT_PHOTOS, load_photo  # noqa: E402
 from vsr_core.data.virtual_camera import CameraPath, virtual_camera_clip  # noqa: E402
 from vsr_core.flow import DISFlow, occlusion_masks  # noqa: E402
 from vsr_core.metrics import psnr_y, ssim_y, warping_error  # noqa: E402
-from vsr_core.resize import bicubic_upscale  # noqa: E402
+from vsr_core.ops.resize import bicubic_upscale  # noqa: E402
 from vsr_core.train.degradations import degrade  # noqa: E402
-from vsr_core.upscale_video import stabilize_with_flow, upscale_frames  # noqa: E402
+from vsr_core.pipeline.stabilize import stabilize_with_flow
+from vsr_core.pipeline.upscale import upscale_frames  # noqa: E402
 from vsr_core.weights import load_default_upscaler, load_upscaler  # noqa: E402
 
 PATHS = {

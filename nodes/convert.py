@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from vsr_core.errors import InputError
-from vsr_core.frames import float_to_uint8, uint8_to_float
+from vsr_core.ops.frames import float_to_uint8, uint8_to_float
 from vsr_core.video import AudioClip, AudioSegment, AudioStreamRef, decode_audio
 
 

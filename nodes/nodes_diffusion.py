@@ -6,7 +6,7 @@ import dataclasses
 from vsr_core.diffusion.model import DiffusionModel
 from vsr_core.diffusion.motion_guidance import RULES, MotionGuidance
 from vsr_core.errors import InputError
-from vsr_core.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
+from vsr_core.ops.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
 from vsr_core.pipeline.guided_sample import SAMPLER_NAMES, SampleSettings, guided_sample
 from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
 from vsr_core.pipeline.vae_codec import decode_latents, encode_frames

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from vsr_core.flow import (DEFAULT_PRESET, DIS_PRESETS, OCCLUSION_CONVENTIONS, RAFT_INPUT_MODES, estimate_flow,
                            flow_preview)
-from vsr_core.frames import check_image_batch, thwc_to_tchw
+from vsr_core.ops.frames import check_image_batch, thwc_to_tchw
 
 from .comfy_bridge import compute_device, make_reporter, model_choices, register_model_folder, resolve_model
 

@@ -1,13 +1,14 @@
 """Upscale, Refine and Color Fix: the fast path's stages (and the ends of the diffusion path)."""
 from __future__ import annotations
 
-from vsr_core.colorfix import COLOR_FIX_METHODS, color_fix
+from vsr_core.ops.colorfix import COLOR_FIX_METHODS, color_fix
 from vsr_core.errors import InputError
-from vsr_core.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
+from vsr_core.ops.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
 from vsr_core.models.refiner import refine
 from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
-from vsr_core.resize import resize_frames
-from vsr_core.upscale_video import stabilize_with_flow, upscale_frames
+from vsr_core.ops.resize import resize_frames
+from vsr_core.pipeline.stabilize import stabilize_with_flow
+from vsr_core.pipeline.upscale import upscale_frames
 from vsr_core.weights import clean_upscaler_path, default_upscaler_path, load_refiner, load_upscaler
 
 from .comfy_bridge import (core_upscale_frames, is_core_upscale_model, make_reporter, model_choices,

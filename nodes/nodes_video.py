@@ -6,7 +6,7 @@ import os
 import torch
 
 from vsr_core.errors import InputError, OutputError
-from vsr_core.frames import check_finite, check_image_batch
+from vsr_core.ops.frames import check_finite, check_image_batch
 from vsr_core.video import LoadOptions, VideoWriter, open_video, to_fraction
 from vsr_core.video.naming import check_output_prefix, next_numbered_path
 from vsr_core.video.timeline import select_indices

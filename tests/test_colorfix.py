@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from vsr_core.colorfix import adain_color_fix, color_fix, wavelet_color_fix, wavelet_decomposition
+from vsr_core.ops.colorfix import adain_color_fix, color_fix, wavelet_color_fix, wavelet_decomposition
 from vsr_core.errors import InputError
 
 

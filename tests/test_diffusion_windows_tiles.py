@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vsr_core.diffusion.tiles import gaussian_weights, tiled_denoise
-from vsr_core.diffusion.windows import WindowBlender, frame_weights, plan_windows
+from vsr_core.ops.tiling import gaussian_weights, tiled_denoise
+from vsr_core.ops.windows import WindowBlender, frame_weights, plan_windows
 from vsr_core.errors import InputError
 
 

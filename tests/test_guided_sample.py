@@ -264,7 +264,7 @@ def test_guidance_through_the_model_changes_the_result_and_lowers_the_warping_er
 
 def test_through_model_gradient_over_tiles_is_exact():
     """Tile-by-tile vector-Jacobian products equal autograd through the whole Gaussian-weighted canvas."""
-    from vsr_core.diffusion.tiles import tiled_denoise
+    from vsr_core.ops.tiling import tiled_denoise
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(4, 4, 3, padding=1)
     target = torch.randn(2, 4, 20, 20)

@@ -238,8 +238,8 @@ def test_6_gif_with_mixed_durations_keeps_them(tmp_path, clip):
 # 7 -------------------------------------------------------------- NaN never reaches a file
 def test_7_nan_frames_are_refused_with_the_frame_index(tmp_path):
     sys.path.insert(0, os.path.dirname(ROOT))
-    from vsr_core.colorfix import color_fix
-    from vsr_core.frames import float_to_uint8
+    from vsr_core.ops.colorfix import color_fix
+    from vsr_core.ops.frames import float_to_uint8
     frames = torch.rand(4, 8, 8, 3)
     frames[2, 3, 3, 1] = float("nan")
     with pytest.raises(InputError, match="frame 2 contains NaN"):
@@ -381,7 +381,7 @@ def test_11_full_disk_is_a_message_and_replaces_nothing(tmp_path, small, monkeyp
 
 
 def test_11_out_of_memory_in_upscale_shrinks_tiles(tmp_path, small, monkeypatch):
-    from vsr_core import upscale_video
+    from vsr_core.pipeline import upscale as upscale_video
     real = upscale_video._run_window
 
     def picky(lr, model, flows, tile, tile_overlap, precision):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vsr_core.errors import InputError, Interrupted
-from vsr_core.frames import float_to_uint8, tchw_to_thwc
+from vsr_core.ops.frames import float_to_uint8, tchw_to_thwc
 from vsr_core.pipeline.segments import Resume, run_segments
 
 

@@ -6,7 +6,8 @@ import torch
 
 from vsr_core.errors import InputError
 from vsr_core.models.upscaler import UpscalerConfig, VideoUpscaler, upscale_clip
-from vsr_core.upscale_video import stabilize_with_flow, stream_upscale, upscale_frames
+from vsr_core.pipeline.stabilize import stabilize_with_flow
+from vsr_core.pipeline.upscale import stream_upscale, upscale_frames
 
 TINY = dict(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=2, attn_window=4)
 
@@ -129,7 +130,7 @@ def test_shipped_default_upscaler_beats_bicubic_on_a_heldout_clip():
         pytest.skip("shipped weights not installed")
     from vsr_core.data.clips import heldout_clips
     from vsr_core.metrics import psnr_y
-    from vsr_core.resize import bicubic_upscale
+    from vsr_core.ops.resize import bicubic_upscale
     from vsr_core.train.degradations import degrade
     m = load_default_upscaler(4)
     assert m.card["steps"] > 0 and "psnr_y" in m.card["metrics"]
@@ -143,7 +144,7 @@ def test_streamed_stabilisation_equals_one_shot(clip):
     lr = lr_clip(clip, 7)
     m = tiny()
     plain = upscale_frames(lr, m, window=4, overlap=1)
-    from vsr_core.upscale_video import stabilize_with_flow as swf
+    from vsr_core.pipeline.stabilize import stabilize_with_flow as swf
     streamed = upscale_frames(lr, m, window=4, overlap=1, stabilize=0.6)
     assert streamed.shape == plain.shape
     assert torch.allclose(streamed, swf(plain, lr, strength=0.6), atol=1e-5)
@@ -248,7 +249,7 @@ def test_shipped_default_handles_compressed_input_where_the_clean_only_one_fails
     and beats the previous clean-only weights, which sharpen the codec's blocks."""
     from vsr_core.data.clips import heldout_clips
     from vsr_core.metrics import psnr_y
-    from vsr_core.resize import bicubic_upscale
+    from vsr_core.ops.resize import bicubic_upscale
     from vsr_core.train.codec import codec_roundtrip
     from vsr_core.train.degradations import degrade, quantize
     from vsr_core.weights import clean_upscaler_path, has_default_upscaler, load_default_upscaler, load_upscaler

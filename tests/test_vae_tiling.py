@@ -1,4 +1,4 @@
-"""Tiled VAE encode/decode with overlap blending (vsr_core.models.tiling)."""
+"""Tiled VAE encode/decode with overlap blending (vsr_core.ops.tiling)."""
 from __future__ import annotations
 
 
@@ -9,7 +9,8 @@ import torch.nn as nn
 from conftest import seeded_state_dict
 from vsr_core.errors import InputError
 from vsr_core.models.cfw import CFWAutoencoderKL
-from vsr_core.models.tiling import ramp, tile_starts, tiled_decode, tiled_encode, tiled_map
+from vsr_core.ops.tiling import ramp, tile_starts, tiled_map
+from vsr_core.pipeline.vae_tiles import tiled_decode, tiled_encode
 from vsr_core.models.vae import AutoencoderKL, VAEConfig
 from vsr_core.models.video_vae import VideoAutoencoderKL
 from vsr_core.progress import Reporter

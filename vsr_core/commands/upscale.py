@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..machine import set_threads
 from ..progress import TerminalReporter
 from ..jobs.upscale import upscale_file
-from ..upscale_video import METHODS, default_method
+from ..pipeline.upscale import METHODS, default_method
 from ..video import FORMATS, LoadOptions
 
 

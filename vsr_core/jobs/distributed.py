@@ -47,7 +47,7 @@ class WindowWorker:
 
     @torch.inference_mode()
     def run(self, lr_uint8: np.ndarray, first_frame: int) -> np.ndarray:
-        from ..upscale_video import TILE_OVERLAP_LR_PX, upscale_window, window_tiles
+        from ..pipeline.upscale import TILE_OVERLAP_LR_PX, upscale_window, window_tiles
         lr = torch.from_numpy(lr_uint8).permute(0, 3, 1, 2).float().div_(255)
         tiles = window_tiles(self.tile, TILE_OVERLAP_LR_PX, lr)
         return upscale_window(lr, first_frame, self.model, self.flows, self.temporal, tiles, self.precision,

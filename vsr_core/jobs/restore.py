@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..errors import InputError
-from ..frames import thwc_to_tchw, uint8_to_float
+from ..ops.frames import thwc_to_tchw, uint8_to_float
 from ..pipeline.memory_fallback import retry_on_oom
 from ..pipeline.restore_video import (RestoreModels, RestoreSettings, load_restore_models, restore_model_files,
                                       restore_model_paths, restore_segment, seam_state, segment_seam, shrink)

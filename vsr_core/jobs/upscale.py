@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..file_identity import file_identity
-from ..frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
+from ..ops.frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
 from ..progress import Reporter, get_reporter
-from ..resize import bicubic_upscale
-from ..upscale_video import METHODS, TILE_OVERLAP_LR_PX, check_stream_options, default_method, upscale_segments
+from ..ops.resize import bicubic_upscale
+from ..pipeline.upscale import (METHODS, TILE_OVERLAP_LR_PX, check_stream_options, default_method,
+                               upscale_segments)
 from ..video import LoadOptions
 from ..weights import load_default_upscaler, load_upscaler
 from .file_job import CacheSettings, OutputSettings, run_file_job

@@ -57,7 +57,7 @@ def refine(x_u: torch.Tensor, x_d: torch.Tensor, refiner: Refiner | None = None,
     ``color_fix`` ('none', 'adain', 'wavelet') is applied afterwards against
     ``reference`` (default: X_u). Processes ``chunk`` frames at a time.
     """
-    from ..colorfix import color_fix as apply_fix
+    from ..ops.colorfix import color_fix as apply_fix
     for name, x in (("x_u", x_u), ("x_d", x_d)):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
             raise InputError(f"refine {name}: expected float frames [T,3,H,W], got "

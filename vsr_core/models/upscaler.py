@@ -339,7 +339,7 @@ def upscale_clip(model: VideoUpscaler, lr: torch.Tensor, temporal: bool = True, 
                  flows: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Upscale one in-memory clip [T,3,H,W] (0..1) in a single pass -> [T,3,sH,sW] clamped.
 
-    For long videos use ``vsr_core.upscale_video.upscale_frames``, which
+    For long videos use ``vsr_core.pipeline.upscale.upscale_frames``, which
     streams over overlapping windows with bounded memory.
     """
     check_lr(lr, "frames")

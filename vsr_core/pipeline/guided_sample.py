@@ -38,11 +38,10 @@ from ..diffusion.noise import FrameNoise
 from ..diffusion.prediction import to_x0_eps
 from ..diffusion.samplers import SAMPLERS
 from ..diffusion.schedules import ddpm_schedule, q_sample
-from ..diffusion.tiles import gaussian_weights, tiled_denoise
-from ..diffusion.windows import WindowBlender, plan_windows
+from ..ops.tiling import gaussian_weights, tile_boxes, tiled_denoise
+from ..ops.windows import WindowBlender, plan_windows
 from ..errors import InputError
 from ..flow.field import FlowField
-from ..models.tiling import tile_starts
 from ..progress import Reporter, get_reporter
 
 SAMPLER_NAMES = ("ddpm", "ddim", "resshift")
@@ -163,7 +162,7 @@ def _make_process(settings: SampleSettings, model) -> _Process:
 def x0_and_loss_gradient(net: Callable[[torch.Tensor, slice, slice], tuple[torch.Tensor, torch.Tensor]],
                          x: torch.Tensor, tile: int, overlap: int,
                          loss: Callable[[torch.Tensor], torch.Tensor]):
-    """(x0, eps, dL/dx) for the tiled denoiser of tiles.tiled_denoise and a loss on its x0.
+    """(x0, eps, dL/dx) for the tiled denoiser of ops.tiling.tiled_denoise and a loss on its x0.
 
     With one tile, one differentiable forward. With several, the aggregated x0
     is sum_k w_k x0_k(x_k) / sum_k w_k, so dL/dx = sum_k J_k^T ((w_k / W) dL/dx0)
@@ -183,8 +182,7 @@ def x0_and_loss_gradient(net: Callable[[torch.Tensor, slice, slice], tuple[torch
     with gradients():
         x0_leaf = x0.detach().clone().requires_grad_(True)
         (g0,) = torch.autograd.grad(loss(x0_leaf), x0_leaf)
-    boxes = [(slice(top, min(top + tile, h)), slice(left, min(left + tile, w)))
-             for top in tile_starts(h, tile, overlap) for left in tile_starts(w, tile, overlap)]
+    boxes = tile_boxes(h, w, tile, overlap)
     weights = [gaussian_weights(r.stop - r.start, c.stop - c.start).to(x) for r, c in boxes]
     weight_sum = x.new_zeros((h, w))
     for (r, c), wk in zip(boxes, weights):

@@ -29,6 +29,7 @@ from ..speed import autocast, autocast_dtype, compile_forward, pick_device, use_
 from .guided_sample import SampleSettings, Seam, guided_sample
 from .memory_fallback import halve
 from .segments import check_segmenting
+from .upscale import upscale_frames
 from .vae_codec import decode_latents, encode_frames
 
 MIN_LATENT_TILE = 16
@@ -158,7 +159,6 @@ def restore_segment(lr: torch.Tensor, lead: torch.Tensor | None, models: Restore
 def _restore_segment(lr, lead, models: RestoreModels, settings: RestoreSettings, seam: Seam, reporter: Reporter):
     from ..flow import estimate_flow
     from ..models.refiner import refine
-    from ..upscale_video import upscale_frames
 
     model = models.diffusion
     flow_frames = lr if lead is None or not seam.anchors else torch.cat([lead[None], lr])

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..frames import float_to_uint8, tchw_to_thwc
+from ..ops.frames import float_to_uint8, tchw_to_thwc
 from ..progress import Reporter, get_reporter
 
 # process(lr [n,3,h,w], lead [1,3,h,w] or None, state, export, first_frame) -> (out [n,3,H,W] in 0..1, state)

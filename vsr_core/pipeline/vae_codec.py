@@ -14,9 +14,9 @@ import inspect
 import torch
 import torch.nn.functional as F
 
-from ..diffusion.windows import WindowBlender, plan_windows
+from ..ops.windows import WindowBlender, plan_windows
 from ..errors import InputError
-from ..models.tiling import tiled_decode, tiled_encode
+from .vae_tiles import tiled_decode, tiled_encode
 from ..progress import Reporter, get_reporter
 
 

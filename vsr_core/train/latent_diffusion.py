@@ -104,7 +104,7 @@ def load_frozen_vae(path: str | None):
 
 def lr_pair(hr: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
     """HR frames [T,3,H,W] -> (LR by BI degradation, its bicubic x`scale` upscale), both in 0..1."""
-    from ..resize import bicubic_upscale
+    from ..ops.resize import bicubic_upscale
     from .degradations import degrade
     lr = degrade(hr, "bi", scale)
     return lr, bicubic_upscale(lr, scale).clamp(0, 1)

@@ -44,7 +44,7 @@ def evaluate_real_videos(model, cache_dir: str, frames: int = 8) -> dict:
     """Mean PSNR-Y gain over bicubic per case, and the worst clip's gain."""
     from ..metrics import psnr_y
     from ..models.upscaler import upscale_clip
-    from ..resize import bicubic_upscale
+    from ..ops.resize import bicubic_upscale
     was = model.training
     model.eval()
     res = {}

@@ -193,7 +193,7 @@ def evaluate_upscaler(model, frames: int = 5, size=(256, 384), names=None) -> di
     from ..data.clips import HELDOUT_PHOTOS, heldout_clips
     from ..metrics import psnr_y
     from ..models.upscaler import upscale_clip
-    from ..resize import bicubic_upscale
+    from ..ops.resize import bicubic_upscale
     from .degradations import degrade
 
     was = model.training

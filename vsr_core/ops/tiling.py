@@ -1,10 +1,13 @@
-"""Tiled VAE encode / decode with overlap blending.
+"""Spatial tiling, the one tiler of the project: where tiles go and how their outputs blend.
 
 Large frames are cut into overlapping spatial tiles; each tile goes through
-the network alone and the outputs are blended with weights that taper across
-the overlaps (linearly or by a raised cosine) and are normalised by their sum.
-Peak memory then depends on the tile size (and batch), not on the frame size,
-apart from the output buffer itself.
+a network alone and the outputs are blended with weights normalised by their
+sum, so peak memory depends on the tile size (and batch), not on the frame
+size, apart from the output buffer itself. Two weightings:
+- `tiled_map` (VAE encode/decode, the upscaler): weights that taper across
+  the overlaps, linearly or by a raised cosine;
+- `tiled_denoise` (diffusion latents, StableSR's canvas): Gaussian weights that
+  peak at each tile's centre, for (x0, eps) pairs at every sampling step.
 
 Exactness
 - If one tile covers the whole input, the network is called once on the
@@ -36,7 +39,8 @@ import torch
 from ..errors import InputError
 from ..progress import Reporter, get_reporter
 
-__all__ = ["tile_starts", "ramp", "edge_ramp", "tile_weight", "tiled_map", "tiled_encode", "tiled_decode"]
+__all__ = ["tile_starts", "tile_boxes", "ramp", "edge_ramp", "tile_weight", "tiled_map", "gaussian_weights",
+           "tiled_denoise"]
 
 BLENDS = ("cosine", "linear")
 
@@ -53,6 +57,12 @@ def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[in
     if not starts or starts[-1] != last:
         starts.append(last)
     return starts
+
+
+def tile_boxes(height: int, width: int, tile: int, overlap: int) -> list[tuple[slice, slice]]:
+    """(rows, cols) of every tile over a height x width plane, row by row."""
+    return [(slice(top, min(top + tile, height)), slice(left, min(left + tile, width)))
+            for top in tile_starts(height, tile, overlap) for left in tile_starts(width, tile, overlap)]
 
 
 def ramp(n: int, blend: str, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -168,64 +178,38 @@ def tiled_map(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor | N
     return (out / wsum).to(x.dtype if x.is_floating_point() else torch.float32)
 
 
-def tiled_encode(vae, x: torch.Tensor, tile_size: int = 512, overlap: int = 64,
-                 blend: str = "cosine", batch_size: int | None = None,
-                 reporter: Reporter | None = None, margin: float = 0.25) -> torch.Tensor:
-    """vae.encode over pixel tiles: x [B,3,H,W] in [-1,1] -> unscaled latent mean.
+TileDenoise = Callable[[torch.Tensor, slice, slice], tuple[torch.Tensor, torch.Tensor]]
 
-    tile_size/overlap in pixels, multiples of the VAE's downsampling factor
-    (8 for SD). H and W must be multiples of it too. batch_size limits how
-    many frames go through the encoder at once (frames are independent).
+
+def gaussian_weights(height: int, width: int, var: float = 0.01) -> torch.Tensor:
+    """[h,w] product of per-axis Gaussians, exp(-(x-mid)^2 / (W^2 * 2 var)) (StableSR, var 0.01)."""
+    def axis(n):
+        x = torch.arange(n, dtype=torch.float64)
+        mid = (n - 1) / 2
+        return torch.exp(-(x - mid) ** 2 / (n * n) / (2 * var)) / math.sqrt(2 * math.pi * var)
+    return (axis(height)[:, None] * axis(width)[None, :]).float()
+
+
+def tiled_denoise(denoise_tile: TileDenoise, x: torch.Tensor, tile: int, overlap: int,
+                  var: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x0, eps) for latents x [...,h,w], from tiles of `tile` latent pixels.
+
+    denoise_tile(x_tile, rows, cols) returns the tile's (x0, eps); rows/cols
+    locate the tile, so per-tile conditions (the LR structure) can be cropped.
+    A tile at least as large as x runs once, exactly like the untiled call.
     """
-    f = vae.downsample_factor
-    if x.ndim != 4:
-        raise InputError(f"image: expected [B,3,H,W], got {tuple(x.shape)}")
-    chunks = [x] if not batch_size else list(torch.split(x, int(batch_size)))
-    outs = [tiled_map(vae.encode, [c], tile=tile_size, overlap=overlap, out_scale=1 / f, align=f,
-                      blend=blend, margin=margin, reporter=reporter, desc="VAE encode tiles") for c in chunks]
-    return outs[0] if len(outs) == 1 else torch.cat(outs)
-
-
-def tiled_decode(vae, z: torch.Tensor, tile_size: int = 64, overlap: int = 16,
-                 blend: str = "cosine", reporter: Reporter | None = None, *,
-                 enc_features: Sequence[torch.Tensor] | None = None,
-                 lr_image: torch.Tensor | None = None,
-                 lr_latent: torch.Tensor | None = None, margin: float = 0.25, **decode_kwargs) -> torch.Tensor:
-    """vae.decode over latent tiles: z [B,4,h,w] (unscaled) -> image [B,3,h*f,w*f].
-
-    tile_size/overlap in latent cells. For a CFW / video VAE:
-    - `enc_features` (from encode_with_features of the whole LR image) are
-      cropped per tile; or
-    - `lr_image` [B,3,h*f,w*f]: each tile's encoder features are computed from
-      the matching LR crop, so the full-resolution features never exist at
-      once (the memory-bounded way);
-    - `lr_latent` (SFA/TFA condition) is cropped per tile;
-    - other keyword arguments (w, num_frames) are passed to vae.decode.
-    """
-    if enc_features is not None and lr_image is not None:
-        raise InputError("tiled_decode: pass either enc_features or lr_image, not both")
-    f = vae.downsample_factor
-    feats = list(enc_features) if enc_features is not None else []
-    n_feats = len(feats)
-    extra = feats + [lr_image, lr_latent]
-    if lr_latent is not None and lr_latent.shape[-2:] != z.shape[-2:]:
-        raise InputError(f"lr_latent: expected the latent size {tuple(z.shape[-2:])}, "
-                         f"got {tuple(lr_latent.shape[-2:])}")
-    if lr_image is not None and tuple(lr_image.shape[-2:]) != (z.shape[-2] * f, z.shape[-1] * f):
-        raise InputError(f"lr_image: expected {z.shape[-2] * f}x{z.shape[-1] * f} pixels for a "
-                         f"{z.shape[-2]}x{z.shape[-1]} latent, got {tuple(lr_image.shape[-2:])}")
-
-    def run(zt, *rest):
-        ft = list(rest[:n_feats]) or None
-        img, lat = rest[n_feats], rest[n_feats + 1]
-        kw = dict(decode_kwargs)
-        if img is not None:
-            _, ft = vae.encode_with_features(img)
-        if ft is not None:
-            kw["enc_features"] = ft
-        if lat is not None:
-            kw["lr_latent"] = lat
-        return vae.decode(zt, **kw)
-
-    return tiled_map(run, [z] + extra, tile=tile_size, overlap=overlap, out_scale=f, align=1,
-                     blend=blend, margin=margin, reporter=reporter, desc="VAE decode tiles")
+    h, w = x.shape[-2:]
+    if tile < 8 or not 0 <= overlap < tile:
+        raise InputError(f"latent tile={tile}, overlap={overlap}; expected tile >= 8 and 0 <= overlap < tile")
+    if tile >= h and tile >= w:
+        return denoise_tile(x, slice(0, h), slice(0, w))
+    x0_sum = torch.zeros_like(x)
+    eps_sum = torch.zeros_like(x)
+    weight_sum = x.new_zeros((h, w))
+    for rows, cols in tile_boxes(h, w, tile, overlap):
+        x0, eps = denoise_tile(x[..., rows, cols], rows, cols)
+        weight = gaussian_weights(rows.stop - rows.start, cols.stop - cols.start, var).to(x)
+        x0_sum[..., rows, cols] += weight * x0
+        eps_sum[..., rows, cols] += weight * eps
+        weight_sum[rows, cols] += weight
+    return x0_sum / weight_sum, eps_sum / weight_sum

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
+from ..errors import InputError
 from .frames import check_finite
 
 COLOR_FIX_METHODS = ("none", "adain", "wavelet")

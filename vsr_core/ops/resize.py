@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def bicubic_upscale(frames: torch.Tensor, scale: int) -> torch.Tensor:
