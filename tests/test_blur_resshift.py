@@ -183,10 +183,10 @@ def test_zero_blur_resshift_chain_is_exactly_plain_resshift():
                                    atol=1e-13, rtol=0)
     # whole reverse chains with the same noise and the same (toy, deterministic) denoiser
     noise = {i: torch.randn((2, H, W), generator=_gen(20 + i)) for i in range(16)}
-    denoise = lambda x, t: torch.tanh(x) * 0.5 + 0.1 * t  # noqa: E731
+    denoise = lambda x, t: (torch.tanh(x) * 0.5 + 0.1 * t, None)  # noqa: E731
     y32 = y.float()
     a = rs.sample_resshift_from(denoise, rs.prior_sample(y32, plain, noise[15]), plain, noise.get)
-    b = br.sample_blur_resshift(denoise, br.prior_sample(y32, s, noise[15]), y32, s, noise.get)
+    b = br.sample_blur_resshift(denoise, br.prior_sample(y32, s, noise[15]), s, noise.get, y=y32)
     torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
 
 

@@ -9,7 +9,7 @@ from vsr_core.diffusion.motion_guidance import MotionGuidance, warping_loss
 from vsr_core.errors import InputError
 from vsr_core.flow import FlowField
 from vsr_core.models.unet import UNetConfig, UNetModel
-from vsr_core.pipeline.guided_sample import SampleSettings, Seam, guided_sample
+from vsr_core.pipeline.guided_sample import SampleSettings, Seam, guided_sample, sample_segment
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -320,14 +320,12 @@ def test_segments_joined_by_a_seam_reproduce_one_pass(through_model):
     settings = SampleSettings(window=3, window_overlap=1, guidance=MotionGuidance(scale=0.6, through_model=through_model),
                               **FAST)
     whole = guided_sample(z, model, settings, flow)
-    seam = Seam(export_frame=3)
-    first = guided_sample(z[:5], model, settings, flow.frames(0, 5), seam=seam)
-    assert sorted(seam.anchors) == list(range(FAST["steps"]))
-    seam.export_frame, seam.first_frame = None, 4
-    second = guided_sample(z[4:], model, settings, flow.frames(3, 9), seam=seam)
+    first, anchors = sample_segment(z[:5], model, settings, flow.frames(0, 5), seam=Seam(export_frame=3))
+    assert sorted(anchors) == list(range(FAST["steps"]))
+    second, last = sample_segment(z[4:], model, settings, flow.frames(3, 9), seam=Seam(anchors, first_frame=4))
     joined = torch.cat([first[:4], (first[4:] + second[:1]) / 2, second[1:]])
     assert torch.equal(joined, whole)
-    assert seam.anchors == {}
+    assert last == {}
     # Without the seam the second segment is sampled differently (unanchored, other noise).
     alone = guided_sample(z[4:], model, settings, flow.frames(4, 9))
     assert not torch.allclose(alone[1:], whole[5:])

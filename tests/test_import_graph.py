@@ -1,5 +1,6 @@
 """vsr_core's imports run one way: layers import downwards only, no file imports itself back through
-others (function-level and importlib imports included), and nothing in vsr_core imports ComfyUI or nodes/."""
+others (function-level and importlib imports included), nothing in vsr_core imports ComfyUI or nodes/ or
+loads code by path; and no function of vsr_core or nodes/ runs over 80 lines."""
 from __future__ import annotations
 
 import ast
@@ -96,6 +97,17 @@ def test_vsr_core_loads_no_code_by_path():
             if name in loaders:
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
     assert found == []
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = []
+    for path in list(PACKAGE.rglob("*.py")) + list((ROOT / "nodes").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []
 
 
 def test_layers_import_downwards_only():

@@ -15,7 +15,7 @@ def test_sample_resshift_is_the_loop_from_its_prior_sample():
     net = lambda x, t: torch.tanh(x) + 0.01 * t  # noqa: E731  (sees the scaled input)
     calls = []
     a = rs.sample_resshift(net, y, s, noise.get)
-    b = rs.sample_resshift_from(lambda x, t: calls.append(t) or net(rs.scale_input(x, t, s), t),
+    b = rs.sample_resshift_from(lambda x, t: calls.append(t) or (net(rs.scale_input(x, t, s), t), None),
                                 rs.prior_sample(y, s, noise[15]), s, noise.get)
     assert torch.equal(a, b) and calls == list(range(14, -1, -1))
 

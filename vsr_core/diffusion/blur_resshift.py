@@ -294,14 +294,14 @@ def posterior_sample(x0: torch.Tensor, x_t: torch.Tensor, y: torch.Tensor, t: in
     return from_dct(mean, p)
 
 
-def sample_blur_resshift(denoise: Callable[[torch.Tensor, int], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                         s: BlurResShiftSchedule, noise: Callable[[int], torch.Tensor],
-                         guide=None, callback=None) -> torch.Tensor:
-    """The reverse chain from x (a prior sample) to t=0; denoise(x_t, t) -> x0 sees the unscaled x_t.
+def sample_blur_resshift(denoise: Callable[[torch.Tensor, int], tuple], x: torch.Tensor,
+                         s: BlurResShiftSchedule, noise: Callable[[int], torch.Tensor], *,
+                         y: torch.Tensor, guide=None, callback=None) -> torch.Tensor:
+    """The reverse chain from x (a prior sample) to t=0; denoise(x_t, t) -> (x0, _) sees the unscaled x_t.
 
-    Same contract as resshift.sample_resshift_from, plus the LR signal y the posterior needs."""
+    samplers.py's signature; the posterior needs the LR signal y."""
     for t in reversed(range(s.num_steps)):
-        x0 = denoise(x, t)
+        x0, _ = denoise(x, t)
         x = posterior_sample(x0, x, y, t, s, noise(t) if t > 0 else None)
         if guide is not None:
             x = guide(x, t)

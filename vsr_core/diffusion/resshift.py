@@ -77,21 +77,22 @@ def sample_resshift(predict_x0: Callable[[torch.Tensor, int], torch.Tensor], y: 
                     s: ResShiftSchedule, noise: Callable[[int], torch.Tensor],
                     guide=None, callback=None) -> torch.Tensor:
     """Sample from the prior at y down to t=0; predict_x0 sees the already-scaled input."""
-    return sample_resshift_from(lambda x, t: predict_x0(scale_input(x, t, s), t),
-                                prior_sample(y, s, noise(s.num_steps)), s, noise, guide, callback)
+    return sample_resshift_from(lambda x, t: (predict_x0(scale_input(x, t, s), t), None),
+                                prior_sample(y, s, noise(s.num_steps)), s, noise, guide=guide, callback=callback)
 
 
-def sample_resshift_from(denoise: Callable[[torch.Tensor, int], torch.Tensor], x: torch.Tensor,
-                         s: ResShiftSchedule, noise: Callable[[int], torch.Tensor],
-                         guide=None, callback=None) -> torch.Tensor:
-    """The reverse chain from a given start x (a prior sample) down to t=0.
+def sample_resshift_from(denoise: Callable[[torch.Tensor, int], tuple], x: torch.Tensor,
+                         s: ResShiftSchedule, noise: Callable[[int], torch.Tensor], *,
+                         y: torch.Tensor | None = None, guide=None, callback=None) -> torch.Tensor:
+    """The reverse chain from a given start x (a prior sample) down to t=0 (samplers.py's signature).
 
-    denoise(x_t, t) -> x0 sees the *unscaled* x_t (the caller applies
-    scale_input), so windowed/tiled pipelines can wrap it like the DDPM
-    samplers' denoise. guide(x, t) runs after each step, then callback(t, x).
+    denoise(x_t, t) -> (x0, _) sees the *unscaled* x_t (the caller applies
+    scale_input), so windowed/tiled pipelines wrap it like the DDPM samplers'
+    denoise; y is not needed (x_t carries it). guide(x, t) runs after each
+    step, then callback(t, x).
     """
     for t in reversed(range(s.num_steps)):
-        x0 = denoise(x, t)
+        x0, _ = denoise(x, t)
         mean, _var = posterior(x0, x, t, s)
         x = mean + math.exp(0.5 * float(s.posterior_log_variance[t])) * noise(t) if t > 0 else mean
         if guide is not None:

@@ -75,7 +75,7 @@ class SegmentWorker:
         lr = torch.from_numpy(lr_uint8).permute(0, 3, 1, 2).float().div_(255)
 
         def attempt(s):
-            return restore_segment(lr, None, self.models, s, segment_seam(s, {}, first_frame, None))
+            return restore_segment(lr, None, self.models, s, segment_seam(s, {}, first_frame, None))[0]
         out, self.settings = retry_on_oom(attempt, self.settings, shrink, f"segment at frame {first_frame}", None)
         return out.cpu().numpy()
 

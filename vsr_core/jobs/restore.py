@@ -7,7 +7,7 @@ from ..errors import InputError
 from ..ops.frames import thwc_to_tchw, uint8_to_float
 from ..pipeline.memory_fallback import retry_on_oom
 from ..pipeline.restore_video import (RestoreModels, RestoreSettings, load_restore_models, restore_model_files,
-                                      restore_model_paths, restore_segment, seam_state, segment_seam, shrink)
+                                      restore_model_paths, restore_segment, segment_seam, shrink)
 from ..pipeline.segments import run_segments, run_segments_in_parallel
 from ..progress import Reporter, get_reporter
 from ..video import LoadOptions
@@ -54,8 +54,7 @@ def restore_file(src: str, dst: str, settings: RestoreSettings = RestoreSettings
 
     def process(lr, lead, state, export, first_frame):
         def attempt(s: RestoreSettings):
-            seam = segment_seam(s, state, first_frame, export)
-            return restore_segment(lr, lead, models, s, seam, reporter), seam_state(seam)
+            return restore_segment(lr, lead, models, s, segment_seam(s, state, first_frame, export), reporter)
         (out, new_state), current["settings"] = retry_on_oom(attempt, current["settings"], shrink,
                                                              f"segment at frame {first_frame}", reporter)
         return out, new_state

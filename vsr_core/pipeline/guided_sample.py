@@ -84,23 +84,21 @@ class SampleSettings:
 # The three processes behind one interface
 # ----------------------------------------------------------------------------
 
-ModelCall = Callable[[torch.Tensor, int, torch.Tensor, int], torch.Tensor]
-
-
-@dataclass
+@dataclass(frozen=True)
 class _Process:
-    """What the window loop needs from a sampling process.
+    """A sampling process as the window loop sees it: a schedule, where sampling starts, how the network
+    is read, and its sampler (diffusion.samplers' one signature, with `options` such as DDIM's eta).
 
     schedule: has num_steps and posterior_(log_)variance per index (motion guidance step sizes).
     start(z_lr, noise) -> the sample at the noisiest index.
     network(call, x, i, lr, n) -> (x0, eps) at index i (eps unused by ResShift); differentiable if `call` is.
-    run(denoise, x, z_lr, noise_fn, guide, callback) -> the sampled latents.
     """
 
     schedule: object
     start: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     network: Callable[..., tuple[torch.Tensor, torch.Tensor]]
-    run: Callable[..., torch.Tensor]
+    sampler: Callable[..., torch.Tensor]
+    options: dict = field(default_factory=dict)
 
     @property
     def num_steps(self) -> int:
@@ -109,19 +107,16 @@ class _Process:
 
 def _ddpm_process(settings: SampleSettings, model) -> _Process:
     sch = ddpm_schedule(settings.steps, model.betas)
-    sampler = SAMPLERS[settings.sampler]
-    extra = {"eta": settings.eta} if settings.sampler == "ddim" else {}
+
+    def start(z, nz):
+        return q_sample(z, int(sch.timesteps[-1]), sch.train_alphas_cumprod, nz)
 
     def network(call, x, i, lr, n):
         t, ac = int(sch.timesteps[i]), float(sch.alphas_cumprod[i])
         return to_x0_eps(call(x, t, lr, n).float(), x, ac, model.prediction)
 
-    return _Process(
-        schedule=sch,
-        start=lambda z, nz: q_sample(z, int(sch.timesteps[-1]), sch.train_alphas_cumprod, nz),
-        network=network,
-        run=lambda denoise, x, z_lr, noise, guide, cb: sampler(denoise, x, sch, noise, guide=guide, callback=cb,
-                                                               **extra))
+    return _Process(sch, start, network, SAMPLERS[settings.sampler],
+                    {"eta": settings.eta} if settings.sampler == "ddim" else {})
 
 
 def _resshift_process(settings: SampleSettings, model) -> _Process:
@@ -130,25 +125,17 @@ def _resshift_process(settings: SampleSettings, model) -> _Process:
                          f"models are), but this model predicts {model.prediction!r}; use ddpm or ddim")
     kw = dict(kappa=settings.kappa, power=settings.power, min_noise=settings.min_noise)
     if settings.blur is None:
-        sch = rs.resshift_schedule(settings.steps, **kw)
-        base = sch
-        start = lambda z, nz: rs.prior_sample(z, sch, nz)  # noqa: E731
-
-        def run(denoise, x, z_lr, noise, guide, cb):
-            return rs.sample_resshift_from(lambda xt, t: denoise(xt, t)[0], x, sch, noise, guide, cb)
+        sch, chain = rs.resshift_schedule(settings.steps, **kw), rs
+        base, sampler = sch, SAMPLERS["resshift"]
     else:
-        sch = br.blur_resshift_schedule(settings.steps, blur_settings=settings.blur, **kw)
-        base = sch.base
-        start = lambda z, nz: br.prior_sample(z, sch, nz)  # noqa: E731
-
-        def run(denoise, x, z_lr, noise, guide, cb):
-            return br.sample_blur_resshift(lambda xt, t: denoise(xt, t)[0], x, z_lr, sch, noise, guide, cb)
+        sch, chain = br.blur_resshift_schedule(settings.steps, blur_settings=settings.blur, **kw), br
+        base, sampler = sch.base, SAMPLERS["blur_resshift"]
 
     def network(call, x, t, lr, n):
         out = call(rs.scale_input(x, t, base), t, lr, n).float()
         return out, out
 
-    return _Process(schedule=sch, start=start, network=network, run=run)
+    return _Process(sch, lambda z, nz: chain.prior_sample(z, sch, nz), network, sampler)
 
 
 def _make_process(settings: SampleSettings, model) -> _Process:
@@ -245,18 +232,18 @@ class _ThroughModelGuide:
 # The window loop
 # ----------------------------------------------------------------------------
 
-@dataclass
+@dataclass(frozen=True)
 class Seam:
-    """Where a segment sits in its video, and the guidance state handed from one segment to the next.
+    """Where a segment sits in its video, and the guidance state it takes from the segment before.
 
     `first_frame` is the segment's first frame in the video: noise is drawn
     per video frame, so segments see the noise one call over the video would.
-    On the way in, `anchors` ({step: latent [C,h,w]}) are the previous
-    segment's latents (x0 predictions with through-model guidance) of the
-    frame just before this segment, and the flow passed with them covers that
-    frame too (one frame more than the latents). On the way out, `anchors`
-    holds this call's latents of frame `export_frame` (the frame before the
-    next segment), or is emptied when `export_frame` is None.
+    `anchors` ({step: latent [C,h,w]}) are the previous segment's latents (x0
+    predictions with through-model guidance) of the frame just before this
+    segment, and the flow passed with them covers that frame too (one frame
+    more than the latents). `export_frame`: the frame (the one before the next
+    segment) whose per-step latents `sample_segment` hands back for the next
+    segment's Seam; None for the last segment.
     """
 
     anchors: dict[int, torch.Tensor] = field(default_factory=dict)
@@ -264,86 +251,112 @@ class Seam:
     first_frame: int = 0
 
 
+def _check_sample_inputs(lr_latents: torch.Tensor, flow: FlowField | None, seam: Seam) -> None:
+    if lr_latents.dim() != 4 or lr_latents.shape[0] < 1:
+        raise InputError(f"latents have shape {tuple(lr_latents.shape)}; expected [frames, C, h, w]")
+    if not torch.isfinite(lr_latents).all():
+        raise InputError("latents contain NaN or infinite values")
+    frames, lead = lr_latents.shape[0], 1 if seam.anchors else 0
+    if flow is not None and flow.num_frames != frames + lead:
+        extra = " and the frame before them (the seam anchor)" if lead else ""
+        raise InputError(f"flow covers {flow.num_frames} frames but there are {frames} latent frames{extra}; "
+                         f"estimate the flow on the same clip")
+    if seam.export_frame is not None and not 0 <= seam.export_frame < frames:
+        raise InputError(f"seam.export_frame={seam.export_frame}; expected a frame index below {frames}")
+
+
+@dataclass
+class _Window:
+    """One temporal window's share of the sampling: its frames, their LR latents and the guidance inputs."""
+
+    first: int                       # index in the segment
+    stop: int
+    anchor_frame: int | None         # frame whose per-step latents anchor what follows (None: no one needs them)
+    flow: FlowField | None           # the window's flow (from the anchored frame before it, if any)
+
+
+def _sample_window(win: _Window, z_lr: torch.Tensor, model, process: _Process, settings: SampleSettings,
+                   noise: FrameNoise, frame_ids: range, anchors: dict, reporter: Reporter):
+    """-> (the window's sampled latents, {step: latent of win.anchor_frame} for what follows)."""
+    g, n = settings.guidance, win.stop - win.first
+    recorded: dict[int, torch.Tensor] = {}
+
+    def net_for(i):
+        reporter.check_interrupt()
+        return lambda xt, rows, cols: process.network(model, xt, i, z_lr[..., rows, cols], n)
+
+    def record(i, x):
+        if win.anchor_frame is not None:
+            recorded[i] = x[win.anchor_frame - win.first].detach().clone()
+
+    if win.flow is not None and g.through_model:
+        # Anchors are the previous window's x0 predictions (the loss is on x0 here).
+        tm = _ThroughModelGuide(net_for, settings.tile, settings.tile_overlap, win.flow, process.schedule, g,
+                                anchors or None, record)
+        denoise, guide = tm.denoise, tm.guide
+
+        def callback(i, x):
+            reporter.update(1)
+    else:
+        def denoise(x, i):
+            return tiled_denoise(net_for(i), x, settings.tile, settings.tile_overlap)
+        guide = make_guide(win.flow, process.schedule, g, anchors or None) if win.flow is not None else None
+
+        def callback(i, x):
+            record(i, x)
+            reporter.update(1)
+
+    start = process.start(z_lr, noise.frames(frame_ids, process.num_steps))
+    x = process.sampler(denoise, start, process.schedule, lambda i: noise.frames(frame_ids, i), y=z_lr,
+                        guide=guide, callback=callback, **process.options)
+    return x, recorded
+
+
 @torch.no_grad()  # gradients only where guidance asks for them (motion_guidance.gradients)
+def sample_segment(lr_latents: torch.Tensor, model: DiffusionModel, settings: SampleSettings = SampleSettings(),
+                   flow: FlowField | None = None, reporter: Reporter | None = None,
+                   seam: Seam = Seam()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """`guided_sample` of one segment of a video: (latents, the per-step latents of `seam.export_frame`
+    that anchor the next segment's Seam; {} when there is none or guidance is off)."""
+    _check_sample_inputs(lr_latents, flow, seam)
+    reporter = get_reporter(reporter)
+    process = _make_process(settings, model)
+    t_frames, c, h, w = lr_latents.shape
+    lead = 1 if seam.anchors else 0                     # the flow starts at the previous segment's frame
+    guiding = flow is not None and settings.guidance.scale > 0 and t_frames + lead > 1
+    latent_flow = flow.resized(h, w) if guiding else None
+    windows = plan_windows(t_frames, settings.window, settings.window_overlap)
+    if seam.export_frame is not None and seam.export_frame < windows[-1][0]:
+        raise InputError(f"seam.export_frame={seam.export_frame} is not in the last window {windows[-1]}; "
+                         f"expected a frame within the last {settings.window} frames")
+    blender, noise = WindowBlender(windows), FrameNoise(settings.seed, (c, h, w))
+    out = torch.empty_like(lr_latents)
+    anchors = dict(seam.anchors) if lead and guiding else {}
+    reporter.start(len(windows) * process.num_steps, "guided sample")
+    for k, (a, b) in enumerate(windows):
+        # The frame whose per-step latents anchor the next window (or the next segment).
+        following = windows[k + 1][0] - 1 if k + 1 < len(windows) else seam.export_frame
+        first = a - 1 if anchors else a                 # the anchor frame joins the guided chain
+        window_flow = latent_flow.frames(first + lead, b + lead) if guiding and b - first > 1 else None
+        win = _Window(a, b, following if guiding else None, window_flow)
+        frame_ids = range(seam.first_frame + a, seam.first_frame + b)
+        x, anchors = _sample_window(win, lr_latents[a:b], model, process, settings, noise, frame_ids, anchors,
+                                    reporter)
+        for f, latent in blender.add(k, x):
+            out[f] = latent
+    return out, (anchors if seam.export_frame is not None else {})
+
+
 def guided_sample(lr_latents: torch.Tensor, model: DiffusionModel, settings: SampleSettings = SampleSettings(),
                   flow: FlowField | None = None, reporter: Reporter | None = None,
-                  seam: Seam | None = None) -> torch.Tensor:
+                  seam: Seam = Seam()) -> torch.Tensor:
     """Sample HR latents [T,C,h,w] (scaled, like lr_latents) for a whole clip.
 
     lr_latents: VAE latents of the upscaled LR frames, multiplied by the
     latent scale. flow: the clip's VSR_FLOW at any resolution (rescaled to
     latent size here); None or guidance scale 0 samples without guidance.
-    seam: guidance state to and from neighbouring segments (see `Seam`).
+    seam: where this clip sits in a longer video and the guidance anchor from
+    the segment before (see `Seam`; `sample_segment` also returns the anchor
+    for the next one).
     """
-    if lr_latents.dim() != 4 or lr_latents.shape[0] < 1:
-        raise InputError(f"latents have shape {tuple(lr_latents.shape)}; expected [frames, C, h, w]")
-    if not torch.isfinite(lr_latents).all():
-        raise InputError("latents contain NaN or infinite values")
-    t_frames, c, h, w = lr_latents.shape
-    lead = 1 if seam is not None and seam.anchors else 0  # the flow starts at the previous segment's frame
-    if flow is not None and flow.num_frames != t_frames + lead:
-        extra = " and the frame before them (the seam anchor)" if lead else ""
-        raise InputError(f"flow covers {flow.num_frames} frames but there are {t_frames} latent frames{extra}; "
-                         f"estimate the flow on the same clip")
-    if seam is not None and seam.export_frame is not None and not 0 <= seam.export_frame < t_frames:
-        raise InputError(f"seam.export_frame={seam.export_frame}; expected a frame index below {t_frames}")
-    reporter = get_reporter(reporter)
-    process = _make_process(settings, model)
-    steps = process.num_steps
-    g = settings.guidance
-    noise = FrameNoise(settings.seed, (c, h, w))
-    guiding = flow is not None and g.scale > 0 and t_frames + lead > 1
-    latent_flow = flow.resized(h, w) if guiding else None
-    call = model
-    windows = plan_windows(t_frames, settings.window, settings.window_overlap)
-    blender = WindowBlender(windows)
-    out = torch.empty_like(lr_latents)
-    anchors: dict[int, torch.Tensor] = dict(seam.anchors) if lead and guiding else {}
-    export = seam.export_frame if seam is not None else None
-    offset = seam.first_frame if seam is not None else 0
-    if export is not None and export < windows[-1][0]:
-        raise InputError(f"seam.export_frame={export} is not in the last window {windows[-1]}; expected a frame "
-                         f"within the last {settings.window} frames")
-    reporter.start(len(windows) * steps, "guided sample")
-    for k, (a, b) in enumerate(windows):
-        frame_ids = range(offset + a, offset + b)
-        z_lr = lr_latents[a:b]
-        # The frame whose per-step latents anchor the next window (or the next segment).
-        next_start = windows[k + 1][0] if k + 1 < len(windows) else (None if export is None else export + 1)
-        recorded: dict[int, torch.Tensor] = {}
-
-        def net_for(i, z_lr=z_lr, n=b - a):
-            reporter.check_interrupt()
-            return lambda xt, rows, cols: process.network(call, xt, i, z_lr[..., rows, cols], n)
-
-        def record(i, x, a=a, next_start=next_start, recorded=recorded):
-            if next_start is not None:
-                recorded[i] = x[next_start - 1 - a].detach().clone()
-
-        first = a - 1 if anchors else a  # the anchor frame joins the guided chain
-        window_flow = latent_flow.frames(first + lead, b + lead) if guiding and b - first > 1 else None
-        if guiding and g.through_model:
-            # Anchors are the previous window's x0 predictions (the loss is on x0 here).
-            tm = _ThroughModelGuide(net_for, settings.tile, settings.tile_overlap, window_flow, process.schedule,
-                                    g, anchors or None, record)
-            denoise, guide = tm.denoise, tm.guide
-
-            def callback(i, x):
-                reporter.update(1)
-        else:
-            def denoise(x, i):
-                return tiled_denoise(net_for(i), x, settings.tile, settings.tile_overlap)
-            guide = make_guide(window_flow, process.schedule, g, anchors or None) if window_flow is not None else None
-
-            def callback(i, x):
-                record(i, x)
-                reporter.update(1)
-
-        start = process.start(z_lr, noise.frames(frame_ids, steps))
-        x = process.run(denoise, start, z_lr, lambda i, ids=frame_ids: noise.frames(ids, i), guide, callback)
-        anchors = recorded if guiding else {}
-        for f, latent in blender.add(k, x):
-            out[f] = latent
-    if seam is not None:
-        seam.anchors = anchors if export is not None else {}
-    return out
+    return sample_segment(lr_latents, model, settings, flow, reporter, seam)[0]

@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..file_identity import file_identity
 from ..progress import InnerReporter, Reporter, get_reporter
 from ..speed import autocast, autocast_dtype, compile_forward, pick_device, use_channels_last
-from .guided_sample import SampleSettings, Seam, guided_sample
+from .guided_sample import SampleSettings, Seam, sample_segment
 from .memory_fallback import halve
 from .segments import check_segmenting
 from .upscale import upscale_frames
@@ -149,8 +149,9 @@ def shrink(settings: RestoreSettings) -> RestoreSettings | None:
 
 
 def restore_segment(lr: torch.Tensor, lead: torch.Tensor | None, models: RestoreModels, settings: RestoreSettings,
-                    seam: Seam, reporter: Reporter | None = None) -> torch.Tensor:
-    """Frames [n,3,h,w] (0..1) -> restored [n,3,sh,sw]; `lead` is the frame before them (for the seam's flow)."""
+                    seam: Seam, reporter: Reporter | None = None) -> tuple[torch.Tensor, dict]:
+    """Frames [n,3,h,w] (0..1) -> (restored [n,3,sh,sw], the state for the next segment: its seam anchor);
+    `lead` is the frame before them (for the seam's flow)."""
     reporter = InnerReporter(get_reporter(reporter))
     with autocast(next(models.diffusion.unet.parameters()).device, settings.precision):
         return _restore_segment(lr, lead, models, settings, seam, reporter)
@@ -165,12 +166,12 @@ def _restore_segment(lr, lead, models: RestoreModels, settings: RestoreSettings,
     flow = estimate_flow(flow_frames, "dis", preset=settings.flow_preset) if flow_frames.shape[0] > 1 else None
     up = upscale_frames(lr, models.upscaler, settings.scale, tile=settings.upscale_tile, reporter=reporter)
     z = encode_frames(models.vae, up, tile=settings.encode_tile, reporter=reporter) * model.latent_scale
-    sample = guided_sample(z, model, settings.sample, flow, reporter, seam)
+    sample, anchors = sample_segment(z, model, settings.sample, flow, reporter, seam)
     decoded = decode_latents(models.vae, sample / model.latent_scale, lr_frames=up, w=settings.fusion_w,
                              window=settings.decode_window, window_overlap=settings.decode_window_overlap,
                              tile=settings.decode_tile, tile_overlap=settings.decode_tile_overlap,
                              reporter=reporter)
-    return refine(up, decoded, models.refiner, color_fix=settings.color_fix).float()
+    return refine(up, decoded, models.refiner, color_fix=settings.color_fix).float(), seam_state(anchors)
 
 
 def segment_seam(settings: RestoreSettings, state: dict, first_frame: int, export: int | None) -> Seam:
@@ -180,8 +181,9 @@ def segment_seam(settings: RestoreSettings, state: dict, first_frame: int, expor
     return seam_from_state(state, first_frame, export)
 
 
-def seam_state(seam: Seam) -> dict:
-    return {f"anchor.{step}": latent for step, latent in seam.anchors.items()}
+def seam_state(anchors: dict) -> dict:
+    """A seam anchor ({step: latent}) as a segment state (cached between segments by the job)."""
+    return {f"anchor.{step}": latent for step, latent in anchors.items()}
 
 
 def seam_from_state(state: dict, first_frame: int, export: int | None) -> Seam:
