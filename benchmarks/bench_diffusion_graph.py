@@ -39,7 +39,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from vsr_core.checkpoints import load_components  # noqa: E402
-from vsr_core.checkpoints.bundle import shipped_path  # noqa: E402
+from vsr_core.checkpoints.shipped import shipped_path  # noqa: E402
 from vsr_core.data.clips import HELDOUT_PHOTOS, load_photo  # noqa: E402
 from vsr_core.data.virtual_camera import CameraPath, virtual_camera_clip  # noqa: E402
 from vsr_core.diffusion.model import DiffusionModel  # noqa: E402
@@ -119,12 +119,12 @@ def main(argv=None) -> int:
     plain = load_components(shipped_path("vae"), ("vae",))["vae"] if args.plain_vae_row else None
     upscaler = refiner = None
     try:
-        from vsr_core.weights import load_default_upscaler, load_upscaler
+        from vsr_core.checkpoints.shipped import load_default_upscaler, load_upscaler
         upscaler = load_upscaler(args.upscaler) if args.upscaler else load_default_upscaler(4)
     except Exception as err:  # the fast path is another engineer's; report its absence, do not fail
         print(f"fast path: no upscaler weights ({err})")
     try:
-        from vsr_core.weights import load_refiner
+        from vsr_core.checkpoints.shipped import load_refiner
         refiner = load_refiner(args.refiner)
     except Exception as err:
         print(f"refiner: none ({err}); the diffusion + refine row uses the fixed blend w = 0.5")

@@ -137,7 +137,7 @@ def precision_quality(frames: int) -> tuple[float, float, float]:
     from vsr_core.metrics import psnr_y
     from vsr_core.train.degradations import degrade
     from vsr_core.pipeline.upscale import upscale_frames
-    from vsr_core.weights import load_default_upscaler
+    from vsr_core.checkpoints.shipped import load_default_upscaler
     model = load_default_upscaler(4)
     fast, exact = [], []
     for name in HELDOUT_PHOTOS:

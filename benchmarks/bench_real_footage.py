@@ -43,7 +43,7 @@ from vsr_core.models.upscaler import upscale_clip  # noqa: E402
 from vsr_core.ops.resize import bicubic_upscale  # noqa: E402
 from vsr_core.train.degradations import bd_downsample, bi_downsample, quantize  # noqa: E402
 from vsr_core.train.real_eval import heldout_hr_clips  # noqa: E402
-from vsr_core.weights import HERE as WEIGHTS, load_default_upscaler, load_upscaler  # noqa: E402
+from vsr_core.checkpoints.shipped import WEIGHTS_DIR as WEIGHTS, load_default_upscaler, load_upscaler  # noqa: E402
 
 DEGRADATIONS = ("bi", "noise_jpeg", "h264_crf30", "bd")
 

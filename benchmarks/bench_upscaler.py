@@ -32,7 +32,7 @@ from vsr_core.ops.resize import bicubic_upscale  # noqa: E402
 from vsr_core.train.degradations import degrade  # noqa: E402
 from vsr_core.pipeline.stabilize import stabilize_with_flow
 from vsr_core.pipeline.upscale import upscale_frames  # noqa: E402
-from vsr_core.weights import load_default_upscaler, load_upscaler  # noqa: E402
+from vsr_core.checkpoints.shipped import load_default_upscaler, load_upscaler  # noqa: E402
 
 PATHS = {
     "pan": CameraPath(pan=(2.5, 1.0), zoom=1.0, roll=0.0),

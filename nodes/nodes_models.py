@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from vsr_core.checkpoints import load_components
-from vsr_core.checkpoints.bundle import has_shipped, shipped_path
+from vsr_core.checkpoints.shipped import has_shipped, shipped_path
 from vsr_core.checkpoints.diffusion_loader import load_diffusion_model
 from vsr_core.errors import InputError
 

@@ -22,7 +22,7 @@ from vsr_core.jobs.upscale import upscale_file
 from vsr_core.pipeline.guided_sample import SampleSettings
 from vsr_core.pipeline.restore_video import RestoreModels, RestoreSettings
 from vsr_core.video import LoadOptions, open_video
-from vsr_core.weights import load_refiner
+from vsr_core.checkpoints.shipped import load_refiner
 
 from .comfy_bridge import make_reporter, on_compute_device, temp_directory, video_from_file
 from .convert import core_video_path, frames_to_image

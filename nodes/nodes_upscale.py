@@ -9,7 +9,7 @@ from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
 from vsr_core.ops.resize import resize_frames
 from vsr_core.pipeline.stabilize import stabilize_with_flow
 from vsr_core.pipeline.upscale import upscale_frames
-from vsr_core.weights import clean_upscaler_path, default_upscaler_path, load_refiner, load_upscaler
+from vsr_core.checkpoints.shipped import clean_upscaler_path, default_upscaler_path, load_refiner, load_upscaler
 
 from .comfy_bridge import (core_upscale_frames, is_core_upscale_model, make_reporter, model_choices,
                            on_compute_device, register_model_folder, resolve_model)

@@ -98,7 +98,7 @@ def test_restore_streams_the_diffusion_graph_like_the_command_line(tmp_path, set
     from vsr_core.pipeline.restore_video import RestoreModels, RestoreSettings
     from vsr_core.pipeline.guided_sample import SampleSettings
     from vsr_core.diffusion.motion_guidance import MotionGuidance
-    from vsr_core.weights import load_refiner
+    from vsr_core.checkpoints.shipped import load_refiner
     src, _, video, upscaler = setup
     load_model = classes["VSR_LoadDiffusionModel"]
     model, own_vae = load_model().load(load_model.INPUT_TYPES()["required"]["ckpt_name"][0][0], "auto", "none",

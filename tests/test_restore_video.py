@@ -140,7 +140,7 @@ def test_bf16_autocast_and_channels_last_stay_close_to_float32(tmp_path, source,
 
 
 def test_model_files_are_checked():
-    from vsr_core.checkpoints.bundle import shipped_path
+    from vsr_core.checkpoints.shipped import shipped_path
     from vsr_core.errors import InputError
     with pytest.raises(InputError, match="has no VAE; give a VAE file too"):
         load_restore_models(diffusion=shipped_path("diffusion"))

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from vsr_core.checkpoints import load_components, load_model
-from vsr_core.checkpoints.bundle import read_card, save_diffusion_bundle, ship_run
+from vsr_core.checkpoints.bundle import save_diffusion_bundle
+from vsr_core.checkpoints.shipped import read_card
+from vsr_core.train.ship import ship_run
 from vsr_core.models.cfw import CFWAutoencoderKL
 from vsr_core.models.sft import StructCondUNet
 from vsr_core.models.vae import AutoencoderKL

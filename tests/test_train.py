@@ -103,7 +103,7 @@ def test_training_photos_are_shipped_and_heldout_disjoint():
 
 def test_trainer_two_steps_writes_loadable_weights_and_card_and_resumes(tmp_path):
     from vsr_core.train.trainer import TrainConfig, train
-    from vsr_core.weights import load_upscaler
+    from vsr_core.checkpoints.shipped import load_upscaler
     out = str(tmp_path / "run")
     cfg = TrainConfig(
         out=out, steps=2, batch=1, frames=3, lr_size=16, eval_every=0, log_every=1,

@@ -125,7 +125,7 @@ def test_stabilize_with_flow_lowers_warping_error_of_a_flickering_upscaler(clip)
 
 
 def test_shipped_default_upscaler_beats_bicubic_on_a_heldout_clip():
-    from vsr_core.weights import has_default_upscaler, load_default_upscaler
+    from vsr_core.checkpoints.shipped import has_default_upscaler, load_default_upscaler
     if not has_default_upscaler(4):
         pytest.skip("shipped weights not installed")
     from vsr_core.data.clips import heldout_clips
@@ -154,7 +154,7 @@ def test_cli_learned_method_keeps_frame_count_and_size(tmp_path, clip):
     from conftest import write_media
     from vsr_core.cli import main
     from vsr_core.video import open_video
-    from vsr_core.weights import has_default_upscaler
+    from vsr_core.checkpoints.shipped import has_default_upscaler
     if not has_default_upscaler(4):
         pytest.skip("shipped weights not installed")
     src = write_media(tmp_path / "in.mkv", clip[:5, :32, :48])
@@ -174,7 +174,7 @@ def test_cli_file_matches_memory_and_a_cancelled_run_resumes_to_the_same_frames(
     from vsr_core.progress import Reporter
     from vsr_core.jobs.upscale import upscale_file
     from vsr_core.video import open_video
-    from vsr_core.weights import has_default_upscaler, load_default_upscaler
+    from vsr_core.checkpoints.shipped import has_default_upscaler, load_default_upscaler
     if not has_default_upscaler(4):
         pytest.skip("shipped weights not installed")
     src = write_media(tmp_path / "in.mkv", clip[:9, :24, :32])
@@ -252,7 +252,7 @@ def test_shipped_default_handles_compressed_input_where_the_clean_only_one_fails
     from vsr_core.ops.resize import bicubic_upscale
     from vsr_core.train.codec import codec_roundtrip
     from vsr_core.train.degradations import degrade, quantize
-    from vsr_core.weights import clean_upscaler_path, has_default_upscaler, load_default_upscaler, load_upscaler
+    from vsr_core.checkpoints.shipped import clean_upscaler_path, has_default_upscaler, load_default_upscaler, load_upscaler
     if not has_default_upscaler(4) or clean_upscaler_path() is None:
         pytest.skip("shipped weights not installed")
     clip = heldout_clips(6, (128, 192), names=("skimage:coffee",))["skimage:coffee"]

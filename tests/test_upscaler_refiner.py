@@ -1,5 +1,4 @@
 """SATeCo's refiner: X_H = w X_u + (1-w) X_d + ResBlock([X_u, X_d]), and the refine() entry point."""
-import os
 
 import pytest
 import torch
@@ -43,8 +42,8 @@ def test_refine_with_colour_fix_and_bad_input():
 
 
 def test_shipped_refiner_loads_if_present():
-    from vsr_core.weights import DEFAULT_REFINER, HERE, load_refiner
-    if not os.path.exists(os.path.join(HERE, DEFAULT_REFINER + ".safetensors")):
+    from vsr_core.checkpoints.shipped import has_shipped, load_refiner
+    if not has_shipped("refiner"):
         pytest.skip("no shipped refiner")
     r = load_refiner()
     assert r.card["steps"] > 0 and "SIMULATED" in r.card["data"]["x_d"]

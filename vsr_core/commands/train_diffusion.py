@@ -63,6 +63,6 @@ def run(args) -> int:
     metrics = train(cfg, reporter=Reporter(), log=lambda s: print(s, flush=True))
     print(f"done: {cfg.out}/model.safetensors  metrics: {json.dumps(metrics)}", flush=True)
     if args.ship:
-        from ..checkpoints.bundle import ship_run
+        from ..train.ship import ship_run
         print("shipped:", ship_run(args.task, cfg.out, args.ship, vae=args.vae), flush=True)
     return 0

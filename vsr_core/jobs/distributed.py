@@ -34,7 +34,7 @@ class WindowWorker:
         from ..flow.dis import DISFlow
         from ..flow.pairs import PairFlows
         from ..machine import tune_allocator
-        from ..weights import load_upscaler
+        from ..checkpoints.shipped import load_upscaler
         torch.set_num_threads(max(1, threads))
         tune_allocator()
         self.model = load_upscaler(weights_path)

@@ -9,7 +9,7 @@ from ..ops.resize import bicubic_upscale
 from ..pipeline.upscale import (METHODS, TILE_OVERLAP_LR_PX, check_stream_options, default_method,
                                upscale_segments)
 from ..video import LoadOptions
-from ..weights import load_default_upscaler, load_upscaler
+from ..checkpoints.shipped import load_default_upscaler, load_upscaler
 from .file_job import CacheSettings, OutputSettings, run_file_job
 
 
@@ -49,7 +49,7 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
         check_stream_options(window, overlap, scale, model.scale, stabilize, tile, TILE_OVERLAP_LR_PX)
         if getattr(model, "weights_path", None) is None:
             raise InputError("model has no weights file to key the resume cache (and the Ray workers) by; "
-                             "expected an upscaler loaded with vsr_core.weights.load_upscaler")
+                             "expected an upscaler loaded with vsr_core.checkpoints.shipped.load_upscaler")
         key = {"command": "upscale", "scale": scale, "method": method, "window": window, "overlap": overlap,
                "tile": tile, "stabilize": stabilize, "weights": file_identity(model.weights_path)}
         if workers:        # the same frames for any number of workers, but not those of one process

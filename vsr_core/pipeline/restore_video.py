@@ -85,8 +85,8 @@ class RestoreModels:
 def restore_model_paths(scale: int = 4, diffusion: str | None = None, vae: str | None = None,
                         upscaler: str | None = None, refiner: str | None = None) -> dict:
     """name -> the file load_restore_models reads for it (given, else shipped; None: none read)."""
-    from ..checkpoints.bundle import shipped_path
-    from ..weights import default_upscaler_path
+    from ..checkpoints.shipped import shipped_path
+    from ..checkpoints.shipped import default_upscaler_path
     return {"diffusion": diffusion or shipped_path("diffusion"),
             "vae": vae or (shipped_path("video_vae") if diffusion is None else None),
             "upscaler": upscaler or default_upscaler_path(scale), "refiner": refiner}
@@ -104,7 +104,7 @@ def load_restore_models(scale: int = 4, diffusion: str | None = None, vae: str |
     on `device` ("auto": CUDA when there is one), optionally channels-last and compiled."""
     from ..checkpoints import load_components
     from ..checkpoints.diffusion_loader import load_diffusion_model
-    from ..weights import load_default_upscaler, load_refiner, load_upscaler
+    from ..checkpoints.shipped import load_default_upscaler, load_refiner, load_upscaler
 
     paths = restore_model_paths(scale, diffusion, vae, upscaler, refiner)
     model, own_vae = load_diffusion_model(paths["diffusion"])

@@ -32,7 +32,7 @@ TILE_OVERLAP_LR_PX = 16
 
 def default_method() -> str:
     """'learned' when the shipped weights are installed, else 'bicubic'."""
-    from ..weights import has_default_upscaler
+    from ..checkpoints.shipped import has_default_upscaler
     return "learned" if has_default_upscaler(4) else "bicubic"
 
 
@@ -205,7 +205,7 @@ def upscale_frames(frames: torch.Tensor, model=None, scale: int = 4, window: int
         raise InputError(f"flow_method={flow_method!r}; expected 'dis' (weight-free, the propagation's flow)")
     check_lr(frames, "frames")
     if model is None:
-        from ..weights import load_default_upscaler
+        from ..checkpoints.shipped import load_default_upscaler
         model = load_default_upscaler(scale)
     rep = get_reporter(reporter)
     rep.start(frames.shape[0], f"upscale x{scale}")

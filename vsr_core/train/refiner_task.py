@@ -60,7 +60,7 @@ class RefinerTask:
     save_trainable_only = False
 
     def __init__(self, cfg):
-        from ..weights import default_upscaler_path, load_upscaler
+        from ..checkpoints.shipped import default_upscaler_path, load_upscaler
         from .datasets import ClipDataset
         self.cfg = cfg
         path = cfg.upscaler_weights or default_upscaler_path(cfg.scale)

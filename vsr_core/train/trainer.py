@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from ..checkpoints.shipped import write_card
 from ..errors import InputError
 from ..machine import cpu_name
 from ..progress import Reporter, get_reporter
@@ -233,10 +234,6 @@ def _atomic(path: str, write: Callable[[str], None]) -> None:
     os.replace(tmp, path)
 
 
-def write_card(path: str, card: dict) -> None:
-    _atomic(path, lambda p: open(p, "w").write(json.dumps(card, indent=2) + "\n"))
-
-
 def export_model(model, task, cfg: TrainConfig, step: int, out_dir: str, metrics: dict, loss: float | None,
                  name: str = "model") -> str:
     """Write ``<name>.safetensors`` + ``<name>.json`` (the model card). Returns the weights path."""
@@ -263,7 +260,7 @@ def export_model(model, task, cfg: TrainConfig, step: int, out_dir: str, metrics
         "trained_on": f"{cpu_name()}, torch {torch.__version__}, {cfg.threads} thread(s)",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    write_card(os.path.join(out_dir, f"{name}.json"), card)
+    write_card(wpath, card)                        # <name>.json beside the weights
     return wpath
 
 
