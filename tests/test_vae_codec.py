@@ -75,5 +75,5 @@ def test_bad_inputs(vae, frames):
     bad[0, 0, 0, 0] = float("inf")
     with pytest.raises(ValueError, match="NaN or infinite"):
         decode_latents(vae, bad)
-    with pytest.raises(ValueError, match=r"\[frames, 3, H, W\]"):
+    with pytest.raises(ValueError, match=r"expected \[T,3,H,W\] RGB"):
         encode_frames(vae, frames[:, :2])

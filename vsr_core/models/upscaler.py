@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..flow.occlusion import occlusion_masks
 from ..flow.warp import backward_warp, inside_mask
+from ..ops.frames import check_frames
 from .blurpool import downsample, low_pass
 
 MIN_SIDE = 8
@@ -256,7 +257,7 @@ class VideoUpscaler(nn.Module):
                 flow_backward: torch.Tensor | None = None, temporal: bool = True,
                 return_clean: bool = False):
         """``return_clean=True`` also returns the cleaning stage's LR output (training)."""
-        check_lr(lr, "lr", batched=True)
+        check_frames(lr, "lr", MIN_SIDE, batched=True, values=False)   # values: checked where frames enter
         b, t, _, h, w = lr.shape
         temporal = temporal and t > 1 and flow_forward is not None and flow_backward is not None
         if temporal:
@@ -304,24 +305,6 @@ class VideoUpscaler(nn.Module):
         return (out, lr) if return_clean else out
 
 
-def check_lr(lr, name: str = "frames", batched: bool = False) -> None:
-    """Validate LR frames: float [T,3,H,W] (or [B,T,3,H,W]), finite, sides >= MIN_SIDE."""
-    dims = 5 if batched else 4
-    layout = "[B,T,3,H,W]" if batched else "[T,3,H,W]"
-    if not isinstance(lr, torch.Tensor):
-        raise InputError(f"{name} is a {type(lr).__name__}; expected a float tensor {layout}")
-    if lr.dim() != dims or lr.shape[-3] != 3:
-        raise InputError(f"{name} has shape {tuple(lr.shape)}; expected {layout} RGB")
-    if lr.shape[-4] < 1:
-        raise InputError(f"{name} has no frames; expected at least one")
-    if not lr.is_floating_point():
-        raise InputError(f"{name} has dtype {lr.dtype}; expected float values in 0..1")
-    if min(lr.shape[-2:]) < MIN_SIDE:
-        raise InputError(f"{name} frames are {lr.shape[-1]}x{lr.shape[-2]}; expected both sides >= {MIN_SIDE} pixels")
-    if not bool(torch.isfinite(lr).all()):
-        raise InputError(f"{name} contains NaN or infinite values; expected finite values in 0..1")
-
-
 def clip_flows(lr: torch.Tensor, estimator=None, preset: str = "medium") -> tuple[torch.Tensor, torch.Tensor]:
     """DIS forward/backward flows [T-1,2,H,W] between consecutive LR frames [T,3,H,W]."""
     if estimator is None:
@@ -342,7 +325,7 @@ def upscale_clip(model: VideoUpscaler, lr: torch.Tensor, temporal: bool = True, 
     For long videos use ``vsr_core.pipeline.upscale.upscale_frames``, which
     streams over overlapping windows with bounded memory.
     """
-    check_lr(lr, "frames")
+    check_frames(lr, "frames", MIN_SIDE)
     if temporal and lr.shape[0] > 1:
         ff, fb = flows if flows is not None else clip_flows(lr, estimator)
         out = model(lr[None], ff[None], fb[None], temporal=True)

@@ -27,6 +27,27 @@ def check_finite(frames: torch.Tensor, what: str = "frames", first_index: int = 
                      f"(an upstream node produced invalid pixels)")
 
 
+def check_frames(frames, name: str = "frames", min_side: int = 1, batched: bool = False,
+                 values: bool = True) -> None:
+    """Validate float frames [T,3,H,W] (or [B,T,3,H,W]): RGB, at least one frame, both sides >= min_side and,
+    with ``values``, float and finite (one pass over the data: do it once where frames enter a stage)."""
+    dims = 5 if batched else 4
+    layout = "[B,T,3,H,W]" if batched else "[T,3,H,W]"
+    if not isinstance(frames, torch.Tensor):
+        raise InputError(f"{name} is a {type(frames).__name__}; expected a float tensor {layout}")
+    if frames.dim() != dims or frames.shape[-3] != 3:
+        raise InputError(f"{name} has shape {tuple(frames.shape)}; expected {layout} RGB")
+    if frames.shape[-4] < 1:
+        raise InputError(f"{name} has no frames; expected at least one")
+    if min(frames.shape[-2:]) < min_side:
+        raise InputError(f"{name} frames are {frames.shape[-1]}x{frames.shape[-2]}; expected both sides >= "
+                         f"{min_side} pixels")
+    if values:
+        if not frames.is_floating_point():
+            raise InputError(f"{name} has dtype {frames.dtype}; expected float values in 0..1")
+        check_finite(frames.flatten(0, 1) if batched else frames, name)
+
+
 def float_to_uint8(frames: torch.Tensor, what: str = "frames", first_index: int = 0) -> np.ndarray:
     """float 0..1 tensor -> uint8 numpy array, rounded and clamped; NaN/inf are refused, not written."""
     check_finite(frames, what, first_index)

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..models.upscaler import MIN_SIDE
+from ..ops.frames import check_frames
 from ..progress import Reporter, get_reporter
 
 
@@ -45,9 +47,8 @@ class FlowStabilizer:
         from ..flow.field import resize_flow
         from ..flow.occlusion import occlusion_masks
         from ..flow.warp import backward_warp, inside_mask
-        from ..models.upscaler import check_lr
 
-        check_lr(lr_frames, "lr_frames")
+        check_frames(lr_frames, "lr_frames", MIN_SIDE)
         if not isinstance(upscaled, torch.Tensor) or upscaled.dim() != 4 or upscaled.shape[1] != 3:
             raise InputError(f"upscaled: expected float frames [T,3,H,W], got "
                              f"{tuple(upscaled.shape) if isinstance(upscaled, torch.Tensor) else type(upscaled).__name__}")

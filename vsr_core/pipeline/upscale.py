@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..flow.dis import DISFlow
 from ..flow.pairs import PairFlows
-from ..models.upscaler import check_lr
+from ..models.upscaler import MIN_SIDE
+from ..ops.frames import check_frames
 from ..ops.tiling import tiled_map
 from ..progress import Reporter, get_reporter
 from ..speed import autocast, autocast_dtype, use_channels_last
@@ -142,7 +143,7 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
     def checked(chunks):
         seen = 0
         for chunk in chunks:
-            check_lr(chunk, "frames")
+            check_frames(chunk, "frames", MIN_SIDE)
             if stabilizer is not None:
                 lr_queue.extend(chunk[max(0, skip - seen):].unbind(0))
             seen += len(chunk)
@@ -203,7 +204,7 @@ def upscale_frames(frames: torch.Tensor, model=None, scale: int = 4, window: int
     """
     if flow_method != "dis":
         raise InputError(f"flow_method={flow_method!r}; expected 'dis' (weight-free, the propagation's flow)")
-    check_lr(frames, "frames")
+    check_frames(frames, "frames", MIN_SIDE)
     if model is None:
         from ..checkpoints.shipped import load_default_upscaler
         model = load_default_upscaler(scale)

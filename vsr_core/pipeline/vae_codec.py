@@ -14,17 +14,11 @@ import inspect
 import torch
 import torch.nn.functional as F
 
-from ..ops.windows import WindowBlender, plan_windows
 from ..errors import InputError
-from .vae_tiles import tiled_decode, tiled_encode
+from ..ops.frames import check_frames
+from ..ops.windows import WindowBlender, plan_windows
 from ..progress import Reporter, get_reporter
-
-
-def _check_frames(frames: torch.Tensor, name: str) -> None:
-    if frames.dim() != 4 or frames.shape[1] != 3 or frames.shape[0] < 1:
-        raise InputError(f"{name} has shape {tuple(frames.shape)}; expected [frames, 3, H, W]")
-    if not torch.isfinite(frames).all():
-        raise InputError(f"{name} contain NaN or infinite values")
+from .vae_tiles import tiled_decode, tiled_encode
 
 
 def padded_size(height: int, width: int, factor: int) -> tuple[int, int]:
@@ -46,7 +40,7 @@ def encode_frames(vae, frames: torch.Tensor, tile: int = 64, tile_overlap: int =
     decode_latents': the encoder's mid-block attention spans a whole tile, so its
     memory grows with the square of the tile's latent area, whatever the VAE's factor.
     """
-    _check_frames(frames, "frames")
+    check_frames(frames, "frames")
     reporter = get_reporter(reporter)
     f = vae.downsample_factor
     param = next(vae.parameters())
@@ -90,7 +84,7 @@ def decode_latents(vae, latents: torch.Tensor, lr_frames: torch.Tensor | None = 
     f = vae.downsample_factor
     param = next(vae.parameters())  # frames go to the VAE's device and dtype, results come back to the CPU
     if lr_frames is not None:
-        _check_frames(lr_frames, "upscaled frames")
+        check_frames(lr_frames, "upscaled frames")
         if lr_frames.shape[0] != t_frames:
             raise InputError(f"upscaled frames: {lr_frames.shape[0]} frames for {t_frames} latent frames; "
                              f"expected the same clip")
