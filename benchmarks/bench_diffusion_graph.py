@@ -81,7 +81,7 @@ def diffusion_graph(lr: torch.Tensor, model, vae, steps: int, guidance: float, s
     flow = estimate_flow(lr, "dis") if guidance > 0 and lr.shape[0] > 1 else None
     z = encode_frames(vae, up)
     settings = SampleSettings(steps=steps, sampler="ddpm", seed=seed, window=window, window_overlap=1,
-                              tile=tile, tile_overlap=tile // 4, guidance=MotionGuidance(scale=guidance))
+                              tile_latent=tile, tile_overlap_latent=tile // 4, guidance=MotionGuidance(scale=guidance))
     s = model.latent_scale
     out = guided_sample(z * s, model, settings, flow=flow) / s
     frames = decode_latents(vae, out, lr_frames=up, window=window, window_overlap=1)

@@ -166,7 +166,7 @@ def benchmark(args, model, vae, scale_latent, random_weights):
             print(f"skipping resshift: the UNet predicts {model.prediction!r}, ResShift needs an x0-predictor")
             continue
         base = dict(sampler=sampler, steps=steps, seed=args.seed, window=args.window, window_overlap=1,
-                    tile=args.tile, tile_overlap=args.tile // 2)
+                    tile_latent=args.tile, tile_overlap_latent=args.tile // 2)
         modes = [("off", MotionGuidance(scale=0.0)), ("on", MotionGuidance(scale=gscale))]
         if not args.no_through_model:
             modes.append(("on, through model", MotionGuidance(scale=gscale, through_model=True)))
@@ -215,8 +215,8 @@ def determinism(args):
           f"and one tile, seed 0 (independent Gaussian outputs would give about 1.41)")
     changes = [("window %d/ov 1 -> 4/ov 1" % t, dict(window=4, window_overlap=1)),
                ("window %d/ov 1 -> 3/ov 0" % t, dict(window=3, window_overlap=0)),
-               ("tile %d (one) -> 16/ov 8" % max(h, w), dict(tile=16, tile_overlap=8)),
-               ("tile %d (one) -> 24/ov 12" % max(h, w), dict(tile=24, tile_overlap=12)),
+               ("tile %d (one) -> 16/ov 8" % max(h, w), dict(tile_latent=16, tile_overlap_latent=8)),
+               ("tile %d (one) -> 24/ov 12" % max(h, w), dict(tile_latent=24, tile_overlap_latent=12)),
                ("seed 0 -> 1", dict(seed=1)),
                ("seed 0 -> 0 (rerun)", dict())]
     print("| sampler | steps | model | " + " | ".join(label for label, _ in changes) + " |")
@@ -227,8 +227,8 @@ def determinism(args):
         for steps in step_list:
             for cname, temporal, gs in configs:
                 model = tiny_unet(temporal=temporal)
-                ref_kw = dict(sampler=sampler, steps=steps, seed=0, window=t, window_overlap=1, tile=max(h, w),
-                              tile_overlap=8, guidance=MotionGuidance(scale=gs))
+                ref_kw = dict(sampler=sampler, steps=steps, seed=0, window=t, window_overlap=1, tile_latent=max(h, w),
+                              tile_overlap_latent=8, guidance=MotionGuidance(scale=gs))
                 ref = guided_sample(z, model, SampleSettings(**ref_kw), flow)
                 denom = ref.abs().mean().item()
                 cells = []

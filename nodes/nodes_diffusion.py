@@ -111,7 +111,7 @@ class VSR_GuidedSample:
             raise InputError("Guided Sample needs `upscaled` frames (with a `vae`) or a `latent`")
         settings = SampleSettings(
             steps=steps, sampler=sampler, seed=seed, window=window, window_overlap=window_overlap,
-            tile=tile, tile_overlap=tile_overlap,
+            tile_latent=tile, tile_overlap_latent=tile_overlap,
             guidance=MotionGuidance(scale=guidance_scale, rule=guidance_rule, reference_offset=reference_offset,
                                     start=guidance_start, end=guidance_end, through_model=guidance_through_model))
         scaled = samples.float() * model.latent_scale
@@ -119,7 +119,7 @@ class VSR_GuidedSample:
         def attempt(pieces):
             return guided_sample(scaled, model, dataclasses.replace(settings, **pieces), flow=flow, reporter=reporter)
 
-        pieces = dict(tile=tile, tile_overlap=tile_overlap, window=window, window_overlap=window_overlap)
+        pieces = dict(tile_latent=tile, tile_overlap_latent=tile_overlap, window=window, window_overlap=window_overlap)
         with on_compute_device(getattr(model, "unet", None), offload_after):
             out, _ = retry_on_oom(attempt, pieces, smaller_pieces, "Guided Sample", reporter)
         return ({"samples": out / model.latent_scale, **extra},)
@@ -174,7 +174,8 @@ class VSR_TemporalDecode:
             return decode_latents(vae, samples, lr_frames=lr, w=None if fusion_w < 0 else fusion_w,
                                   size=latent.get("vsr_size"), reporter=reporter, **pieces)
 
-        pieces = dict(tile=tile, tile_overlap=tile_overlap, window=window, window_overlap=window_overlap)
+        pieces = dict(tile_latent=tile, tile_overlap_latent=tile_overlap, window=window,
+                      window_overlap=window_overlap)
         with on_compute_device(vae, offload_after):
             frames, _ = retry_on_oom(attempt, pieces, smaller_pieces, "Temporal Decode", reporter)
         return (tchw_to_thwc(frames).contiguous(),)

@@ -107,7 +107,7 @@ class VSR_UpscaleVideoStreaming:
     def upscale(self, video, upscaler, scale, window, window_overlap, tile_lr_px, stabilize, format, crf,
                 preview_frames):
         source = _source(video)
-        settings = dict(scale=scale, window=window, overlap=window_overlap, tile=tile_lr_px,
+        settings = dict(scale=scale, window=window, overlap=window_overlap, tile_lr_px=tile_lr_px,
                         stabilize=float(stabilize), crf=crf)
         job = {"input": source_identity(source), "weights": _identity(upscaler, "upscaler"), **settings}
         fmt, dst = _destination("upscaled", job, format)

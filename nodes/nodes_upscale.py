@@ -105,14 +105,14 @@ class VSR_Upscale:
         else:
             def attempt(p):
                 return upscale_frames(lr, upscaler, scale=scale, window=p["window"], overlap=p["window_overlap"],
-                                      temporal=temporal, tile=p["tile"], stabilize=stabilize, reporter=reporter)
+                                      temporal=temporal, tile_lr_px=p["tile_lr_px"], stabilize=stabilize, reporter=reporter)
 
             def shrink(p):  # the upscaler's windows overlap by less than half
                 p = smaller_pieces(p, min_tile=64)
                 return p and {**p, "window_overlap": min(p["window_overlap"], (p["window"] - 1) // 2)}
 
             # tile 0 (whole frames) can still shrink: it starts as the frame size.
-            pieces = dict(tile=tile or max(lr.shape[-2:]), window=window, window_overlap=window_overlap)
+            pieces = dict(tile_lr_px=tile or max(lr.shape[-2:]), window=window, window_overlap=window_overlap)
             with on_compute_device(upscaler, offload_after):
                 out, _ = retry_on_oom(attempt, pieces, shrink, "Upscale", reporter)
         return (tchw_to_thwc(out).contiguous(),)

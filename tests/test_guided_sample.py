@@ -46,7 +46,7 @@ def moving_latents(t=6, shift=1, h=16, w=16):
     return z, FlowField(fwd, -fwd, occ_f, occ_b, method="exact")
 
 
-FAST = dict(steps=6, tile=64, tile_overlap=8)
+FAST = dict(steps=6, tile_latent=64, tile_overlap_latent=8)
 
 
 # Guidance scale 0.6 on these 16x16x4 latents takes the same per-element step as
@@ -92,11 +92,11 @@ def test_temporal_model_runs_in_windows_and_frames_interact():
 def test_one_tile_covering_the_latent_equals_the_untiled_run_and_small_tiles_stay_close():
     z, _flow = moving_latents(t=2, h=24, w=24)
     model = tiny_unet()
-    whole = guided_sample(z, model, SampleSettings(window=2, steps=4, tile=24, tile_overlap=8))
-    big = guided_sample(z, model, SampleSettings(window=2, steps=4, tile=64, tile_overlap=8))
+    whole = guided_sample(z, model, SampleSettings(window=2, steps=4, tile_latent=24, tile_overlap_latent=8))
+    big = guided_sample(z, model, SampleSettings(window=2, steps=4, tile_latent=64, tile_overlap_latent=8))
     torch.testing.assert_close(big, whole)
-    tiled = guided_sample(z, model, SampleSettings(window=2, steps=4, tile=16, tile_overlap=8))
-    other_seed = guided_sample(z, model, SampleSettings(window=2, steps=4, tile=24, tile_overlap=8, seed=1))
+    tiled = guided_sample(z, model, SampleSettings(window=2, steps=4, tile_latent=16, tile_overlap_latent=8))
+    other_seed = guided_sample(z, model, SampleSettings(window=2, steps=4, tile_latent=24, tile_overlap_latent=8, seed=1))
     # Tiles change the result (the UNet is not local) but far less than the noise draw does.
     assert (tiled - whole).abs().mean() < 0.5 * (other_seed - whole).abs().mean()
 
@@ -160,7 +160,7 @@ from vsr_core.diffusion import resshift as rs  # noqa: E402
 from vsr_core.diffusion.noise import FrameNoise  # noqa: E402
 from vsr_core.pipeline.guided_sample import BlurResShift, x0_and_loss_gradient  # noqa: E402
 
-RS = dict(sampler="resshift", steps=4, tile=64, tile_overlap=8)
+RS = dict(sampler="resshift", steps=4, tile_latent=64, tile_overlap_latent=8)
 
 
 class _Residual(torch.nn.Module):
@@ -216,9 +216,9 @@ def test_resshift_seed_determinism_windows_and_tiles():
     # frame-independent network: windows change nothing; one tile covering the latent is the untiled run
     windowed = guided_sample(z, model, SampleSettings(window=3, window_overlap=1, seed=3, **RS))
     torch.testing.assert_close(windowed, a, atol=1e-5, rtol=1e-5)
-    one_tile = guided_sample(z, model, SampleSettings(window=7, seed=3, **{**RS, "tile": 24}))
+    one_tile = guided_sample(z, model, SampleSettings(window=7, seed=3, **{**RS, "tile_latent": 24}))
     torch.testing.assert_close(one_tile, a)
-    tiled = guided_sample(z, model, SampleSettings(window=7, seed=3, **{**RS, "tile": 16}))
+    tiled = guided_sample(z, model, SampleSettings(window=7, seed=3, **{**RS, "tile_latent": 16}))
     # With 4 steps the (non-local) random UNet decides more than the noise does: tiles move the
     # result about 0.56x as much as a new seed here (docs/guided_sample.md has the measured numbers).
     assert (tiled - a).abs().mean() < 0.8 * (other - a).abs().mean()
@@ -291,7 +291,7 @@ def test_through_model_guidance_runs_over_windows_and_tiles_with_anchors():
                      flow.occlusion_forward[..., :24, :24].clone(), flow.occlusion_backward[..., :24, :24].clone(),
                      method="exact")
     model = residual_model()
-    kw = dict(window=3, window_overlap=0, steps=4, tile=16, tile_overlap=8)
+    kw = dict(window=3, window_overlap=0, steps=4, tile_latent=16, tile_overlap_latent=8)
     off = guided_sample(z, model, SampleSettings(guidance=MotionGuidance(scale=0.0), **kw), flow)
     on = guided_sample(z, model, SampleSettings(guidance=MotionGuidance(scale=0.6, through_model=True), **kw), flow)
     assert torch.isfinite(on).all() and not torch.allclose(on, off, atol=1e-3)

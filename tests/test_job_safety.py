@@ -390,7 +390,7 @@ def test_11_out_of_memory_in_upscale_shrinks_tiles(tmp_path, small, monkeypatch)
         return real(lr, model, flows, tile, tile_overlap, precision)
     monkeypatch.setattr(upscale_video, "_run_window", picky)
     log = Log()
-    assert upscale_file(small, str(tmp_path / "o.mkv"), fmt="ffv1", window=4, overlap=1, tile=128,
+    assert upscale_file(small, str(tmp_path / "o.mkv"), fmt="ffv1", window=4, overlap=1, tile_lr_px=128,
                         reporter=log) == 9
     assert any("out of memory; retrying" in m for m in log.messages)
 

@@ -105,7 +105,7 @@ def test_out_of_memory_shrinks_the_tiles_and_finishes(tmp_path, source, models):
     out = tmp_path / "out.mkv"
     assert restore_file(source, str(out), SETTINGS, picky, fmt="ffv1", reporter=log) == 11
     oom = [m for m in log.messages if "out of memory" in m]
-    assert len(oom) == 2 and "tile 64 -> 32" in oom[0] and "tile 32 -> 16" in oom[1]
+    assert len(oom) == 2 and "tile_latent 64 -> 32" in oom[0] and "tile_latent 32 -> 16" in oom[1]
     assert read(out).shape == (11, 96, 160, 3)
 
 

@@ -60,8 +60,8 @@ def test_single_window_equals_one_pass_and_seams_are_cross_faded(clip):
 def test_spatial_tiles_match_untiled(clip):
     lr = lr_clip(clip, 3)
     m = tiny(attn_blocks=0)
-    full = upscale_frames(lr, m, window=3, overlap=1, tile=0)
-    tiled = upscale_frames(lr, m, window=3, overlap=1, tile=16, tile_overlap=6)
+    full = upscale_frames(lr, m, window=3, overlap=1, tile_lr_px=0)
+    tiled = upscale_frames(lr, m, window=3, overlap=1, tile_lr_px=16, tile_overlap_lr_px=6)
     assert tiled.shape == full.shape
     assert (tiled - full).abs().mean() < 0.01
 

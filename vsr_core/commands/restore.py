@@ -65,11 +65,11 @@ def run(args) -> int:
     # with Ray workers the driver only decodes, crossfades and encodes: one thread leaves the cores to them
     set_threads(1 if args.workers else args.threads)
     sample = SampleSettings(steps=args.steps, sampler=args.sampler, seed=args.seed, window=args.window,
-                            tile=args.tile, tile_overlap=args.tile // 2, guidance=MotionGuidance(args.guidance))
+                            tile_latent=args.tile, tile_overlap_latent=args.tile // 2, guidance=MotionGuidance(args.guidance))
     settings = RestoreSettings(scale=args.scale, segment=args.segment, segment_overlap=args.segment_overlap,
-                               sample=sample, precision=args.precision, upscale_tile=args.upscale_tile,
-                               encode_tile=args.tile, decode_tile=args.tile,
-                               decode_tile_overlap=min(16, args.tile // 4), seams=seams)
+                               sample=sample, precision=args.precision, upscale_tile_lr_px=args.upscale_tile,
+                               encode_tile_latent=args.tile, decode_tile_latent=args.tile,
+                               decode_tile_overlap_latent=min(16, args.tile // 4), seams=seams)
     load = dict(diffusion=args.diffusion_model, vae=args.vae, device=args.device,
                 channels_last=args.channels_last, compile=args.compile)
     models = None if args.workers else load_restore_models(args.scale, **load)   # workers load their own

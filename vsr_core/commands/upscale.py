@@ -85,7 +85,7 @@ def run(args) -> int:
     set_threads(1 if args.workers else args.threads)
     method = args.method or default_method()
     count = upscale_file(args.input, args.output, scale=args.scale, method=method, weights=args.weights,
-                         overlap=args.overlap, stabilize=args.stabilize, tile=args.tile,
+                         overlap=args.overlap, stabilize=args.stabilize, tile_lr_px=args.tile,
                          options=load_options(args), fmt=args.format, crf=args.crf,
                          overwrite=args.overwrite, window=args.window, cache_dir=args.cache_dir,
                          keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 48,

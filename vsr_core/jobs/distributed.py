@@ -30,7 +30,8 @@ def import_ray():
 class WindowWorker:
     """One model per worker process; `run` upscales one window (the body of the single-process job's)."""
 
-    def __init__(self, weights_path: str, scale: int, temporal: bool, tile: int, precision: str, threads: int):
+    def __init__(self, weights_path: str, scale: int, temporal: bool, tile_lr_px: int, precision: str,
+                 threads: int):
         from ..flow.dis import DISFlow
         from ..flow.pairs import PairFlows
         from ..machine import tune_allocator
@@ -38,7 +39,7 @@ class WindowWorker:
         torch.set_num_threads(max(1, threads))
         tune_allocator()
         self.model = load_upscaler(weights_path)
-        self.scale, self.temporal, self.tile, self.precision = scale, temporal, tile, precision
+        self.scale, self.temporal, self.tile_lr_px, self.precision = scale, temporal, tile_lr_px, precision
         self.flows = PairFlows(DISFlow("medium"))
 
     def pid(self) -> int:
@@ -49,7 +50,7 @@ class WindowWorker:
     def run(self, lr_uint8: np.ndarray, first_frame: int) -> np.ndarray:
         from ..pipeline.upscale import TILE_OVERLAP_LR_PX, upscale_window, window_tiles
         lr = torch.from_numpy(lr_uint8).permute(0, 3, 1, 2).float().div_(255)
-        tiles = window_tiles(self.tile, TILE_OVERLAP_LR_PX, lr)
+        tiles = window_tiles(self.tile_lr_px, TILE_OVERLAP_LR_PX, lr)
         return upscale_window(lr, first_frame, self.model, self.flows, self.temporal, tiles, self.precision,
                               self.scale).numpy()
 

@@ -16,7 +16,7 @@ from .file_job import CacheSettings, OutputSettings, run_file_job
 def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  options: LoadOptions | None = None, fmt: str | None = None, crf: int = 18,
                  overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
-                 stabilize: float = 0.0, tile: int = 512, cache_dir: str | None = None, keep_cache: bool = False,
+                 stabilize: float = 0.0, tile_lr_px: int = 512, cache_dir: str | None = None, keep_cache: bool = False,
                  chunk_frames: int = 48, model=None, workers: int = 0, ray_address: str | None = None,
                  worker_threads: int = 1, reporter: Reporter | None = None) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
@@ -46,12 +46,12 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     else:
         if model is None:
             model = load_upscaler(weights) if weights else load_default_upscaler(scale)
-        check_stream_options(window, overlap, scale, model.scale, stabilize, tile, TILE_OVERLAP_LR_PX)
+        check_stream_options(window, overlap, scale, model.scale, stabilize, tile_lr_px, TILE_OVERLAP_LR_PX)
         if getattr(model, "weights_path", None) is None:
             raise InputError("model has no weights file to key the resume cache (and the Ray workers) by; "
                              "expected an upscaler loaded with vsr_core.checkpoints.shipped.load_upscaler")
         key = {"command": "upscale", "scale": scale, "method": method, "window": window, "overlap": overlap,
-               "tile": tile, "stabilize": stabilize, "weights": file_identity(model.weights_path)}
+               "tile": tile_lr_px, "stabilize": stabilize, "weights": file_identity(model.weights_path)}
         if workers:        # the same frames for any number of workers, but not those of one process
             key["distributed"] = {"threads_per_worker": worker_threads}
         cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
@@ -70,11 +70,11 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
         if workers:            # started once paths, input and locks are checked
             from .distributed import RayPool, WindowWorker
             pool = RayPool(workers, ray_address, WindowWorker,
-                           (model.weights_path, scale, method == "learned", tile, "auto", worker_threads),
+                           (model.weights_path, scale, method == "learned", tile_lr_px, "auto", worker_threads),
                            worker_threads)
         try:
             for segment, y, state in upscale_segments(lr_chunks, model, scale, window=window, overlap=overlap,
-                                                      temporal=(method == "learned"), tile=tile,
+                                                      temporal=(method == "learned"), tile_lr_px=tile_lr_px,
                                                       stabilize=stabilize, reporter=reporter, resume=resume,
                                                       stabilizer_state=consumer_state, retry_oom=pool is None,
                                                       pool=pool):

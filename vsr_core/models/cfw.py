@@ -139,6 +139,7 @@ class CFWAutoencoderKL(AutoencoderKL):
 
     format_name = "stablesr_cfw"
     decoder_class = CFWDecoder
+    fuses_lr_features = True
 
     def __init__(self, config: VAEConfig | None = None, fusion: str | None = "rrdb",
                  num_fuse_block: int = 2, num_grow_ch: int = 32,

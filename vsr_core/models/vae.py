@@ -336,6 +336,8 @@ class AutoencoderKL(nn.Module):
 
     format_name = "autoencoder_kl"
     decoder_class = Decoder
+    fuses_lr_features = False       # decode(..., enc_features, w): StableSR's CFW
+    temporal_decoder = False        # decode(..., num_frames): MGLD's decoder mixes frames
 
     def __init__(self, config: VAEConfig | None = None, **decoder_options):
         super().__init__()

@@ -101,6 +101,7 @@ class VideoAutoencoderKL(CFWAutoencoderKL):
 
     format_name = "mgld_video_cfw"
     decoder_class = VideoDecoder
+    temporal_decoder = True
 
     def __init__(self, config: VAEConfig | None = None, fusion: str | None = "rdb",
                  num_fuse_block: int = 2, num_grow_ch: int = 32, temporal: bool = True,

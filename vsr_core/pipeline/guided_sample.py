@@ -57,8 +57,8 @@ class SampleSettings:
     seed: int = 0
     window: int = 5                  # frames sampled together (MGLD-VSR: 5)
     window_overlap: int = 1
-    tile: int = 64                   # latent pixels (StableSR: 64, overlap 32)
-    tile_overlap: int = 32
+    tile_latent: int = 64            # latent cells (StableSR: 64, overlap 32)
+    tile_overlap_latent: int = 32
     guidance: MotionGuidance = field(default_factory=MotionGuidance)
     kappa: float = 2.0               # ResShift only (its defaults: T=15, p=0.3, kappa=2, p_min=0.04)
     power: float = 0.3
@@ -291,7 +291,7 @@ def _sample_window(win: _Window, z_lr: torch.Tensor, model, process: _Process, s
 
     if win.flow is not None and g.through_model:
         # Anchors are the previous window's x0 predictions (the loss is on x0 here).
-        tm = _ThroughModelGuide(net_for, settings.tile, settings.tile_overlap, win.flow, process.schedule, g,
+        tm = _ThroughModelGuide(net_for, settings.tile_latent, settings.tile_overlap_latent, win.flow, process.schedule, g,
                                 anchors or None, record)
         denoise, guide = tm.denoise, tm.guide
 
@@ -299,7 +299,7 @@ def _sample_window(win: _Window, z_lr: torch.Tensor, model, process: _Process, s
             reporter.update(1)
     else:
         def denoise(x, i):
-            return tiled_denoise(net_for(i), x, settings.tile, settings.tile_overlap)
+            return tiled_denoise(net_for(i), x, settings.tile_latent, settings.tile_overlap_latent)
         guide = make_guide(win.flow, process.schedule, g, anchors or None) if win.flow is not None else None
 
         def callback(i, x):

@@ -83,14 +83,24 @@ def retry_on_oom(run: Callable[[S], T], settings: S, shrink: Callable[[S], S | N
         settings = smaller
 
 
+def _tile_keys(pieces: dict) -> tuple[str | None, str | None]:
+    """The tile's key, in its unit (tile_latent, tile_lr_px, ...), and its overlap's (tile_overlap_<unit>)."""
+    for key in pieces:
+        if key.startswith("tile") and "overlap" not in key:
+            return key, key.replace("tile", "tile_overlap", 1)
+    return None, None
+
+
 def smaller_pieces(pieces: dict, min_tile: int = 16, min_window: int = 2) -> dict | None:
-    """The next smaller {tile, tile_overlap, window, window_overlap} (any subset): half the tile, down to
-    min_tile; then a window two frames shorter, down to min_window; overlaps shrink along. None at the end."""
+    """The next smaller {tile_<unit>, tile_overlap_<unit>, window, window_overlap} (any subset): half the
+    tile, down to min_tile; then a window two frames shorter, down to min_window; overlaps shrink along.
+    None at the end."""
     out = dict(pieces)
-    if out.get("tile", 0) > min_tile:
-        out["tile"] = halve(out["tile"], min_tile)
-        if "tile_overlap" in out:
-            out["tile_overlap"] = min(out["tile_overlap"], out["tile"] // 2)
+    tile, overlap = _tile_keys(out)
+    if tile is not None and out[tile] > min_tile:
+        out[tile] = halve(out[tile], min_tile)
+        if overlap in out:
+            out[overlap] = min(out[overlap], out[tile] // 2)
         return out
     if out.get("window", 0) > min_window:
         out["window"] = max(min_window, out["window"] - 2)

@@ -44,12 +44,12 @@ class RestoreSettings:
     segment_overlap: int = 2
     sample: SampleSettings = field(default_factory=lambda: SampleSettings(steps=20, guidance=MotionGuidance(10.0)))
     flow_preset: str = "medium"       # DIS, on the LR frames
-    upscale_tile: int = 128           # LR pixels (the upscaler's full-frame activations at 1080p take GBs)
-    encode_tile: int = 64             # latent pixels
+    upscale_tile_lr_px: int = 128     # the upscaler's full-frame activations at 1080p take GBs
+    encode_tile_latent: int = 64
     decode_window: int = 5
     decode_window_overlap: int = 1
-    decode_tile: int = 64             # latent pixels
-    decode_tile_overlap: int = 16
+    decode_tile_latent: int = 64
+    decode_tile_overlap_latent: int = 16
     fusion_w: float | None = None     # CFW weight (None: the VAE's default)
     color_fix: str = "wavelet"
     precision: str = "auto"           # autocast: fp16/bf16 on CUDA, bf16 on AMX CPUs, else float32 (speed.py)
@@ -67,8 +67,8 @@ class RestoreSettings:
             raise InputError(f"segment_overlap={self.segment_overlap}; expected fewer frames than the sampling "
                              f"window ({self.sample.window})")
         autocast_dtype(torch.device("cpu"), self.precision)  # checks the name
-        for name, low in (("upscale_tile", MIN_PIXEL_TILE), ("encode_tile", MIN_LATENT_TILE),
-                          ("decode_tile", MIN_LATENT_TILE)):
+        for name, low in (("upscale_tile_lr_px", MIN_PIXEL_TILE), ("encode_tile_latent", MIN_LATENT_TILE),
+                          ("decode_tile_latent", MIN_LATENT_TILE)):
             if getattr(self, name) < low:
                 raise InputError(f"{name}={getattr(self, name)}; expected at least {low}")
 
@@ -129,15 +129,15 @@ def load_restore_models(scale: int = 4, diffusion: str | None = None, vae: str |
 
 def shrink(settings: RestoreSettings) -> RestoreSettings | None:
     """Next smaller pieces after running out of memory: all tiles halve, then the windows do."""
-    tiles = dict(upscale_tile=halve(settings.upscale_tile, MIN_PIXEL_TILE),
-                 encode_tile=halve(settings.encode_tile, MIN_LATENT_TILE),
-                 decode_tile=halve(settings.decode_tile, MIN_LATENT_TILE))
+    tiles = dict(upscale_tile_lr_px=halve(settings.upscale_tile_lr_px, MIN_PIXEL_TILE),
+                 encode_tile_latent=halve(settings.encode_tile_latent, MIN_LATENT_TILE),
+                 decode_tile_latent=halve(settings.decode_tile_latent, MIN_LATENT_TILE))
     s = settings.sample
-    tile = halve(s.tile, MIN_LATENT_TILE)
-    if any(getattr(settings, k) != v for k, v in tiles.items()) or tile != s.tile:
-        sample = dataclasses.replace(s, tile=tile, tile_overlap=min(s.tile_overlap, tile // 2))
-        return dataclasses.replace(settings, sample=sample, **tiles,
-                                   decode_tile_overlap=min(settings.decode_tile_overlap, tiles["decode_tile"] // 4))
+    tile = halve(s.tile_latent, MIN_LATENT_TILE)
+    if any(getattr(settings, k) != v for k, v in tiles.items()) or tile != s.tile_latent:
+        sample = dataclasses.replace(s, tile_latent=tile, tile_overlap_latent=min(s.tile_overlap_latent, tile // 2))
+        overlap = min(settings.decode_tile_overlap_latent, tiles["decode_tile_latent"] // 4)
+        return dataclasses.replace(settings, sample=sample, **tiles, decode_tile_overlap_latent=overlap)
     # The next segment's anchor frame must stay inside the last sampling window: window > segment_overlap.
     window = max(2, settings.segment_overlap + 1, s.window - 2)
     decode_window = max(2, settings.decode_window - 2)
@@ -164,12 +164,14 @@ def _restore_segment(lr, lead, models: RestoreModels, settings: RestoreSettings,
     model = models.diffusion
     flow_frames = lr if lead is None or not seam.anchors else torch.cat([lead[None], lr])
     flow = estimate_flow(flow_frames, "dis", preset=settings.flow_preset) if flow_frames.shape[0] > 1 else None
-    up = upscale_frames(lr, models.upscaler, settings.scale, tile=settings.upscale_tile, reporter=reporter)
-    z = encode_frames(models.vae, up, tile=settings.encode_tile, reporter=reporter) * model.latent_scale
+    up = upscale_frames(lr, models.upscaler, settings.scale, tile_lr_px=settings.upscale_tile_lr_px,
+                        reporter=reporter)
+    z = encode_frames(models.vae, up, tile_latent=settings.encode_tile_latent, reporter=reporter) * model.latent_scale
     sample, anchors = sample_segment(z, model, settings.sample, flow, reporter, seam)
     decoded = decode_latents(models.vae, sample / model.latent_scale, lr_frames=up, w=settings.fusion_w,
                              window=settings.decode_window, window_overlap=settings.decode_window_overlap,
-                             tile=settings.decode_tile, tile_overlap=settings.decode_tile_overlap,
+                             tile_latent=settings.decode_tile_latent,
+                             tile_overlap_latent=settings.decode_tile_overlap_latent,
                              reporter=reporter)
     return refine(up, decoded, models.refiner, color_fix=settings.color_fix).float(), seam_state(anchors)
 

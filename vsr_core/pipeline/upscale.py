@@ -73,11 +73,11 @@ def _rescale_output(y: torch.Tensor, model_scale: int, scale: int) -> torch.Tens
                          antialias=True).clamp_(0, 1)
 
 
-def window_tiles(tile: int, tile_overlap: int, lr: torch.Tensor) -> dict:
-    """A window's tile settings: ``tile`` (0: whole frames) at most the frame's longer side, so that running
+def window_tiles(tile_lr_px: int, tile_overlap_lr_px: int, lr: torch.Tensor) -> dict:
+    """A window's tile settings: the tile (0: whole frames) at most the frame's longer side, so that running
     out of memory can halve it from there."""
     side = max(lr.shape[-2:])
-    return {"tile": min(tile or side, side), "tile_overlap": tile_overlap}
+    return {"tile_lr_px": min(tile_lr_px or side, side), "tile_overlap_lr_px": tile_overlap_lr_px}
 
 
 def upscale_window(lr: torch.Tensor, first_frame: int, model, pair_flows, temporal: bool, tiles: dict,
@@ -86,13 +86,13 @@ def upscale_window(lr: torch.Tensor, first_frame: int, model, pair_flows, tempor
     its frames (``pair_flows``, a flow.pairs.PairFlows, shares pairs across windows), the network, x2 resampling.
     The single-process job and the Ray workers both run this."""
     flows = pair_flows.window(first_frame, lr) if temporal and len(lr) > 1 else None
-    y = _run_window(lr, model, flows, tiles["tile"], tiles["tile_overlap"], precision)
+    y = _run_window(lr, model, flows, tiles["tile_lr_px"], tiles["tile_overlap_lr_px"], precision)
     return _rescale_output(y, model.scale, scale)
 
 
 # ---------------------------------------------------------------- streaming
-def check_stream_options(window: int, overlap: int, scale: int, model_scale: int, stabilize: float, tile: int,
-                         tile_overlap: int) -> None:
+def check_stream_options(window: int, overlap: int, scale: int, model_scale: int, stabilize: float,
+                         tile_lr_px: int, tile_overlap_lr_px: int) -> None:
     if not isinstance(window, int) or window < 1:
         raise InputError(f"window={window!r}; expected an integer >= 1 (frames per window)")
     if not isinstance(overlap, int) or overlap < 0 or (window > 1 and 2 * overlap >= window):
@@ -101,14 +101,15 @@ def check_stream_options(window: int, overlap: int, scale: int, model_scale: int
         raise InputError(f"scale={scale!r}; expected 2 or 4 (at most the model's x{model_scale})")
     if not 0.0 <= stabilize <= 1.0:
         raise InputError(f"stabilize={stabilize!r}; expected 0 (off) to 1")
-    if not isinstance(tile, int) or isinstance(tile, bool) or (tile != 0 and tile <= 2 * tile_overlap):
-        raise InputError(f"tile={tile!r}; expected 0 (no tiling) or more than {2 * tile_overlap} LR pixels "
-                         f"(twice the {tile_overlap}-pixel tile overlap)")
+    tile, overlap_px = tile_lr_px, tile_overlap_lr_px
+    if not isinstance(tile, int) or isinstance(tile, bool) or (tile != 0 and tile <= 2 * overlap_px):
+        raise InputError(f"tile={tile!r}; expected 0 (no tiling) or more than {2 * overlap_px} LR pixels "
+                         f"(twice the {overlap_px}-pixel tile overlap)")
 
 
 def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, window: int = 12, overlap: int = 2,
-                     temporal: bool = True, flow_preset: str = "medium", tile: int = 512,
-                     tile_overlap: int = TILE_OVERLAP_LR_PX, stabilize: float = 0.0,
+                     temporal: bool = True, flow_preset: str = "medium", tile_lr_px: int = 512,
+                     tile_overlap_lr_px: int = TILE_OVERLAP_LR_PX, stabilize: float = 0.0,
                      reporter: Reporter | None = None, resume=None,
                      stabilizer_state: dict | None = None, retry_oom: bool = False,
                      precision: str = "auto", pool=None) -> Iterator[tuple]:
@@ -129,7 +130,7 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
     ``pool`` (jobs.distributed.RayPool): windows run on its workers, a few in
     flight, and come back in order (the stabiliser stays here).
     """
-    check_stream_options(window, overlap, scale, model.scale, stabilize, tile, tile_overlap)
+    check_stream_options(window, overlap, scale, model.scale, stabilize, tile_lr_px, tile_overlap_lr_px)
     if autocast_dtype(next(model.parameters()).device, precision) is not None:
         use_channels_last(model)    # oneDNN's reduced-precision convolutions run NHWC (2.0 vs 2.6 s a window here)
     rep = get_reporter(reporter)
@@ -153,7 +154,7 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
 
     def process(lr, lead, state, export, first_frame):
         if not current:
-            current.update(window_tiles(tile, tile_overlap, lr))
+            current.update(window_tiles(tile_lr_px, tile_overlap_lr_px, lr))
 
         def attempt(tiles):
             return upscale_window(lr, first_frame, model, pair_flows, temporal, tiles, precision, scale)
@@ -180,26 +181,26 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
 
 
 def stream_upscale(chunks: Iterable[torch.Tensor], model, scale: int = 4, window: int = 12, overlap: int = 2,
-                   temporal: bool = True, flow_preset: str = "medium", tile: int = 512,
-                   tile_overlap: int = TILE_OVERLAP_LR_PX,
+                   temporal: bool = True, flow_preset: str = "medium", tile_lr_px: int = 512,
+                   tile_overlap_lr_px: int = TILE_OVERLAP_LR_PX,
                    stabilize: float = 0.0, reporter: Reporter | None = None,
                    precision: str = "auto") -> Iterator[torch.Tensor]:
     """``upscale_segments`` yielding only the HR frames [n,3,sH,sW] (float 0..1), in order."""
-    for _, y, _ in upscale_segments(chunks, model, scale, window, overlap, temporal, flow_preset, tile,
-                                    tile_overlap, stabilize, reporter, precision=precision):
+    for _, y, _ in upscale_segments(chunks, model, scale, window, overlap, temporal, flow_preset, tile_lr_px,
+                                    tile_overlap_lr_px, stabilize, reporter, precision=precision):
         yield y
 
 
 def upscale_frames(frames: torch.Tensor, model=None, scale: int = 4, window: int = 12, overlap: int = 2,
                    temporal: bool = True, flow_method: str = "dis", flow_preset: str = "medium",
-                   tile: int = 512, tile_overlap: int = TILE_OVERLAP_LR_PX, stabilize: float = 0.0,
+                   tile_lr_px: int = 512, tile_overlap_lr_px: int = TILE_OVERLAP_LR_PX, stabilize: float = 0.0,
                    reporter: Reporter | None = None, precision: str = "auto") -> torch.Tensor:
     """Learned video upscaling of float frames [T,3,H,W] in 0..1 -> [T,3,sH,sW].
 
     ``model``: a VideoUpscaler (None: the shipped default). ``temporal=False``
     runs it frame by frame (no propagation). ``stabilize`` (0..1, default
     off) adds flow-guided temporal stabilisation of the output. Frame count is
-    preserved for any T; memory is bounded by ``window`` and ``tile``.
+    preserved for any T; memory is bounded by ``window`` and ``tile_lr_px``.
     ``precision``: network autocast ("auto": bf16 on AMX/AVX512-BF16 CPUs and CUDA).
     """
     if flow_method != "dis":
@@ -210,6 +211,6 @@ def upscale_frames(frames: torch.Tensor, model=None, scale: int = 4, window: int
         model = load_default_upscaler(scale)
     rep = get_reporter(reporter)
     rep.start(frames.shape[0], f"upscale x{scale}")
-    out = list(stream_upscale([frames], model, scale, window, overlap, temporal, flow_preset, tile, tile_overlap,
-                              stabilize, rep, precision))
+    out = list(stream_upscale([frames], model, scale, window, overlap, temporal, flow_preset, tile_lr_px,
+                              tile_overlap_lr_px, stabilize, rep, precision))
     return torch.cat(out)

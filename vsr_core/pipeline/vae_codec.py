@@ -9,8 +9,6 @@ window, batch and tile sizes.
 """
 from __future__ import annotations
 
-import inspect
-
 import torch
 import torch.nn.functional as F
 
@@ -32,11 +30,11 @@ def pad_frames(frames: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_frames(vae, frames: torch.Tensor, tile: int = 64, tile_overlap: int = 8, batch: int = 4,
+def encode_frames(vae, frames: torch.Tensor, tile_latent: int = 64, tile_overlap_latent: int = 8, batch: int = 4,
                   reporter: Reporter | None = None) -> torch.Tensor:
     """Frames in 0..1 -> unscaled latent means, `batch` frames at a time, in tiles.
 
-    tile/tile_overlap are in latent cells (64 = 512 pixels for SD's VAE), like
+    Tiles are in latent cells (64 = 512 pixels for SD's VAE), like
     decode_latents': the encoder's mid-block attention spans a whole tile, so its
     memory grows with the square of the tile's latent area, whatever the VAE's factor.
     """
@@ -49,25 +47,27 @@ def encode_frames(vae, frames: torch.Tensor, tile: int = 64, tile_overlap: int =
     for i in range(0, frames.shape[0], batch):
         reporter.check_interrupt()
         x = pad_frames(frames[i:i + batch], f).to(param) * 2 - 1
-        out.append(tiled_encode(vae, x, tile_size=tile * f, overlap=tile_overlap * f).float().cpu())
+        z = tiled_encode(vae, x, tile_size=tile_latent * f, overlap=tile_overlap_latent * f)
+        out.append(z.float().cpu())
         reporter.update(x.shape[0])
     return torch.cat(out)
 
 
 def is_temporal(vae) -> bool:
-    """Whether the decoder mixes frames (MGLD's video VAE) and so needs whole windows."""
-    return "num_frames" in inspect.signature(vae.decode).parameters
+    """Whether the decoder mixes frames (MGLD's video VAE) and so needs whole windows (the VAE says so)."""
+    return bool(getattr(vae, "temporal_decoder", False))
 
 
 def uses_lr_features(vae) -> bool:
-    """Whether the decoder fuses encoder features of the LR frames (StableSR/MGLD CFW)."""
-    return "enc_features" in inspect.signature(vae.decode).parameters
+    """Whether the decoder fuses encoder features of the LR frames (StableSR/MGLD CFW; the VAE says so)."""
+    return bool(getattr(vae, "fuses_lr_features", False))
 
 
 @torch.no_grad()
 def decode_latents(vae, latents: torch.Tensor, lr_frames: torch.Tensor | None = None, w: float | None = None,
                    size: tuple[int, int] | None = None, window: int = 5, window_overlap: int = 1,
-                   tile: int = 64, tile_overlap: int = 16, reporter: Reporter | None = None) -> torch.Tensor:
+                   tile_latent: int = 64, tile_overlap_latent: int = 16,
+                   reporter: Reporter | None = None) -> torch.Tensor:
     """Unscaled latents [T,C,h,w] -> frames [T,3,H,W] in 0..1.
 
     lr_frames: the upscaled LR frames the latents were sampled from, at the
@@ -109,7 +109,8 @@ def decode_latents(vae, latents: torch.Tensor, lr_frames: torch.Tensor | None = 
             kwargs["lr_image"] = pad_frames(lr_frames[a:b], f).to(param) * 2 - 1
             if w is not None:
                 kwargs["w"] = w
-        images = tiled_decode(vae, latents[a:b].to(param), tile_size=tile, overlap=tile_overlap, **kwargs)
+        images = tiled_decode(vae, latents[a:b].to(param), tile_size=tile_latent, overlap=tile_overlap_latent,
+                              **kwargs)
         images = ((images.float().cpu() + 1) / 2).clamp(0, 1)
         if out is None:
             out = torch.empty((t_frames,) + tuple(images.shape[1:]))
