@@ -84,7 +84,7 @@ def diffusion_graph(lr: torch.Tensor, model, vae, steps: int, guidance: float, s
                               tile_latent=tile, tile_overlap_latent=tile // 4, guidance=MotionGuidance(scale=guidance))
     s = model.latent_scale
     out = guided_sample(z * s, model, settings, flow=flow) / s
-    frames = decode_latents(vae, out, lr_frames=up, window=window, window_overlap=1)
+    frames = decode_latents(vae, out, upscaled=up, window=window, window_overlap=1)
     return (frames, out, up) if return_latent else frames
 
 
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
                 line.append((f"{source}/{'off' if g == 0 else 'on'}", add(label, y, hr, ff, valid, secs)))
                 if plain is not None and source == "bicubic" and g > 0:
                     add(label.replace("guidance", "plain tiny VAE decoder, guidance"),
-                        decode_latents(plain, zs, lr_frames=up), hr, ff, valid, secs)
+                        decode_latents(plain, zs, upscaled=up), hr, ff, valid, secs)
                 if fast is not None:
                     from vsr_core.models.refiner import refine
                     t1 = time.perf_counter()

@@ -7,11 +7,11 @@ with the guidance anchor carried across seams (one process) and with independent
 A held-out photo (coffee) filmed by a virtual camera, BI x4 degraded, restored by
 `python -m vsr_core restore`'s pipeline three times: in one segment, in segments of
 --segment frames (overlap 2) with carried seams, and in the same segments sampled
-independently (seams="independent", what every Ray worker count runs). Printed: PSNR-Y of each against the ground truth, the
-PSNR-Y between the two runs, and the warping error (x1000, on the ground-truth
-clip's DIS flow, non-occluded pixels) of the frame pairs that straddle a segment
-seam against the pairs that do not. If seams showed, the segmented run's seam pairs
-would flicker more than its other pairs and than the one-segment run's.
+independently (seams="independent", what every Ray worker count runs). Printed:
+PSNR-Y of each against the ground truth, PSNR-Y of each segmented run against the
+one-segment run, and the warping error (x1000, on the ground-truth clip's DIS flow,
+non-occluded pixels) of the frame pairs that straddle a segment seam against the pairs
+that do not. If seams showed, the segmented runs' seam pairs would flicker more than its other pairs and than the one-segment run's.
 """
 from __future__ import annotations
 

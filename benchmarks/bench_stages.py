@@ -116,7 +116,7 @@ def run(args) -> int:
     full = SampleSettings(steps=args.steps, window=5, guidance=MotionGuidance(scale=10.0))
     sample, sampling = timed(lambda: guided_sample(z, model, full, flow))
     dec, rows["temporal decode (tiny video VAE)"] = timed(
-        lambda: decode_latents(video_vae, sample / model.latent_scale, lr_frames=up))
+        lambda: decode_latents(video_vae, sample / model.latent_scale, upscaled=up))
     final, rows["refine (shipped)"] = timed(lambda: refine(up, dec, refiner))
 
     total = rows["flow (DIS)"] + rows["upscale (shipped x4, temporal)"] + rows["VAE encode (tiny video VAE)"] + sampling \
@@ -134,7 +134,7 @@ def run(args) -> int:
             up32 = upscale_frames(lr, upscaler)
             z32 = encode_frames(video_vae, up32) * model.latent_scale
             dec32 = decode_latents(video_vae, guided_sample(z32, model, full, flow) / model.latent_scale,
-                                   lr_frames=up32)
+                                   upscaled=up32)
             reference = refine(up32, dec32, refiner)
     achieved, gflop = unet_gflops(model, z, min(5, n))
     peak = matmul_gflops()

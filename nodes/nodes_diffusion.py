@@ -171,7 +171,7 @@ class VSR_TemporalDecode:
         reporter = make_reporter()
 
         def attempt(pieces):
-            return decode_latents(vae, samples, lr_frames=lr, w=None if fusion_w < 0 else fusion_w,
+            return decode_latents(vae, samples, upscaled=lr, w=None if fusion_w < 0 else fusion_w,
                                   size=latent.get("vsr_size"), reporter=reporter, **pieces)
 
         pieces = dict(tile_latent=tile, tile_overlap_latent=tile_overlap, window=window,

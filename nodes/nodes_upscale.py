@@ -105,7 +105,8 @@ class VSR_Upscale:
         else:
             def attempt(p):
                 return upscale_frames(lr, upscaler, scale=scale, window=p["window"], overlap=p["window_overlap"],
-                                      temporal=temporal, tile_lr_px=p["tile_lr_px"], stabilize=stabilize, reporter=reporter)
+                                      temporal=temporal, tile_lr_px=p["tile_lr_px"], stabilize=stabilize,
+                                      reporter=reporter)
 
             def shrink(p):  # the upscaler's windows overlap by less than half
                 p = smaller_pieces(p, min_tile=64)

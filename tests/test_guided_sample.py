@@ -96,7 +96,8 @@ def test_one_tile_covering_the_latent_equals_the_untiled_run_and_small_tiles_sta
     big = guided_sample(z, model, SampleSettings(window=2, steps=4, tile_latent=64, tile_overlap_latent=8))
     torch.testing.assert_close(big, whole)
     tiled = guided_sample(z, model, SampleSettings(window=2, steps=4, tile_latent=16, tile_overlap_latent=8))
-    other_seed = guided_sample(z, model, SampleSettings(window=2, steps=4, tile_latent=24, tile_overlap_latent=8, seed=1))
+    other_seed = guided_sample(z, model, SampleSettings(window=2, steps=4, tile_latent=24, tile_overlap_latent=8,
+                                                        seed=1))
     # Tiles change the result (the UNet is not local) but far less than the noise draw does.
     assert (tiled - whole).abs().mean() < 0.5 * (other_seed - whole).abs().mean()
 

@@ -252,7 +252,8 @@ def test_shipped_default_handles_compressed_input_where_the_clean_only_one_fails
     from vsr_core.ops.resize import bicubic_upscale
     from vsr_core.train.codec import codec_roundtrip
     from vsr_core.train.degradations import degrade, quantize
-    from vsr_core.checkpoints.shipped import clean_upscaler_path, has_default_upscaler, load_default_upscaler, load_upscaler
+    from vsr_core.checkpoints.shipped import (clean_upscaler_path, has_default_upscaler, load_default_upscaler,
+                                              load_upscaler)
     if not has_default_upscaler(4) or clean_upscaler_path() is None:
         pytest.skip("shipped weights not installed")
     clip = heldout_clips(6, (128, 192), names=("skimage:coffee",))["skimage:coffee"]

@@ -58,19 +58,19 @@ def test_cfw_decoder_uses_the_upscaled_frames(vae, frames):
     video = video_vae_from_base(vae, temporal=True, sfa_tfa=False, fusion="rdb").eval()
     assert uses_lr_features(video)
     latents = encode_frames(vae, frames)
-    with_lr = decode_latents(video, latents, lr_frames=frames, w=1.0)
+    with_lr = decode_latents(video, latents, upscaled=frames, w=1.0)
     assert with_lr.shape == frames.shape  # cropped to the frames' size
     without = decode_latents(video, latents, size=(30, 44))
     assert not torch.allclose(with_lr, without)
-    torch.testing.assert_close(decode_latents(video, latents, lr_frames=frames, w=0.0), without)
+    torch.testing.assert_close(decode_latents(video, latents, upscaled=frames, w=0.0), without)
 
 
 def test_bad_inputs(vae, frames):
     latents = encode_frames(vae, frames)
     with pytest.raises(ValueError, match="4 frames for 5 latent frames"):
-        decode_latents(vae, latents, lr_frames=frames[:4])
+        decode_latents(vae, latents, upscaled=frames[:4])
     with pytest.raises(ValueError, match="the frames the latent was encoded from"):
-        decode_latents(vae, latents, lr_frames=torch.rand(5, 3, 64, 64))
+        decode_latents(vae, latents, upscaled=torch.rand(5, 3, 64, 64))
     bad = latents.clone()
     bad[0, 0, 0, 0] = float("inf")
     with pytest.raises(ValueError, match="NaN or infinite"):

@@ -110,11 +110,11 @@ def test_tiled_cfw_decode_with_lr_image_and_features():
     whole = tiled_decode(vae, z, 8, 2, enc_features=feats, w=0.5)
     assert torch.equal(whole, full)
     a = tiled_decode(vae, z, 6, 2, enc_features=feats, w=0.5)
-    b = tiled_decode(vae, z, 6, 2, lr_image=lr, w=0.5)
+    b = tiled_decode(vae, z, 6, 2, upscaled_image=lr, w=0.5)
     assert a.shape == b.shape == full.shape
     assert torch.isfinite(a).all() and torch.isfinite(b).all()
     with pytest.raises(InputError, match="either"):
-        tiled_decode(vae, z, 6, 2, lr_image=lr, enc_features=feats)
+        tiled_decode(vae, z, 6, 2, upscaled_image=lr, enc_features=feats)
 
 
 def test_tiled_video_decode_keeps_clips_together():

@@ -65,7 +65,8 @@ def run(args) -> int:
     # with Ray workers the driver only decodes, crossfades and encodes: one thread leaves the cores to them
     set_threads(1 if args.workers else args.threads)
     sample = SampleSettings(steps=args.steps, sampler=args.sampler, seed=args.seed, window=args.window,
-                            tile_latent=args.tile, tile_overlap_latent=args.tile // 2, guidance=MotionGuidance(args.guidance))
+                            tile_latent=args.tile, tile_overlap_latent=args.tile // 2,
+                            guidance=MotionGuidance(args.guidance))
     settings = RestoreSettings(scale=args.scale, segment=args.segment, segment_overlap=args.segment_overlap,
                                sample=sample, precision=args.precision, upscale_tile_lr_px=args.upscale_tile,
                                encode_tile_latent=args.tile, decode_tile_latent=args.tile,

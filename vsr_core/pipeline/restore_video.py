@@ -168,7 +168,7 @@ def _restore_segment(lr, lead, models: RestoreModels, settings: RestoreSettings,
                         reporter=reporter)
     z = encode_frames(models.vae, up, tile_latent=settings.encode_tile_latent, reporter=reporter) * model.latent_scale
     sample, anchors = sample_segment(z, model, settings.sample, flow, reporter, seam)
-    decoded = decode_latents(models.vae, sample / model.latent_scale, lr_frames=up, w=settings.fusion_w,
+    decoded = decode_latents(models.vae, sample / model.latent_scale, upscaled=up, w=settings.fusion_w,
                              window=settings.decode_window, window_overlap=settings.decode_window_overlap,
                              tile_latent=settings.decode_tile_latent,
                              tile_overlap_latent=settings.decode_tile_overlap_latent,

@@ -64,16 +64,16 @@ def uses_lr_features(vae) -> bool:
 
 
 @torch.no_grad()
-def decode_latents(vae, latents: torch.Tensor, lr_frames: torch.Tensor | None = None, w: float | None = None,
+def decode_latents(vae, latents: torch.Tensor, upscaled: torch.Tensor | None = None, w: float | None = None,
                    size: tuple[int, int] | None = None, window: int = 5, window_overlap: int = 1,
                    tile_latent: int = 64, tile_overlap_latent: int = 16,
                    reporter: Reporter | None = None) -> torch.Tensor:
     """Unscaled latents [T,C,h,w] -> frames [T,3,H,W] in 0..1.
 
-    lr_frames: the upscaled LR frames the latents were sampled from, at the
+    upscaled: the upscaled LR frames the latents were sampled from, at the
     output size; a CFW decoder fuses their encoder features with weight `w`
     (None: the model's default). size: (H, W) to crop to (default: the
-    lr_frames' size, else the full decoded size).
+    upscaled' size, else the full decoded size).
     """
     if latents.dim() != 4 or latents.shape[0] < 1:
         raise InputError(f"latent has shape {tuple(latents.shape)}; expected [frames, C, h, w]")
@@ -83,19 +83,19 @@ def decode_latents(vae, latents: torch.Tensor, lr_frames: torch.Tensor | None = 
     t_frames = latents.shape[0]
     f = vae.downsample_factor
     param = next(vae.parameters())  # frames go to the VAE's device and dtype, results come back to the CPU
-    if lr_frames is not None:
-        check_frames(lr_frames, "upscaled frames")
-        if lr_frames.shape[0] != t_frames:
-            raise InputError(f"upscaled frames: {lr_frames.shape[0]} frames for {t_frames} latent frames; "
+    if upscaled is not None:
+        check_frames(upscaled, "upscaled frames")
+        if upscaled.shape[0] != t_frames:
+            raise InputError(f"upscaled frames: {upscaled.shape[0]} frames for {t_frames} latent frames; "
                              f"expected the same clip")
-        want = padded_size(*lr_frames.shape[-2:], f)
+        want = padded_size(*upscaled.shape[-2:], f)
         if want != (latents.shape[-2] * f, latents.shape[-1] * f):
-            raise InputError(f"upscaled frames are {lr_frames.shape[-1]}x{lr_frames.shape[-2]} but the latent "
+            raise InputError(f"upscaled frames are {upscaled.shape[-1]}x{upscaled.shape[-2]} but the latent "
                              f"decodes to {latents.shape[-1] * f}x{latents.shape[-2] * f}; expected the frames "
                              f"the latent was encoded from")
-        size = size or tuple(lr_frames.shape[-2:])
+        size = size or tuple(upscaled.shape[-2:])
     temporal = is_temporal(vae)
-    fuse = lr_frames is not None and uses_lr_features(vae)
+    fuse = upscaled is not None and uses_lr_features(vae)
     windows = plan_windows(t_frames, window if temporal else 1, window_overlap if temporal and window > 1 else 0)
     blender = WindowBlender(windows)
     out = None
@@ -106,7 +106,7 @@ def decode_latents(vae, latents: torch.Tensor, lr_frames: torch.Tensor | None = 
         if temporal:
             kwargs["num_frames"] = b - a
         if fuse:
-            kwargs["lr_image"] = pad_frames(lr_frames[a:b], f).to(param) * 2 - 1
+            kwargs["upscaled_image"] = pad_frames(upscaled[a:b], f).to(param) * 2 - 1
             if w is not None:
                 kwargs["w"] = w
         images = tiled_decode(vae, latents[a:b].to(param), tile_size=tile_latent, overlap=tile_overlap_latent,

@@ -36,31 +36,31 @@ def tiled_encode(vae, x: torch.Tensor, tile_size: int = 512, overlap: int = 64,
 def tiled_decode(vae, z: torch.Tensor, tile_size: int = 64, overlap: int = 16,
                  blend: str = "cosine", reporter: Reporter | None = None, *,
                  enc_features: Sequence[torch.Tensor] | None = None,
-                 lr_image: torch.Tensor | None = None,
+                 upscaled_image: torch.Tensor | None = None,
                  lr_latent: torch.Tensor | None = None, margin: float = 0.25, **decode_kwargs) -> torch.Tensor:
     """vae.decode over latent tiles: z [B,4,h,w] (unscaled) -> image [B,3,h*f,w*f].
 
     tile_size/overlap in latent cells. For a CFW / video VAE:
     - `enc_features` (from encode_with_features of the whole LR image) are
       cropped per tile; or
-    - `lr_image` [B,3,h*f,w*f]: each tile's encoder features are computed from
+    - `upscaled_image` [B,3,h*f,w*f]: each tile's encoder features are computed from
       the matching LR crop, so the full-resolution features never exist at
       once (the memory-bounded way);
     - `lr_latent` (SFA/TFA condition) is cropped per tile;
     - other keyword arguments (w, num_frames) are passed to vae.decode.
     """
-    if enc_features is not None and lr_image is not None:
-        raise InputError("tiled_decode: pass either enc_features or lr_image, not both")
+    if enc_features is not None and upscaled_image is not None:
+        raise InputError("tiled_decode: pass either enc_features or upscaled_image, not both")
     f = vae.downsample_factor
     feats = list(enc_features) if enc_features is not None else []
     n_feats = len(feats)
-    extra = feats + [lr_image, lr_latent]
+    extra = feats + [upscaled_image, lr_latent]
     if lr_latent is not None and lr_latent.shape[-2:] != z.shape[-2:]:
         raise InputError(f"lr_latent: expected the latent size {tuple(z.shape[-2:])}, "
                          f"got {tuple(lr_latent.shape[-2:])}")
-    if lr_image is not None and tuple(lr_image.shape[-2:]) != (z.shape[-2] * f, z.shape[-1] * f):
-        raise InputError(f"lr_image: expected {z.shape[-2] * f}x{z.shape[-1] * f} pixels for a "
-                         f"{z.shape[-2]}x{z.shape[-1]} latent, got {tuple(lr_image.shape[-2:])}")
+    if upscaled_image is not None and tuple(upscaled_image.shape[-2:]) != (z.shape[-2] * f, z.shape[-1] * f):
+        raise InputError(f"upscaled_image: expected {z.shape[-2] * f}x{z.shape[-1] * f} pixels for a "
+                         f"{z.shape[-2]}x{z.shape[-1]} latent, got {tuple(upscaled_image.shape[-2:])}")
 
     def run(zt, *rest):
         ft = list(rest[:n_feats]) or None
