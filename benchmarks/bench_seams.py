@@ -11,7 +11,8 @@ independently (seams="independent", what every Ray worker count runs). Printed:
 PSNR-Y of each against the ground truth, PSNR-Y of each segmented run against the
 one-segment run, and the warping error (x1000, on the ground-truth clip's DIS flow,
 non-occluded pixels) of the frame pairs that straddle a segment seam against the pairs
-that do not. If seams showed, the segmented runs' seam pairs would flicker more than its other pairs and than the one-segment run's.
+that do not. If seams showed, the segmented runs' seam pairs would flicker more than
+their other pairs and than the one-segment run's.
 """
 from __future__ import annotations
 
