@@ -127,7 +127,7 @@ def test_frames_of_different_sizes_are_rejected():
 def test_non_finite_values_are_rejected(bad):
     clip = torch.rand(4, 3, 16, 16)
     clip[2, 1, 3, 4] = bad
-    with pytest.raises(InputError, match=r"NaN or infinite values in frame\(s\) \[2\]"):
+    with pytest.raises(InputError, match="frame 2 contains NaN or infinite values"):
         estimate_clip_flow(clip, DISFlow())
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..ops.frames import check_finite
 from ..progress import Reporter, get_reporter
 from .field import FlowField, resize_flow, resize_mask
 from .occlusion import CONVENTIONS, occlusion_masks
@@ -57,11 +58,7 @@ def validate_frames(frames, name: str = "frames") -> torch.Tensor:
         raise InputError(f"{name}: expected float values in 0..1, got dtype {clip.dtype} "
                          f"(convert 8-bit frames with .float() / 255)")
     clip = clip.float()
-    finite = torch.isfinite(clip).flatten(1).all(dim=1)
-    if not bool(finite.all()):
-        bad = torch.nonzero(~finite).flatten().tolist()
-        raise InputError(f"{name}: NaN or infinite values in frame(s) {bad[:10]}"
-                         f"{' ...' if len(bad) > 10 else ''}; expected finite values in 0..1")
+    check_finite(clip, name)
     lo, hi = float(clip.min()), float(clip.max())
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise InputError(f"{name}: values must be in 0..1, got min {lo:.4g}, max {hi:.4g}"
