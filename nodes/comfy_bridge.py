@@ -152,6 +152,24 @@ def video_from_file(path: str):
     return FileVideo(path)
 
 
+def input_videos() -> list[str]:
+    """What Load Video (VSR) offers: the videos, animated GIF/WebP files and frame folders of the input
+    folder (one level down too, as ComfyUI's own pickers show subfolders), as paths relative to it."""
+    from vsr_core.video.image_sources import IMAGE_EXTENSIONS
+    from vsr_core.video.reader import VIDEO_EXTENSIONS
+    root = input_directory()
+    found = []
+    for folder, dirs, files in os.walk(root):
+        rel = os.path.relpath(folder, root)
+        dirs[:] = [d for d in sorted(dirs) if not d.startswith(".")] if rel == "." else []
+        names = [f for f in files if not f.startswith(".")]
+        found += [os.path.normpath(os.path.join(rel, f)) for f in names
+                  if f.lower().endswith(VIDEO_EXTENSIONS + (".gif", ".webp"))]
+        if rel != "." and any(f.lower().endswith(IMAGE_EXTENSIONS) for f in names):
+            found.append(rel)                       # a folder of numbered frames
+    return sorted(found, key=str.lower)
+
+
 def resolve_input_path(path: str) -> str:
     """An absolute path as given; a relative one is looked up in ComfyUI's input folder first, then the
     working folder; when it is in neither, the error names both places searched."""

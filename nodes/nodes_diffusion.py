@@ -44,22 +44,22 @@ class VSR_GuidedSample:
                                              "Motion guidance strength (MGLD-VSR: 10; 0 turns it off)."}),
                 "guidance_rule": (list(RULES), {"default": "log_variance", "tooltip":
                                                 "log_variance: MGLD-VSR code's step; variance: the paper's."}),
-                "reference_offset": ("BOOLEAN", {"default": False, "tooltip":
+                "mgld_flow_offset": ("BOOLEAN", {"default": False, "tooltip":
                                                  "Reproduce the MGLD-VSR code's one-frame flow offset exactly."}),
                 "guidance_start": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
                                              "Fraction of the run where guidance starts (0: first step)."}),
                 "guidance_end": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
                                            "Fraction of the run where guidance ends (1: last step)."}),
-                "guidance_through_model": ("BOOLEAN", {"default": False, "tooltip":
+                "guide_through_network": ("BOOLEAN", {"default": False, "tooltip":
                                            "Take the warping loss on the model's clean prediction and backpropagate "
                                            "through the UNet (slower, about 2x); off follows MGLD-VSR."}),
                 "window": ("INT", {"default": 5, "min": 1, "max": 64, "tooltip":
                                    "Frames sampled together (temporal layers see this many)."}),
                 "window_overlap": ("INT", {"default": 1, "min": 0, "max": 63, "tooltip":
                                            "Frames shared by neighbouring windows, crossfaded."}),
-                "tile": ("INT", {"default": 64, "min": 8, "max": 512, "step": 8, "tooltip":
-                                 "Latent tile size (x8 pixels); StableSR uses 64."}),
-                "tile_overlap": ("INT", {"default": 32, "min": 0, "max": 256, "step": 8, "tooltip":
+                "tile_latent": ("INT", {"default": 64, "min": 8, "max": 512, "step": 8, "tooltip":
+                                        "Tile size in latent cells (x8 pixels for SD's VAE); StableSR uses 64."}),
+                "tile_overlap_latent": ("INT", {"default": 32, "min": 0, "max": 256, "step": 8, "tooltip":
                                          "Latent tile overlap, Gaussian-weighted."}),
             },
             "optional": {
@@ -70,12 +70,16 @@ class VSR_GuidedSample:
                 "conditioning": ("CONDITIONING", {"tooltip":
                                  "Text conditioning; default is the model's empty prompt (needed for a core "
                                  "MODEL)."}),
-                "offload_after": ("BOOLEAN", {"default": True, "tooltip":
+                "free_memory_after": ("BOOLEAN", {"default": True, "tooltip":
                                   "Move the pack's UNet and VAE back to system RAM when done, so the next "
                                   "stage has the GPU memory (off: keep them loaded)."}),
             },
         }
 
+    # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
+    RENAMED_INPUTS = {"reference_offset": "mgld_flow_offset", "guidance_through_model": "guide_through_network",
+                      "tile": "tile_latent", "tile_overlap": "tile_overlap_latent",
+                      "offload_after": "free_memory_after"}
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("Restored latents [frames,4,h,w], unscaled like every ComfyUI LATENT.",)
@@ -83,9 +87,10 @@ class VSR_GuidedSample:
     CATEGORY = CATEGORY
     DESCRIPTION = "MGLD-VSR motion-guided sampling from the noised upscaled latent, window by window."
 
-    def sample(self, model, steps, seed, sampler, guidance_scale, guidance_rule, reference_offset,
-               guidance_start, guidance_end, guidance_through_model, window, window_overlap, tile, tile_overlap,
-               upscaled=None, vae=None, latent=None, flow=None, conditioning=None, offload_after=True):
+    def sample(self, model, steps, seed, sampler, guidance_scale, guidance_rule, mgld_flow_offset,
+               guidance_start, guidance_end, guide_through_network, window, window_overlap, tile_latent,
+               tile_overlap_latent, upscaled=None, vae=None, latent=None, flow=None, conditioning=None,
+               free_memory_after=True):
         reporter = make_reporter()
         context = context_from_conditioning(conditioning) if conditioning is not None else None
         if is_core_model(model):
@@ -104,23 +109,24 @@ class VSR_GuidedSample:
             if vae is None:
                 raise InputError("`upscaled` frames need a `vae` to encode them (or give `latent` instead)")
             images = check_image_batch(upscaled, "upscaled")
-            with on_compute_device(vae, offload_after):
+            with on_compute_device(vae, free_memory_after):
                 samples = _encode(vae, images, reporter)
             extra = {"vsr_size": tuple(images.shape[1:3])}
         else:
             raise InputError("Guided Sample needs `upscaled` frames (with a `vae`) or a `latent`")
         settings = SampleSettings(
             steps=steps, sampler=sampler, seed=seed, window=window, window_overlap=window_overlap,
-            tile_latent=tile, tile_overlap_latent=tile_overlap,
-            guidance=MotionGuidance(scale=guidance_scale, rule=guidance_rule, reference_offset=reference_offset,
-                                    start=guidance_start, end=guidance_end, through_model=guidance_through_model))
+            tile_latent=tile_latent, tile_overlap_latent=tile_overlap_latent,
+            guidance=MotionGuidance(scale=guidance_scale, rule=guidance_rule, reference_offset=mgld_flow_offset,
+                                    start=guidance_start, end=guidance_end, through_model=guide_through_network))
         scaled = samples.float() * model.latent_scale
 
         def attempt(pieces):
             return guided_sample(scaled, model, dataclasses.replace(settings, **pieces), flow=flow, reporter=reporter)
 
-        pieces = dict(tile_latent=tile, tile_overlap_latent=tile_overlap, window=window, window_overlap=window_overlap)
-        with on_compute_device(getattr(model, "unet", None), offload_after):
+        pieces = dict(tile_latent=tile_latent, tile_overlap_latent=tile_overlap_latent, window=window,
+                      window_overlap=window_overlap)
+        with on_compute_device(getattr(model, "unet", None), free_memory_after):
             out, _ = retry_on_oom(attempt, pieces, smaller_pieces, "Guided Sample", reporter)
         return ({"samples": out / model.latent_scale, **extra},)
 
@@ -135,26 +141,29 @@ class VSR_TemporalDecode:
                 "latent": ("LATENT", {"tooltip": "From Guided Sample (or any image LATENT)."}),
                 "vae": ("VSR_VAE,VAE", {"tooltip": "A temporal/CFW VAE from Load VAE (VSR), or any ComfyUI VAE "
                                         "(then decoded frame by frame)."}),
-                "fusion_w": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 2.0, "step": 0.05, "tooltip":
+                "fusion_weight": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 2.0, "step": 0.05, "tooltip":
                                        "CFW fidelity weight: 0 = generated detail, higher = closer to the input "
                                        "(StableSR 0.5, MGLD-VSR 1.0; -1 uses the model's default)."}),
                 "window": ("INT", {"default": 5, "min": 1, "max": 64, "tooltip":
                                    "Frames decoded together by a temporal decoder."}),
                 "window_overlap": ("INT", {"default": 1, "min": 0, "max": 63, "tooltip":
                                            "Frames shared by neighbouring windows, crossfaded."}),
-                "tile": ("INT", {"default": 64, "min": 8, "max": 512, "step": 8, "tooltip":
-                                 "Latent tile size for decoding (x8 pixels)."}),
-                "tile_overlap": ("INT", {"default": 16, "min": 0, "max": 256, "step": 4, "tooltip":
-                                         "Latent tile overlap."}),
+                "tile_latent": ("INT", {"default": 64, "min": 8, "max": 512, "step": 8, "tooltip":
+                                        "Tile size for decoding, in latent cells (x8 pixels)."}),
+                "tile_overlap_latent": ("INT", {"default": 16, "min": 0, "max": 256, "step": 4, "tooltip":
+                                                "Tile overlap in latent cells."}),
             },
             "optional": {
                 "upscaled": ("IMAGE", {"tooltip": "The upscaled frames the latent came from: CFW fuses their "
                                        "features, and the output is cropped to their size."}),
-                "offload_after": ("BOOLEAN", {"default": True, "tooltip":
+                "free_memory_after": ("BOOLEAN", {"default": True, "tooltip":
                                   "Move the pack's VAE back to system RAM when done (off: keep it loaded)."}),
             },
         }
 
+    # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
+    RENAMED_INPUTS = {"fusion_w": "fusion_weight", "tile": "tile_latent", "tile_overlap": "tile_overlap_latent",
+                      "offload_after": "free_memory_after"}
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("frames",)
     OUTPUT_TOOLTIPS = ("Decoded frames [frames,H,W,3].",)
@@ -162,8 +171,8 @@ class VSR_TemporalDecode:
     CATEGORY = CATEGORY
     DESCRIPTION = "Decode a clip's latents with temporal layers and CFW fusion when the VAE has them."
 
-    def decode(self, latent, vae, fusion_w, window, window_overlap, tile, tile_overlap, upscaled=None,
-               offload_after=True):
+    def decode(self, latent, vae, fusion_weight, window, window_overlap, tile_latent, tile_overlap_latent,
+               upscaled=None, free_memory_after=True):
         samples = latent["samples"]
         if is_core_vae(vae):
             return (core_vae_decode(vae, samples),)
@@ -171,12 +180,12 @@ class VSR_TemporalDecode:
         reporter = make_reporter()
 
         def attempt(pieces):
-            return decode_latents(vae, samples, upscaled=lr, w=None if fusion_w < 0 else fusion_w,
+            return decode_latents(vae, samples, upscaled=lr, w=None if fusion_weight < 0 else fusion_weight,
                                   size=latent.get("vsr_size"), reporter=reporter, **pieces)
 
-        pieces = dict(tile_latent=tile, tile_overlap_latent=tile_overlap, window=window,
+        pieces = dict(tile_latent=tile_latent, tile_overlap_latent=tile_overlap_latent, window=window,
                       window_overlap=window_overlap)
-        with on_compute_device(vae, offload_after):
+        with on_compute_device(vae, free_memory_after):
             frames, _ = retry_on_oom(attempt, pieces, smaller_pieces, "Temporal Decode", reporter)
         return (tchw_to_thwc(frames).contiguous(),)
 

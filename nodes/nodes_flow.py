@@ -32,10 +32,10 @@ class VSR_EstimateFlow:
                                f"models/{FLOW_FOLDER} folder; only used when method is raft."}),
                 "raft_iters": ("INT", {"default": 12, "min": 1, "max": 64, "tooltip":
                                        "RAFT refinement iterations (12 in RAFT, 10 in MGLD-VSR)."}),
-                "raft_input": (list(RAFT_INPUT_MODES), {"default": "unit", "tooltip":
+                "raft_value_range": (list(RAFT_INPUT_MODES), {"default": "unit", "tooltip":
                                "unit: frames mapped to [-1,1] as RAFT was trained; mgld_raw: fed as 0..1 "
                                "like MGLD-VSR's code."}),
-                "occlusion": (list(OCCLUSION_CONVENTIONS), {"default": "squared", "tooltip":
+                "occlusion_check": (list(OCCLUSION_CONVENTIONS), {"default": "squared", "tooltip":
                               "Forward-backward check: squared magnitudes (Sundaram et al.) or MGLD-VSR's "
                               "unsquared variant."}),
                 "max_side": ("INT", {"default": 0, "min": 0, "max": 8192, "tooltip":
@@ -44,6 +44,8 @@ class VSR_EstimateFlow:
             },
         }
 
+    # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
+    RENAMED_INPUTS = {"raft_input": "raft_value_range", "occlusion": "occlusion_check"}
     RETURN_TYPES = ("VSR_FLOW", "IMAGE")
     RETURN_NAMES = ("flow", "preview")
     OUTPUT_TOOLTIPS = ("Flows, occlusion masks and their resolution, for Guided Sample and Temporal Decode.",
@@ -52,11 +54,12 @@ class VSR_EstimateFlow:
     CATEGORY = CATEGORY
     DESCRIPTION = "Estimate bidirectional optical flow and occlusion for a clip, with a colour-wheel preview."
 
-    def estimate(self, frames, method, dis_preset, raft_model, raft_iters, raft_input, occlusion, max_side):
+    def estimate(self, frames, method, dis_preset, raft_model, raft_iters, raft_value_range, occlusion_check,
+                 max_side):
         frames = check_image_batch(frames, "frames")
         weights = resolve_model(raft_model, (FLOW_FOLDER,), "RAFT weights") if method == "raft" else None
         field = estimate_flow(thwc_to_tchw(frames), method, preset=dis_preset, weights=weights, iters=raft_iters,
-                              input_range=raft_input, occlusion=occlusion, max_side=max_side or None,
+                              input_range=raft_value_range, occlusion=occlusion_check, max_side=max_side or None,
                               device=compute_device(), reporter=make_reporter())
         return (field, flow_preview(field))
 

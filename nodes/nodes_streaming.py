@@ -88,7 +88,7 @@ class VSR_UpscaleVideoStreaming:
                                    "Frames processed together; memory grows with it."}),
                 "window_overlap": ("INT", {"default": 2, "min": 0, "max": 32, "tooltip":
                                            "Frames shared by consecutive windows and cross-faded."}),
-                "tile_lr_px": ("INT", {"default": 512, "min": 0, "max": 4096, "tooltip":
+                "tile_px": ("INT", {"default": 512, "min": 0, "max": 4096, "tooltip":
                                        "Spatial tile size in input pixels (0: whole frames)."}),
                 "stabilize": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
                                         "Extra flow-guided temporal stabilisation (0: off)."}),
@@ -96,6 +96,8 @@ class VSR_UpscaleVideoStreaming:
             },
         }
 
+    # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
+    RENAMED_INPUTS = {"tile_lr_px": "tile_px"}
     RETURN_TYPES = ("VIDEO", "IMAGE", "STRING")
     RETURN_NAMES = ("video", "preview", "path")
     OUTPUT_TOOLTIPS = ("The upscaled video, backed by its file (wire it to core Save Video).",
@@ -104,10 +106,10 @@ class VSR_UpscaleVideoStreaming:
     CATEGORY = CATEGORY
     DESCRIPTION = "Upscale a long video with bounded memory, resumable after Cancel; keeps fps and audio."
 
-    def upscale(self, video, upscaler, scale, window, window_overlap, tile_lr_px, stabilize, format, crf,
+    def upscale(self, video, upscaler, scale, window, window_overlap, tile_px, stabilize, format, crf,
                 preview_frames):
         source = _source(video)
-        settings = dict(scale=scale, window=window, overlap=window_overlap, tile_lr_px=tile_lr_px,
+        settings = dict(scale=scale, window=window, overlap=window_overlap, tile_lr_px=tile_px,
                         stabilize=float(stabilize), crf=crf)
         job = {"input": source_identity(source), "weights": _identity(upscaler, "upscaler"), **settings}
         fmt, dst = _destination("upscaled", job, format)

@@ -72,19 +72,21 @@ class VSR_Upscale:
                                    "Frames processed together; memory grows with it."}),
                 "window_overlap": ("INT", {"default": 2, "min": 0, "max": 64, "tooltip":
                                            "Frames shared by neighbouring windows, blended."}),
-                "tile": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 16, "tooltip":
-                                 "LR tile size for large frames."}),
+                "tile_px": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 16, "tooltip":
+                                    "Spatial tile size in input (LR) pixels, for large frames."}),
                 "stabilize": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
                                         "Extra flow-guided stabilisation of the output (0: off). For an "
                                         "UPSCALE_MODEL, 0 means the default strength 0.6."}),
             },
             "optional": {
-                "offload_after": ("BOOLEAN", {"default": True, "tooltip":
+                "free_memory_after": ("BOOLEAN", {"default": True, "tooltip":
                                   "Move this stage's model back to system RAM when it is done, so the next "
                                   "stage has the GPU memory (off: keep it loaded for the next run)."}),
             },
         }
 
+    # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
+    RENAMED_INPUTS = {"tile": "tile_px", "offload_after": "free_memory_after"}
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("upscaled",)
     OUTPUT_TOOLTIPS = ("Upscaled frames, same count as the input.",)
@@ -93,8 +95,8 @@ class VSR_Upscale:
     DESCRIPTION = "Upscale a clip with flow-guided propagation (VideoGigaGAN/SATeCo ideas), or stabilise a " \
                   "per-frame upscaler with flow."
 
-    def upscale(self, frames, upscaler, scale, temporal, window, window_overlap, tile, stabilize,
-                offload_after=True):
+    def upscale(self, frames, upscaler, scale, temporal, window, window_overlap, tile_px, stabilize,
+                free_memory_after=True):
         frames = check_image_batch(frames, "frames")
         lr = thwc_to_tchw(frames)
         reporter = make_reporter()
@@ -113,8 +115,8 @@ class VSR_Upscale:
                 return p and {**p, "window_overlap": min(p["window_overlap"], (p["window"] - 1) // 2)}
 
             # tile 0 (whole frames) can still shrink: it starts as the frame size.
-            pieces = dict(tile_lr_px=tile or max(lr.shape[-2:]), window=window, window_overlap=window_overlap)
-            with on_compute_device(upscaler, offload_after):
+            pieces = dict(tile_lr_px=tile_px or max(lr.shape[-2:]), window=window, window_overlap=window_overlap)
+            with on_compute_device(upscaler, free_memory_after):
                 out, _ = retry_on_oom(attempt, pieces, shrink, "Upscale", reporter)
         return (tchw_to_thwc(out).contiguous(),)
 
@@ -129,14 +131,17 @@ class VSR_Refine:
                 "upscaled": ("IMAGE", {"tooltip": "X_u: the upscaler's frames."}),
                 "decoded": ("IMAGE", {"tooltip": "X_d: the diffusion path's decoded frames (same size)."}),
                 "refiner": ([SHIPPED_REFINER, FIXED_BLEND], {"default": SHIPPED_REFINER, "tooltip":
-                             "The shipped trained refiner, or the plain blend w X_u + (1-w) X_d."}),
-                "w": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
-                                "Blend weight of X_u (SATeCo: 0.5)."}),
+                             "The shipped trained refiner, or the plain blend b X_u + (1-b) X_d."}),
+                "blend": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
+                                    "Share of the upscaler's frames X_u in the result, 0..1 (SATeCo's w: 0.5); "
+                                    "the rest comes from the diffusion path."}),
                 "color_fix": (list(COLOR_FIX_METHODS), {"default": "none", "tooltip":
                               "Match colours to X_u afterwards: AdaIN (mean/std) or wavelet (low frequencies)."}),
             },
         }
 
+    # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
+    RENAMED_INPUTS = {"w": "blend"}
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("frames",)
     OUTPUT_TOOLTIPS = ("Refined frames.",)
@@ -144,11 +149,11 @@ class VSR_Refine:
     CATEGORY = CATEGORY
     DESCRIPTION = "Fuse the upscaler's and the diffusion path's frames (SATeCo's video refiner)."
 
-    def refine(self, upscaled, decoded, refiner, w, color_fix):
+    def refine(self, upscaled, decoded, refiner, blend, color_fix):
         x_u = thwc_to_tchw(check_image_batch(upscaled, "upscaled"))
         x_d = thwc_to_tchw(check_image_batch(decoded, "decoded"))
         model = load_refiner() if refiner == SHIPPED_REFINER else None
-        out = refine(x_u, x_d, model, w=w, color_fix=color_fix)
+        out = refine(x_u, x_d, model, w=blend, color_fix=color_fix)
         return (tchw_to_thwc(out).contiguous(),)
 
 

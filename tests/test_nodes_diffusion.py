@@ -65,9 +65,9 @@ def clip():
 
 
 SAMPLE = dict(steps=3, seed=1, sampler="ddpm", guidance_scale=10.0, guidance_rule="log_variance",
-              reference_offset=False, guidance_start=0.0, guidance_end=1.0, guidance_through_model=False,
+              mgld_flow_offset=False, guidance_start=0.0, guidance_end=1.0, guide_through_network=False,
               window=3, window_overlap=1,
-              tile=64, tile_overlap=32)
+              tile_latent=64, tile_overlap_latent=32)
 
 
 def test_full_graph_on_tiny_checkpoints(classes, models_dir, clip, monkeypatch):
@@ -180,6 +180,6 @@ def test_guided_sample_shrinks_tiles_then_windows_when_memory_runs_out(classes, 
     messages = [line for line in (log.out + log.err).splitlines() if "out of memory" in line]
     assert len(messages) == 3  # tile 64 -> 32 -> 16 (the 8x8 latent still in one tile), then window 3 -> 2
     assert "window 3 -> 2" in messages[-1]
-    (direct,) = classes["VSR_GuidedSample"]().sample(model, **dict(SAMPLE, window=2, tile=16, tile_overlap=8),
+    (direct,) = classes["VSR_GuidedSample"]().sample(model, **dict(SAMPLE, window=2, tile_latent=16, tile_overlap_latent=8),
                                                      upscaled=clip, vae=vae)
     torch.testing.assert_close(latent["samples"], direct["samples"])

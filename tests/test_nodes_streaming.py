@@ -33,7 +33,7 @@ def setup(tmp_path, monkeypatch, clip, classes):
     return src, module, bridge.FileVideo(src), upscaler
 
 
-ARGS = dict(scale=4, window=6, window_overlap=2, tile_lr_px=512, stabilize=0.0, format="ffv1-mkv (lossless)",
+ARGS = dict(scale=4, window=6, window_overlap=2, tile_px=512, stabilize=0.0, format="ffv1-mkv (lossless)",
             crf=18, preview_frames=3)
 
 

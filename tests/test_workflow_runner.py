@@ -186,3 +186,41 @@ def test_validation_names_each_problem(classes):
     ui = json.loads((WORKFLOWS / "trim_convert.json").read_text())
     ui["nodes"][0]["widgets_values"] = ui["nodes"][0]["widgets_values"][:-1]
     assert any("has 5 widget values; its widgets take 6" in p for p in validate_ui(ui, infos))
+
+
+def _with_old_names(prompt: dict, classes) -> dict:
+    """The prompt as it was saved before the inputs were renamed."""
+    old = {}
+    for node_id, node in prompt.items():
+        back = {new: o for o, new in getattr(classes.get(node["class_type"]), "RENAMED_INPUTS", {}).items()}
+        old[node_id] = {**node, "inputs": {back.get(k, k): v for k, v in node["inputs"].items()}}
+    return old
+
+
+@pytest.mark.parametrize("name", ["full_pipeline_default.json", "fast_path.json", "long_video.json"])
+def test_api_prompts_saved_with_the_old_input_names_still_load(classes, tmp_path, name):
+    api = json.loads((WORKFLOWS / "api" / name).read_text())
+    old = _with_old_names(api, classes)
+    assert old != api                                    # the file really used names that changed
+    (tmp_path / name).write_text(json.dumps(old))
+    loaded = load_workflow(str(tmp_path / name), classes)
+    assert {k: v["inputs"] for k, v in loaded.items()} == {k: v["inputs"] for k, v in api.items()}
+
+
+def test_set_accepts_an_old_input_name(classes):
+    prompt = json.loads((WORKFLOWS / "api" / "full_pipeline_default.json").read_text())
+    refine = next(k for k, n in prompt.items() if n["class_type"] == "VSR_Refine")
+    apply_overrides(prompt, [f"{refine}.w=0.25"], classes)                # `w` is now `blend`
+    assert prompt[refine]["inputs"]["blend"] == 0.25 and "w" not in prompt[refine]["inputs"]
+
+
+def test_every_renamed_input_points_at_a_declared_one(classes):
+    from vsr_core.workflow import node_info
+    from vsr_core.workflow.signature import declared_inputs
+    renamed = 0
+    for kind, cls in classes.items():
+        names = {i.name for i in declared_inputs(node_info(cls))}
+        for old, new in getattr(cls, "RENAMED_INPUTS", {}).items():
+            assert new in names and old not in names, (kind, old, new)
+            renamed += 1
+    assert renamed >= 10

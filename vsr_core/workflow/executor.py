@@ -11,6 +11,7 @@ import json
 
 from ..errors import InputError
 from ..progress import Reporter, get_reporter
+from .migrate import current_name, rename_old_inputs
 from .signature import check_value, declared_inputs, is_link, is_widget, node_info, types_match
 from .ui_format import is_ui_format, ui_to_api
 
@@ -25,7 +26,9 @@ def load_workflow(path: str, classes: dict[str, type]) -> dict[str, dict]:
     except json.JSONDecodeError as err:
         raise InputError(f"workflow '{path}' is not valid JSON: {err}") from None
     if is_ui_format(data):
-        return ui_to_api(data, classes)
+        prompt = ui_to_api(data, classes)
+        rename_old_inputs(prompt, classes)       # links into converted widgets carry input names
+        return prompt
     if isinstance(data, dict) and isinstance(data.get("prompt"), dict):
         data = data["prompt"]  # the body of a POST /prompt request
     if not isinstance(data, dict) or not all(isinstance(v, dict) and "class_type" in v for v in data.values()):
@@ -35,6 +38,7 @@ def load_workflow(path: str, classes: dict[str, type]) -> dict[str, dict]:
         if not isinstance(node.get("inputs", {}), dict):
             raise InputError(f"workflow '{path}' node {node_id}: 'inputs' is a {type(node['inputs']).__name__}; "
                              f"expected an object {{input name: value or [node id, output]}}")
+    rename_old_inputs(data, classes)
     return data
 
 
@@ -56,6 +60,7 @@ def apply_overrides(prompt: dict[str, dict], settings: list[str], classes: dict[
             raise InputError(f"--set {setting!r}: '{node_key}' matches {what}; use a node id")
         node = prompt[matches[0]]
         if classes is not None and node.get("class_type") in classes:
+            name = current_name(classes[node["class_type"]], name)
             names = [d.name for d in declared_inputs(node_info(classes[node["class_type"]]))]
             if name not in names:
                 raise InputError(f"--set {setting!r}: node {matches[0]} ({node['class_type']}) has no input "
