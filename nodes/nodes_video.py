@@ -11,11 +11,12 @@ from vsr_core.video import LoadOptions, VideoWriter, open_video, to_fraction
 from vsr_core.video.naming import check_output_prefix, next_numbered_path
 from vsr_core.video.timeline import select_indices
 
-from .comfy_bridge import make_reporter, output_directory, resolve_input_path
+from .comfy_bridge import input_directory, input_videos, make_reporter, output_directory, resolve_input_path
 from .convert import audio_from_comfy, audio_to_comfy, core_video_path, frames_to_image, image_windows
 
 CATEGORY = "video super-resolution/video"
 
+NO_VIDEOS = "(no video in the input folder: upload one)"
 SAVE_FORMATS = {  # widget choice -> (vsr_core format, extension)
     "h264-mp4": ("h264", ".mp4"),
     "h264-mkv": ("h264", ".mkv"),
@@ -32,9 +33,10 @@ class VSR_LoadVideo:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "video": ("STRING", {"default": "", "tooltip": "Video file (mp4, mkv, webm, avi, mov), animated "
-                                     "GIF/WebP, or a folder of numbered frames. Relative paths are looked up in "
-                                     "ComfyUI's input folder. Ignored when a VIDEO is connected."}),
+                "video": (input_videos() or [NO_VIDEOS], {"video_upload": True, "tooltip":
+                          "A video (mp4, mkv, webm, avi, mov...), animated GIF/WebP or folder of numbered frames "
+                          "from ComfyUI's input folder; upload adds one. An absolute path also works (API "
+                          "prompts, `python -m nodes --set`). Ignored when a VIDEO is connected."}),
                 "frame_load_cap": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "tooltip":
                                            "Load at most this many frames (0 loads them all)."}),
                 "skip_first_frames": ("INT", {"default": 0, "min": 0, "max": 10_000_000, "tooltip":
@@ -64,6 +66,12 @@ class VSR_LoadVideo:
     DESCRIPTION = "Load a video, GIF/WebP or image folder, keeping its exact frame rate and audio."
 
     @classmethod
+    def VALIDATE_INPUTS(cls, video):
+        # Naming `video` here makes ComfyUI skip its "value not in list" check: absolute paths and files
+        # added after the list was built stay valid; load() says which folders it searched.
+        return True if isinstance(video, str) else f"video={video!r}; expected a file name or path"
+
+    @classmethod
     def IS_CHANGED(cls, video="", **kwargs):
         try:
             path = resolve_input_path(video) if video else ""
@@ -81,6 +89,9 @@ class VSR_LoadVideo:
         if video_in is not None and path is None:
             return _from_core_components(video_in, options)
         if path is None:
+            if video == NO_VIDEOS:
+                raise InputError(f"no video chosen: ComfyUI's input folder '{input_directory()}' holds none; "
+                                 f"upload one with the node's button or copy one there")
             if not video.strip():
                 raise InputError("video is empty; expected the path of a video file or a folder of frames")
             path = resolve_input_path(video)

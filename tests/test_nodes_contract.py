@@ -259,3 +259,29 @@ def test_load_video_names_the_folders_it_searched(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=f"not found in the input folder '{tmp_path}'"):
         load().load("input.mp4", 0, 0, 1, 0.0)
     assert load.IS_CHANGED(video="input.mp4") == "input.mp4"
+
+
+def test_load_video_lists_the_input_folder_with_upload_and_still_takes_paths(tmp_path, monkeypatch, media, clip):
+    monkeypatch.setenv("VSR_INPUT_DIR", str(tmp_path / "input"))
+    load = load_node_pack(str(ROOT))["VSR_LoadVideo"]
+    (tmp_path / "input").mkdir()
+    choices, options = load.INPUT_TYPES()["required"]["video"]
+    assert options["video_upload"] and choices == ["(no video in the input folder: upload one)"]
+    with pytest.raises(InputError, match=f"input folder '{tmp_path / 'input'}' holds none; upload one"):
+        load().load(choices[0], 0, 0, 1, 0.0)
+    src = media("elsewhere.mkv")
+    os.link(src, tmp_path / "input" / "Clip.MKV")
+    (tmp_path / "input" / "notes.txt").write_text("x")
+    (tmp_path / "input" / ".hidden.mp4").write_text("x")
+    (tmp_path / "input" / "anim.webp").write_bytes(b"")
+    (tmp_path / "input" / "frames").mkdir()
+    (tmp_path / "input" / "frames" / "f_0001.png").write_bytes(b"")
+    (tmp_path / "input" / "sub").mkdir()
+    (tmp_path / "input" / "sub" / "take2.mp4").write_bytes(b"")
+    choices = load.INPUT_TYPES()["required"]["video"][0]
+    assert choices == ["anim.webp", "Clip.MKV", "frames", os.path.join("sub", "take2.mp4")]
+    frames = load().load("Clip.MKV", 0, 0, 1, 0.0)[0]            # picked from the list
+    assert frames.shape[0] == len(clip)
+    # an absolute path is not in the list, yet valid (ComfyUI skips the list check for VALIDATE_INPUTS' inputs)
+    assert load.VALIDATE_INPUTS(video=str(src)) is True
+    assert load().load(str(src), 0, 0, 1, 0.0)[0].shape[0] == len(clip)

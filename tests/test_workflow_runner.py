@@ -159,9 +159,10 @@ def test_api_to_ui_round_trips_and_validates_with_core_nodes(classes):
                                                             "audio": ["2", 2]}},
               "4": {"class_type": "SaveVideo", "inputs": {"video": ["3", 0], "filename_prefix": "v",
                                                           "format": "auto", "codec": "auto"}}}
-    assert validate_prompt(prompt, infos) == []
+    files = {("VSR_LoadVideo", "video")}           # lists the input folder: any name is accepted
+    assert validate_prompt(prompt, infos, files) == []
     ui = api_to_ui(prompt, infos, notes={"About": "test"})
-    assert validate_ui(ui, infos) == []
+    assert validate_ui(ui, infos, files) == []
     back = ui_to_api(ui, infos=infos)
     assert back.keys() == prompt.keys()
     for nid, node in prompt.items():  # the UI also stores optional widgets at their defaults

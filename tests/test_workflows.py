@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
 API_FILES = sorted((WORKFLOWS / "api").glob("*.json"))
 # Combos that list the user's model files: any file name is valid there.
-FILE_INPUTS = {("VSR_LoadDiffusionModel", "ckpt_name"), ("VSR_LoadVAE", "vae_name"),
+FILE_INPUTS = {("VSR_LoadVideo", "video"), ("VSR_LoadDiffusionModel", "ckpt_name"), ("VSR_LoadVAE", "vae_name"),
                ("VSR_EstimateFlow", "raft_model"), ("VSR_LoadUpscaler", "model_name")}
 
 

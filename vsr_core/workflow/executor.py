@@ -116,15 +116,24 @@ def _plan(prompt: dict[str, dict], classes: dict[str, type]) -> list[str]:
     return order
 
 
+def _own_checks(cls) -> set[str]:
+    """Inputs the node's VALIDATE_INPUTS names: as in ComfyUI, their range and list checks are its own."""
+    hook = getattr(cls, "VALIDATE_INPUTS", None)
+    return set(inspect.signature(hook).parameters) if hook is not None else set()
+
+
 def _gather_inputs(node_id: str, node: dict, cls, results: dict | None) -> dict:
     """The keyword arguments for a node; with results=None, only check its literals."""
     given = node.get("inputs", {})
     kwargs = {}
+    own = _own_checks(cls)
     for inp in declared_inputs(node_info(cls)):
         name = inp.name
         if name in given and is_link(given[name]):
             if results is not None:
                 kwargs[name] = results[str(given[name][0])][given[name][1]]
+        elif name in own and name in given:
+            kwargs[name] = given[name]
         elif name in given:
             kwargs[name] = check_value(f"node {node_id} ({node['class_type']}) input '{name}'", inp, given[name])
         elif inp.required and is_widget(inp) and "default" in inp.options:
