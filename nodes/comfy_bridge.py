@@ -247,7 +247,21 @@ def resolve_model(name: str, kinds: tuple[str, ...], what: str) -> str:
         path = model_path(kind, name)
         if path:
             return path
-    raise InputError(f"{what} '{name}' is not in models/{' or models/'.join(kinds)}")
+    raise InputError(f"{what} '{name}' is not in ComfyUI/models/{kinds[0]}/"
+                     + (f" (nor in {', '.join(kinds[1:])})" if kinds[1:] else "")
+                     + "; put the file there and refresh (R), or pick one from the list")
+
+
+def missing_model(name: str, kinds: tuple[str, ...], what: str, defaults=()) -> str | bool:
+    """For VALIDATE_INPUTS: True when `name` resolves, else the message saying where to put it (shown
+    when the prompt is queued, in place of ComfyUI's bare 'Value not in list')."""
+    if name in defaults:
+        return True
+    try:
+        resolve_model(name, kinds, what)
+    except InputError as err:
+        return str(err)
+    return True
 
 
 # -- core ComfyUI model types (MODEL, VAE, CONDITIONING) --------------------------

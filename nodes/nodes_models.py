@@ -6,7 +6,7 @@ from vsr_core.checkpoints.shipped import has_shipped, shipped_path
 from vsr_core.checkpoints.diffusion_loader import load_diffusion_model
 from vsr_core.errors import InputError
 
-from .comfy_bridge import NONE_FOUND, model_choices, register_model_folder, resolve_model
+from .comfy_bridge import NONE_FOUND, missing_model, model_choices, register_model_folder, resolve_model
 
 CATEGORY = "video super-resolution/loaders"
 EXTENSIONS = (".safetensors", ".ckpt", ".pth", ".pt")
@@ -54,6 +54,10 @@ class VSR_LoadDiffusionModel:
                            "(choose v for SD 2.x 768-v)."}),
         }}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, ckpt_name):
+        return missing_model(ckpt_name, DIFFUSION_FOLDERS, "diffusion checkpoint", DIFFUSION_DEFAULTS)
+
     RETURN_TYPES = ("VSR_DIFFUSION", "VSR_VAE")
     RETURN_NAMES = ("model", "vae")
     OUTPUT_TOOLTIPS = ("UNet (with structure encoder if present) and the empty-prompt conditioning.",
@@ -87,6 +91,10 @@ class VSR_LoadVAE:
                          "decoder) and tiny VAE, for the shipped tiny UNet."}),
             "dtype": (DTYPES, {"default": "auto", "tooltip": "Cast the weights (auto keeps the file's)."}),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, vae_name):
+        return missing_model(vae_name, VAE_FOLDERS, "VAE", VAE_DEFAULTS)
 
     RETURN_TYPES = ("VSR_VAE",)
     RETURN_NAMES = ("vae",)

@@ -11,8 +11,8 @@ from vsr_core.pipeline.stabilize import stabilize_with_flow
 from vsr_core.pipeline.upscale import upscale_frames
 from vsr_core.checkpoints.shipped import clean_upscaler_path, default_upscaler_path, load_refiner, load_upscaler
 
-from .comfy_bridge import (core_upscale_frames, is_core_upscale_model, make_reporter, model_choices,
-                           on_compute_device, register_model_folder, resolve_model)
+from .comfy_bridge import (core_upscale_frames, is_core_upscale_model, make_reporter, missing_model,
+                           model_choices, on_compute_device, register_model_folder, resolve_model)
 
 CATEGORY = "video super-resolution/upscale"
 FOLDER = "vsr_upscaler"
@@ -36,6 +36,10 @@ class VSR_LoadUpscaler:
                 "The shipped x4 upscaler (trained for real footage: codec artefacts, noise, moving subjects), "
                 "the previous one trained on clean photos only, or a .safetensors (with its .json card) from "
                 "models/vsr_upscaler."})}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_name):
+        return missing_model(model_name, (FOLDER,), "upscaler", (SHIPPED, SHIPPED_CLEAN))
 
     RETURN_TYPES = ("VSR_UPSCALER",)
     RETURN_NAMES = ("upscaler",)

@@ -285,3 +285,16 @@ def test_load_video_lists_the_input_folder_with_upload_and_still_takes_paths(tmp
     # an absolute path is not in the list, yet valid (ComfyUI skips the list check for VALIDATE_INPUTS' inputs)
     assert load.VALIDATE_INPUTS(video=str(src)) is True
     assert load().load(str(src), 0, 0, 1, 0.0)[0].shape[0] == len(clip)
+
+
+def test_loaders_name_the_folder_of_a_missing_model_before_the_graph_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSR_MODELS_DIR", str(tmp_path))
+    classes = load_node_pack(str(ROOT))
+    msg = classes["VSR_LoadDiffusionModel"].VALIDATE_INPUTS(ckpt_name="mgldvsr_unet.ckpt")
+    assert "'mgldvsr_unet.ckpt' is not in ComfyUI/models/vsr_diffusion/" in msg and "refresh" in msg
+    assert "ComfyUI/models/vsr_vae/" in classes["VSR_LoadVAE"].VALIDATE_INPUTS(vae_name="video_vae_cfw.ckpt")
+    assert classes["VSR_LoadVAE"].VALIDATE_INPUTS(vae_name="default (shipped tiny video VAE)") is True
+    (tmp_path / "vsr_diffusion").mkdir()
+    (tmp_path / "vsr_diffusion" / "mgldvsr_unet.ckpt").write_bytes(b"")
+    assert classes["VSR_LoadDiffusionModel"].VALIDATE_INPUTS(ckpt_name="mgldvsr_unet.ckpt") is True
+    assert "ComfyUI/models/vsr_upscaler/" in classes["VSR_LoadUpscaler"].VALIDATE_INPUTS(model_name="mine.safetensors")

@@ -106,7 +106,7 @@ def test_loaders_explain_what_is_missing(classes, tmp_path, monkeypatch):
         ["default (shipped tiny diffusion UNet)"]
     with pytest.raises(ValueError, match="models/vsr_diffusion"):
         classes["VSR_LoadDiffusionModel"]().load("none found", "auto", "none", "auto")
-    with pytest.raises(ValueError, match="not in models"):
+    with pytest.raises(ValueError, match="not in ComfyUI/models/vsr_vae/"):
         classes["VSR_LoadVAE"]().load("missing.ckpt", "auto")
 
 

@@ -185,7 +185,12 @@ def test_validation_names_each_problem(classes):
     assert "input 'images' expects IMAGE but gets INT" in problems
     assert "unknown class 'NoSuchNode'" in problems
     ui = json.loads((WORKFLOWS / "trim_convert.json").read_text())
-    ui["nodes"][0]["widgets_values"] = ui["nodes"][0]["widgets_values"][:-1]
+    load = next(n for n in ui["nodes"] if n["type"] == "VSR_LoadVideo")
+    assert len(load["widgets_values"]) == 7                   # 6 widgets + the upload button's value
+    assert validate_ui(ui, infos, {("VSR_LoadVideo", "video")}) == []
+    load["widgets_values"] = load["widgets_values"][:-1]      # as saved before the button: still valid
+    assert validate_ui(ui, infos, {("VSR_LoadVideo", "video")}) == []
+    load["widgets_values"] = load["widgets_values"][:-1]
     assert any("has 5 widget values; its widgets take 6" in p for p in validate_ui(ui, infos))
 
 

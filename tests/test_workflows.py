@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_node_pack, run_workflow, tone
+from conftest import load_node_pack, pack_module, run_workflow, tone
 from vsr_core.video import open_video
 from vsr_core.workflow import node_info, ui_to_api, validate_prompt, validate_ui
 
@@ -75,3 +75,36 @@ def test_pack_only_workflows_run_headless(api, classes, media, tmp_path, clip):
     scale = 4 if any(n["class_type"] == "VSR_Upscale" for n in prompt.values()) else 1
     assert frames.shape == (3, 32 * scale, 48 * scale, 3) and reader.fps == 24
     assert reader.audio_ref() is not None
+
+
+UI_FILES = sorted(WORKFLOWS.glob("*.json"))
+
+
+def test_ui_workflows_are_made_from_their_api_twins():
+    """`python -m nodes.ui_workflows` rewrites them; a twin edited alone would make them disagree."""
+    make = pack_module("nodes.ui_workflows")
+    infos, titles = make.infos_and_titles()
+    for path in UI_FILES:
+        assert json.loads(path.read_text()) == make.ui_workflow(path.name, infos, titles), path.name
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.name)
+def test_ui_workflow_opens_readable_on_a_1600x900_window(path):
+    """The saved view frames every node and note at a zoom the frontend draws in full, inside the
+    part of the window its sidebar, bars and minimap leave free; groups and notes do not overlap."""
+    from vsr_core.workflow.ui_export import MIN_SCALE, TITLE_H, VIEW_AREAS
+    ui = json.loads(path.read_text())
+    scale, (ox, oy) = ui["extra"]["ds"]["scale"], ui["extra"]["ds"]["offset"]
+    assert scale >= MIN_SCALE
+    boxes = [((n["pos"][0] + ox) * scale, (n["pos"][1] - TITLE_H + oy) * scale,
+              (n["pos"][0] + n["size"][0] + ox) * scale, (n["pos"][1] + n["size"][1] + oy) * scale)
+             for n in ui["nodes"]]
+    groups = [((g["bounding"][0] + ox) * scale, (g["bounding"][1] + oy) * scale,
+               (g["bounding"][0] + g["bounding"][2] + ox) * scale, (g["bounding"][1] + g["bounding"][3] + oy) * scale)
+              for g in ui["groups"]]
+    assert any(all(x0 >= a[0] - 1 and y0 >= a[1] - 1 and x1 <= a[2] + 1 and y1 <= a[3] + 1
+                   for x0, y0, x1, y1 in boxes + groups) for a in VIEW_AREAS)
+    overlap = lambda a, b: a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]  # noqa: E731
+    assert not any(overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert not any(overlap(a, b) for i, a in enumerate(groups) for b in groups[i + 1:])
+    assert len(ui["groups"]) >= 1 and all(g["title"] for g in ui["groups"])

@@ -33,7 +33,8 @@ def node_info(cls) -> dict:
     return {"input": {k: v for k, v in spec.items() if k in ("required", "optional")},
             "output": list(cls.RETURN_TYPES),
             "output_name": list(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)),
-            "output_node": bool(getattr(cls, "OUTPUT_NODE", False))}
+            "output_node": bool(getattr(cls, "OUTPUT_NODE", False)),
+            "category": getattr(cls, "CATEGORY", "")}
 
 
 def declared_inputs(info: dict) -> list[Input]:
@@ -61,6 +62,12 @@ def has_seed_control(inp: Input) -> bool:
     if inp.kind != "INT":
         return False
     return bool(inp.options.get("control_after_generate", inp.name in ("seed", "noise_seed")))
+
+
+def has_upload_button(info: dict) -> bool:
+    """Whether the frontend adds an upload button to the node (a list input with image/video upload); the
+    button comes after every other widget and is saved as one more widget value."""
+    return any(i.options.get("image_upload") or i.options.get("video_upload") for i in declared_inputs(info))
 
 
 def types_match(wanted: str, given: str) -> bool:

@@ -7,7 +7,8 @@ UI format) in the right position.
 from __future__ import annotations
 
 from ..errors import InputError
-from .signature import check_value, declared_inputs, has_seed_control, is_link, is_widget, types_match
+from .signature import (check_value, declared_inputs, has_seed_control, has_upload_button, is_link, is_widget,
+                        types_match)
 from .ui_format import IGNORED_TYPES, MODE_BYPASS, MODE_NEVER, ui_to_api
 
 
@@ -76,6 +77,8 @@ def validate_ui(ui: dict, infos: dict[str, dict], file_inputs=frozenset()) -> li
         values = node.get("widgets_values", [])
         if isinstance(values, list):
             expected = sum(2 if has_seed_control(i) else 1 for i in declared_inputs(info) if is_widget(i))
+            if has_upload_button(info) and len(values) == expected + 1:
+                expected += 1                    # saved by a frontend that shows the upload button
             if len(values) != expected:
                 problems.append(f"node {node['id']} ({kind}) has {len(values)} widget values; its widgets "
                                 f"take {expected}")
