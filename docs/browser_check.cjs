@@ -33,7 +33,12 @@ async function nodesOnScreen(page) {
       return { id: n.id, type: n.type, title: n.title, known: !!window.LiteGraph.registered_node_types[n.type],
                visible: inside && !blockers.some((b) => overlaps(r, b)) }
     })
-    return { scale: s, readable: s >= lowQuality, nodes }
+    const rects = window.app.graph._nodes.map((n) => ({ x: n.pos[0], y: n.pos[1] - title, width: n.size[0], height: n.size[1] + title }))
+    const overlapping = []
+    rects.forEach((a, i) => rects.slice(i + 1).forEach((b, j) => {
+      if (overlaps(a, b)) overlapping.push([nodes[i].title || nodes[i].type, nodes[i + 1 + j].title || nodes[i + 1 + j].type])
+    }))
+    return { scale: s, readable: s >= lowQuality, nodes, overlapping }
   }, LOW_QUALITY_BELOW)
 }
 
@@ -82,7 +87,8 @@ async function runFastPath(page) {
     await page.screenshot({ path: path.join(outDir, f.replace('.json', '.png')) })
     report.workflows[f] = { scale: Number(seen.scale.toFixed(3)), readable: seen.readable,
                             missing: seen.nodes.filter((n) => !n.known).map((n) => n.type),
-                            off_screen: seen.nodes.filter((n) => !n.visible).map((n) => n.title || n.type) }
+                            off_screen: seen.nodes.filter((n) => !n.visible).map((n) => n.title || n.type),
+                            overlapping: seen.overlapping }
   }
   const listed = (await (await fetch(`${url}/api/workflow_templates`)).json())[pack] || []
   for (const name of listed) {

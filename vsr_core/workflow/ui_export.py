@@ -18,6 +18,7 @@ from .signature import declared_inputs, has_seed_control, has_upload_button, is_
 NODE_WIDTH, COLUMN_GAP, ROW_GAP, BAND_GAP = 300, 50, 24, 60
 NOTE_WIDTH = 300
 TITLE_H, SLOT_H, WIDGET_H = 30, 20, 24          # LiteGraph's title bar, socket row and widget row (pixels)
+PREVIEW_H = 190                                 # the frontend shows the picked file of an upload list below it
 GROUP_PAD, GROUP_TITLE = 12, 34
 # Screen area of a 1600x900 window that the frontend (1.35) leaves to the canvas: right of the sidebar,
 # below the tab and title bars; the first keeps clear of the minimap's corner by staying low, the
@@ -27,7 +28,8 @@ MIN_SCALE, MAX_SCALE = 0.6, 1.0                 # below 0.6 the frontend draws n
 
 
 def _depths(prompt: dict) -> dict[str, int]:
-    """Column of each node: one right of its deepest input."""
+    """Column of each node: one right of its deepest input; nodes without inputs just left of their
+    first consumer."""
     depth: dict[str, int] = {}
 
     def visit(nid: str, seen=()) -> int:
@@ -42,6 +44,12 @@ def _depths(prompt: dict) -> dict[str, int]:
 
     for nid in prompt:
         visit(nid)
+    # A loader stands just left of its first consumer, not in the first column (shorter columns).
+    for nid, node in prompt.items():
+        consumers = [depth[c] for c, other in prompt.items()
+                     if any(is_link(v) and str(v[0]) == nid for v in other.get("inputs", {}).values())]
+        if depth[nid] == 0 and consumers:
+            depth[nid] = max(0, min(consumers) - 1)
     return depth
 
 
@@ -54,7 +62,7 @@ def _node_entry(nid: str, node: dict, info: dict, index: int, title: str | None)
         if is_widget(inp):
             value = given.get(inp.name, inp.options.get("default", inp.choices[0] if inp.choices else None))
             values.append(value if not linked else inp.options.get("default", value))
-            widgets += 1
+            widgets += 3 if inp.options.get("multiline") else 1       # a text box is about three rows
             if has_seed_control(inp):
                 values.append("fixed")
                 widgets += 1
@@ -65,11 +73,12 @@ def _node_entry(nid: str, node: dict, info: dict, index: int, title: str | None)
             if not inp.required:
                 entry["shape"] = 7  # how the frontend draws optional sockets
             inputs.append(entry)
+    preview = 0
     if has_upload_button(info):
         values.append("image")           # the frontend's upload button comes last and saves this value
-        widgets += 1
+        widgets, preview = widgets + 1, PREVIEW_H
     sockets = sum(1 for i in inputs if "widget" not in i)
-    height = max(sockets, len(info["output"])) * SLOT_H + widgets * WIDGET_H + 12
+    height = max(sockets, len(info["output"])) * SLOT_H + widgets * WIDGET_H + 12 + preview
     entry = {"id": int(nid), "type": node["class_type"], "pos": [0, 0], "size": [NODE_WIDTH, max(height, 46)],
              "flags": {}, "order": index, "mode": 0, "inputs": inputs,
              "outputs": [{"name": name, "type": typ, "links": [], "slot_index": i}
@@ -159,7 +168,10 @@ def _group(ci: int, count: int, ids: list, nodes: dict, x: float, top: float, bo
         name = name.split(" (VSR")[0]
         if name not in names:
             names.append(name)
-    name = "Inputs and models" if ci == 1 else "Output" if ci == count and count > 1 else " + ".join(names)
+    joined = " + ".join(names)
+    if len(joined) > 26:                        # a group title wider than its group runs into the next
+        joined = names[0] if len(names) == 1 else f"{names[0]} and more"
+    name = "Inputs and models" if ci == 1 else "Output" if ci == count and count > 1 else joined
     return {"title": f"{ci}. {name}", "bounding": [x - GROUP_PAD, top, NODE_WIDTH + 2 * GROUP_PAD, bottom - top],
             "color": "#3f789e", "font_size": 22, "flags": {}}
 
@@ -196,7 +208,8 @@ def api_to_ui(prompt: dict, infos: dict[str, dict], notes: dict[str, str] | None
         kind = prompt[nid]["class_type"]
         if kind not in infos:
             raise InputError(f"node {nid}: unknown class '{kind}'")
-        title = prompt[nid].get("_meta", {}).get("title") or (titles or {}).get(kind)
+        title = prompt[nid].get("_meta", {}).get("title")
+        title = (titles or {}).get(kind, title) if title in (None, kind) else title
         nodes[nid] = _node_entry(nid, prompt[nid], infos[kind], index, title if title != kind else None)
     last_id = max(int(n) for n in prompt)
     extra = [{"id": last_id + 1 + k, "type": "Note", "title": title, "pos": [0, 0],
