@@ -318,8 +318,8 @@ def test_segments_joined_by_a_seam_reproduce_one_pass(through_model):
     segment boundaries at window boundaries, the shared frame averaged like the window crossfade."""
     model = tiny_unet(temporal=True)
     z, flow = moving_latents(t=9)
-    settings = SampleSettings(window=3, window_overlap=1, guidance=MotionGuidance(scale=0.6, through_model=through_model),
-                              **FAST)
+    settings = SampleSettings(window=3, window_overlap=1,
+                              guidance=MotionGuidance(scale=0.6, through_model=through_model), **FAST)
     whole = guided_sample(z, model, settings, flow)
     first, anchors = sample_segment(z[:5], model, settings, flow.frames(0, 5), seam=Seam(export_frame=3))
     assert sorted(anchors) == list(range(FAST["steps"]))

@@ -180,6 +180,6 @@ def test_guided_sample_shrinks_tiles_then_windows_when_memory_runs_out(classes, 
     messages = [line for line in (log.out + log.err).splitlines() if "out of memory" in line]
     assert len(messages) == 3  # tile 64 -> 32 -> 16 (the 8x8 latent still in one tile), then window 3 -> 2
     assert "window 3 -> 2" in messages[-1]
-    (direct,) = classes["VSR_GuidedSample"]().sample(model, **dict(SAMPLE, window=2, tile_latent=16, tile_overlap_latent=8),
-                                                     upscaled=clip, vae=vae)
+    small = dict(SAMPLE, window=2, tile_latent=16, tile_overlap_latent=8)
+    (direct,) = classes["VSR_GuidedSample"]().sample(model, **small, upscaled=clip, vae=vae)
     torch.testing.assert_close(latent["samples"], direct["samples"])

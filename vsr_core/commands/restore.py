@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from ..diffusion.motion_guidance import MotionGuidance
+from ..jobs.restore import restore_file
 from ..machine import set_threads
 from ..pipeline.guided_sample import SAMPLER_NAMES, SampleSettings
-from ..jobs.restore import restore_file
 from ..pipeline.restore_video import SEAM_MODES, RestoreSettings, load_restore_models
 from ..progress import TerminalReporter
 from ..speed import DEVICES, PRECISIONS

@@ -1,10 +1,10 @@
 """`python -m vsr_core upscale INPUT OUTPUT`: the main job."""
 from __future__ import annotations
 
-from ..machine import set_threads
-from ..progress import TerminalReporter
 from ..jobs.upscale import upscale_file
+from ..machine import set_threads
 from ..pipeline.upscale import METHODS, default_method
+from ..progress import TerminalReporter
 from ..video import FORMATS, LoadOptions
 
 

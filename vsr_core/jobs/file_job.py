@@ -20,12 +20,12 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..errors import Interrupted, OutputError
+from ..file_identity import source_identity
 from ..pipeline.segments import SegmentResult
 from ..progress import Reporter, get_reporter
 from ..video import LoadOptions, VideoWriter, atomic, open_video
 from ..video.writer import validate_output
 from .chunk_cache import ChunkCache, default_cache_dir
-from ..file_identity import source_identity
 from .lock import JobLock
 
 # work(reader, resume, consumer_state) yields each finished segment, its 8-bit frames and the consumer state

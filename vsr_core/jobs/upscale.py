@@ -1,24 +1,24 @@
 """`upscale`: a video file or frame folder upscaled into a video file or PNG folder, resumable."""
 from __future__ import annotations
 
+from ..checkpoints.shipped import load_default_upscaler, load_upscaler
 from ..errors import InputError
 from ..file_identity import file_identity
 from ..ops.frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
-from ..progress import Reporter, get_reporter
 from ..ops.resize import bicubic_upscale
 from ..pipeline.upscale import (METHODS, TILE_OVERLAP_LR_PX, check_stream_options, default_method,
                                upscale_segments)
+from ..progress import Reporter, get_reporter
 from ..video import LoadOptions
-from ..checkpoints.shipped import load_default_upscaler, load_upscaler
 from .file_job import CacheSettings, OutputSettings, run_file_job
 
 
 def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  options: LoadOptions | None = None, fmt: str | None = None, crf: int = 18,
                  overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
-                 stabilize: float = 0.0, tile_lr_px: int = 512, cache_dir: str | None = None, keep_cache: bool = False,
-                 chunk_frames: int = 48, model=None, workers: int = 0, ray_address: str | None = None,
-                 worker_threads: int = 1, reporter: Reporter | None = None) -> int:
+                 stabilize: float = 0.0, tile_lr_px: int = 512, cache_dir: str | None = None,
+                 keep_cache: bool = False, chunk_frames: int = 48, model=None, workers: int = 0,
+                 ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),

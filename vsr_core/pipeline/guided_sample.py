@@ -38,10 +38,10 @@ from ..diffusion.noise import FrameNoise
 from ..diffusion.prediction import to_x0_eps
 from ..diffusion.samplers import SAMPLERS
 from ..diffusion.schedules import ddpm_schedule, q_sample
-from ..ops.tiling import gaussian_weights, tile_boxes, tiled_denoise
-from ..ops.windows import WindowBlender, plan_windows
 from ..errors import InputError
 from ..flow.field import FlowField
+from ..ops.tiling import gaussian_weights, tile_boxes, tiled_denoise
+from ..ops.windows import WindowBlender, plan_windows
 from ..progress import Reporter, get_reporter
 
 SAMPLER_NAMES = ("ddpm", "ddim", "resshift")
@@ -291,8 +291,8 @@ def _sample_window(win: _Window, z_lr: torch.Tensor, model, process: _Process, s
 
     if win.flow is not None and g.through_model:
         # Anchors are the previous window's x0 predictions (the loss is on x0 here).
-        tm = _ThroughModelGuide(net_for, settings.tile_latent, settings.tile_overlap_latent, win.flow, process.schedule, g,
-                                anchors or None, record)
+        tm = _ThroughModelGuide(net_for, settings.tile_latent, settings.tile_overlap_latent, win.flow,
+                                process.schedule, g, anchors or None, record)
         denoise, guide = tm.denoise, tm.guide
 
         def callback(i, x):
