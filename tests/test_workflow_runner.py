@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import load_node_pack, run_workflow, tone
+from conftest import load_node_pack, pack_module, run_workflow, tone
 from vsr_core.errors import InputError
 from vsr_core.video import decode_audio, open_video
 from vsr_core.workflow import apply_overrides, load_workflow, run_prompt, ui_to_api
@@ -142,10 +142,7 @@ def test_cli_reports_errors_with_exit_code_2(tmp_path, capsys):
 
 
 def _infos(classes):
-    from vsr_core.workflow import node_info
-    infos = {k: node_info(c) for k, c in classes.items()}
-    infos.update(json.loads((ROOT / "tests" / "fixtures" / "comfyui" / "core_nodes_v0.8.0.json").read_text()))
-    return infos
+    return pack_module("nodes.ui_workflows").infos_and_titles()[0]   # the pack's nodes + core v0.8.0
 
 
 def test_api_to_ui_round_trips_and_validates_with_core_nodes(classes):

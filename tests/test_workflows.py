@@ -10,7 +10,7 @@ import pytest
 
 from conftest import load_node_pack, pack_module, run_workflow, tone
 from vsr_core.video import open_video
-from vsr_core.workflow import node_info, ui_to_api, validate_prompt, validate_ui
+from vsr_core.workflow import ui_to_api, validate_prompt, validate_ui
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
@@ -27,9 +27,7 @@ def classes():
 
 @pytest.fixture(scope="module")
 def infos(classes):
-    known = {k: node_info(c) for k, c in classes.items()}
-    known.update(json.loads((ROOT / "tests" / "fixtures" / "comfyui" / "core_nodes_v0.8.0.json").read_text()))
-    return known
+    return pack_module("nodes.ui_workflows").infos_and_titles()[0]   # the pack's nodes + core v0.8.0
 
 
 def test_every_api_workflow_has_a_ui_twin():

@@ -153,15 +153,3 @@ def write_card(weights_path: str, card: dict) -> str:
         f.write(json.dumps(card, indent=2) + "\n")
     os.replace(tmp, p)
     return p
-
-
-def update_card(weights_path: str, **sections) -> dict:
-    """Merge sections (e.g. benchmark=...) into an existing card."""
-    card = read_card(weights_path)
-    for k, v in sections.items():
-        if isinstance(v, dict) and isinstance(card.get(k), dict):
-            card[k].update(v)
-        else:
-            card[k] = v
-    write_card(weights_path, card)
-    return card

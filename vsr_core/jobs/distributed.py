@@ -71,13 +71,10 @@ class SegmentWorker:
         return os.getpid()
 
     def run(self, lr_uint8: np.ndarray, first_frame: int) -> np.ndarray:
-        from ..pipeline.memory_fallback import retry_on_oom
-        from ..pipeline.restore_video import restore_segment, segment_seam, shrink
+        from ..pipeline.restore_video import restore_segment_fitting
         lr = torch.from_numpy(lr_uint8).permute(0, 3, 1, 2).float().div_(255)
-
-        def attempt(s):
-            return restore_segment(lr, None, self.models, s, segment_seam(s, {}, first_frame, None))[0]
-        out, self.settings = retry_on_oom(attempt, self.settings, shrink, f"segment at frame {first_frame}", None)
+        (out, _), self.settings = restore_segment_fitting(lr, None, self.models, self.settings, {}, first_frame,
+                                                          None)
         return out.cpu().numpy()
 
 

@@ -5,9 +5,8 @@ import dataclasses
 
 from ..errors import InputError
 from ..ops.frames import thwc_to_tchw, uint8_to_float
-from ..pipeline.memory_fallback import retry_on_oom
 from ..pipeline.restore_video import (RestoreModels, RestoreSettings, load_restore_models, restore_model_files,
-                                      restore_model_paths, restore_segment, segment_seam, shrink)
+                                      restore_model_paths, restore_segment_fitting)
 from ..pipeline.segments import run_segments, run_segments_in_parallel
 from ..progress import Reporter, get_reporter
 from ..video import LoadOptions
@@ -53,10 +52,8 @@ def restore_file(src: str, dst: str, settings: RestoreSettings = RestoreSettings
     current = {"settings": settings}
 
     def process(lr, lead, state, export, first_frame):
-        def attempt(s: RestoreSettings):
-            return restore_segment(lr, lead, models, s, segment_seam(s, state, first_frame, export), reporter)
-        (out, new_state), current["settings"] = retry_on_oom(attempt, current["settings"], shrink,
-                                                             f"segment at frame {first_frame}", reporter)
+        (out, new_state), current["settings"] = restore_segment_fitting(lr, lead, models, current["settings"],
+                                                                        state, first_frame, export, reporter)
         return out, new_state
 
     def work(reader, resume, consumer_state):

@@ -27,7 +27,7 @@ from ..file_identity import file_identity
 from ..progress import InnerReporter, Reporter, get_reporter
 from ..speed import autocast, autocast_dtype, compile_forward, pick_device, use_channels_last
 from .guided_sample import SampleSettings, Seam, sample_segment
-from .memory_fallback import halve
+from .memory_fallback import halve, retry_on_oom
 from .segments import check_segmenting
 from .upscale import upscale_frames
 from .vae_codec import decode_latents, encode_frames
@@ -174,6 +174,17 @@ def _restore_segment(lr, lead, models: RestoreModels, settings: RestoreSettings,
                              tile_overlap_latent=settings.decode_tile_overlap_latent,
                              reporter=reporter)
     return refine(up, decoded, models.refiner, color_fix=settings.color_fix).float(), seam_state(anchors)
+
+
+def restore_segment_fitting(lr: torch.Tensor, lead: torch.Tensor | None, models: RestoreModels,
+                            settings: RestoreSettings, state: dict, first_frame: int, export: int | None,
+                            reporter: Reporter | None = None) -> tuple[tuple[torch.Tensor, dict], RestoreSettings]:
+    """``restore_segment`` of the segment starting at video frame ``first_frame``, its Seam made from the
+    previous segment's ``state``, shrinking the pieces after running out of memory:
+    ((frames, state for the next segment), the settings that fitted)."""
+    def attempt(s: RestoreSettings):
+        return restore_segment(lr, lead, models, s, segment_seam(s, state, first_frame, export), reporter)
+    return retry_on_oom(attempt, settings, shrink, f"segment at frame {first_frame}", reporter)
 
 
 def segment_seam(settings: RestoreSettings, state: dict, first_frame: int, export: int | None) -> Seam:

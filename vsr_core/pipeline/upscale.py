@@ -15,6 +15,7 @@ from typing import Iterable, Iterator
 import torch
 import torch.nn.functional as F
 
+from ..checkpoints.shipped import has_default_upscaler, load_default_upscaler
 from ..errors import InputError
 from ..flow.dis import DISFlow
 from ..flow.pairs import PairFlows
@@ -33,7 +34,6 @@ TILE_OVERLAP_LR_PX = 16
 
 def default_method() -> str:
     """'learned' when the shipped weights are installed, else 'bicubic'."""
-    from ..checkpoints.shipped import has_default_upscaler
     return "learned" if has_default_upscaler(4) else "bicubic"
 
 
@@ -207,7 +207,6 @@ def upscale_frames(frames: torch.Tensor, model=None, scale: int = 4, window: int
         raise InputError(f"flow_method={flow_method!r}; expected 'dis' (weight-free, the propagation's flow)")
     check_frames(frames, "frames", MIN_SIDE)
     if model is None:
-        from ..checkpoints.shipped import load_default_upscaler
         model = load_default_upscaler(scale)
     rep = get_reporter(reporter)
     rep.start(frames.shape[0], f"upscale x{scale}")
