@@ -52,11 +52,23 @@ def backward_warp(image: torch.Tensor, flow: torch.Tensor, *, align_corners: boo
                          f"FlowField.resized() to change the flow's resolution)")
     if padding_mode not in PADDING_MODES:
         raise InputError(f"backward_warp: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+    return grid_warp(image, sampling_grid(flow, align_corners), align_corners=align_corners,
+                     padding_mode=padding_mode, mode=mode)
+
+
+def sampling_grid(flow: torch.Tensor, align_corners: bool = True) -> torch.Tensor:
+    """grid_sample's normalised [N,H,W,2] grid for ``flow`` [N,2,H,W] in pixels (to warp several images
+    with one flow without recomputing it)."""
     n, _, h, w = flow.shape
     coords = pixel_grid(n, h, w, flow.device, flow.dtype) + flow
-    grid = torch.stack([_normalise(coords[:, 0], w, align_corners),
+    return torch.stack([_normalise(coords[:, 0], w, align_corners),
                         _normalise(coords[:, 1], h, align_corners)], dim=-1)
-    out = F.grid_sample(image.to(flow.dtype), grid, mode=mode, padding_mode=padding_mode,
+
+
+def grid_warp(image: torch.Tensor, grid: torch.Tensor, *, align_corners: bool = True,
+              padding_mode: str = "zeros", mode: str = "bilinear") -> torch.Tensor:
+    """``backward_warp`` with a precomputed ``sampling_grid`` (same align_corners); image's dtype is kept."""
+    out = F.grid_sample(image.to(grid.dtype), grid, mode=mode, padding_mode=padding_mode,
                         align_corners=align_corners)
     return out.to(image.dtype)
 

@@ -33,6 +33,7 @@ so it is cheap enough for a CPU)::
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -41,11 +42,13 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..flow.occlusion import occlusion_masks
-from ..flow.warp import backward_warp, inside_mask
+from ..flow.warp import grid_warp, inside_mask, sampling_grid
 from ..ops.frames import check_frames
+from ..ops.resize import bicubic_phases
 from .blurpool import downsample, low_pass
 
 MIN_SIDE = 8
+CUE_CHANNELS = 4   # |frame - warped neighbour frame| (3) and the validity mask (1)
 
 
 @dataclass
@@ -100,15 +103,35 @@ class ResBlock(nn.Module):
 
 
 class Propagation(nn.Module):
-    """Fuse [inputs] -> C channels, then ResBlocks."""
+    """Fuse [context..., neighbour state, cues] -> C channels, then ResBlocks.
+
+    The fuse convolution is linear in its input, so it runs as two parts: the
+    part over what is known for all frames beforehand (context, cues) batched
+    over the clip (``prefuse``), and only the part over the recurrent
+    neighbour state frame by frame (``step``). Same weights, same sums, no
+    per-frame concatenation; the state's C input channels sit just before the
+    4 cue channels in ``fuse``'s weight (checkpoint layout)."""
 
     def __init__(self, cin: int, c: int, blocks: int):
         super().__init__()
         self.fuse = nn.Conv2d(cin, c, 3, 1, 1)
         self.body = nn.Sequential(*[ResBlock(c) for _ in range(blocks)])
 
-    def forward(self, x):
-        return self.body(F.leaky_relu(self.fuse(x), 0.1))
+    def _split_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.fuse.weight
+        c, state_at = w.shape[0], w.shape[1] - w.shape[0] - CUE_CHANNELS
+        fmt = torch.channels_last if w.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        known = torch.cat([w[:, :state_at], w[:, state_at + c:]], 1).contiguous(memory_format=fmt)
+        return known, w[:, state_at:state_at + c].contiguous(memory_format=fmt)
+
+    def prefuse(self, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``known`` [N, cin-C, H, W] (context then cues) -> (its share of the fusion with the bias, state weight)."""
+        w_known, w_state = self._split_weight()
+        return F.conv2d(known, w_known, self.fuse.bias, padding=1), w_state
+
+    def step(self, pre: torch.Tensor, state: torch.Tensor | None, w_state: torch.Tensor) -> torch.Tensor:
+        x = pre if state is None else pre + F.conv2d(state, w_state, padding=1)
+        return self.body(F.leaky_relu(x, 0.1))
 
 
 class Cleaner(nn.Module):
@@ -126,12 +149,31 @@ class Cleaner(nn.Module):
         return x + self.tail(self.body(F.leaky_relu(self.head(x), 0.1)))
 
 
-class WindowAttentionBlock(nn.Module):
-    """Pre-norm transformer block over tubelets (frames x window x window tokens).
+@functools.lru_cache(maxsize=8)
+def window_rows(t: int, h: int, w: int, tw: int, ws: int, shift: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather indices between one clip's pixels (rows t*h*w of a [T,H,W,C] tensor) and its tubelet tokens.
 
-    Windows are built by replicate-padding, not by rolling, so a shifted window
-    never mixes the first and the last frame (or opposite image borders).
-    """
+    ``tokens = rows[gather]`` lays out windows of tw x ws x ws tokens (token order frame, y, x), padded by
+    replicating the nearest pixel (frames at both ends in time, borders in space) and, when ``shift``,
+    offset by half a window in space and time; ``rows = tokens[scatter]`` takes each pixel back from
+    its one unpadded token. Padding by replication, not rolling, never mixes the first and the last
+    frame (or opposite borders). One gather each way replaces pad + permute copies."""
+    so = ws // 2 if shift else 0
+    to = tw // 2 if (shift and tw > 1) else 0
+    tp, hp, wp = t + to + (-(t + to)) % tw, h + so + (-(h + so)) % ws, w + so + (-(w + so)) % ws
+    ti = (torch.arange(tp) - to).clamp_(0, t - 1)
+    yi = (torch.arange(hp) - so).clamp_(0, h - 1)
+    xi = (torch.arange(wp) - so).clamp_(0, w - 1)
+    padded = (ti[:, None, None] * h + yi[None, :, None]) * w + xi[None, None, :]        # [tp,hp,wp]
+    windows = padded.reshape(tp // tw, tw, hp // ws, ws, wp // ws, ws).permute(0, 2, 4, 1, 3, 5)
+    gather = windows.reshape(-1)
+    position = torch.arange(gather.numel()).reshape(windows.shape).permute(0, 3, 1, 4, 2, 5).reshape(tp, hp, wp)
+    scatter = position[to:to + t, so:so + h, so:so + w].reshape(-1)
+    return gather, scatter
+
+
+class WindowAttentionBlock(nn.Module):
+    """Pre-norm transformer block over tubelets (frames x window x window tokens), see ``window_rows``."""
 
     def __init__(self, c: int, heads: int, frames: int, window: int, mlp_ratio: float, shift: bool):
         super().__init__()
@@ -149,30 +191,15 @@ class WindowAttentionBlock(nn.Module):
             nn.init.zeros_(lin.bias)
 
     def forward(self, x: torch.Tensor, temporal: bool = True) -> torch.Tensor:
-        b, t, c, h, w = x.shape
-        ws = self.window
+        """``x`` [B,T,H,W,C] (channels last) -> the same shape."""
+        b, t, h, w, c = x.shape
         tw = min(self.frames, t) if temporal else 1
-        so = ws // 2 if self.shift else 0
-        to = tw // 2 if (self.shift and tw > 1) else 0
-        ph, pw = so + (-(h + so)) % ws, so + (-(w + so)) % ws
-        pt = to + (-(t + to)) % tw
-        y = x
-        if pt:   # replicate frames at both ends in time
-            y = torch.cat([y[:, :1].expand(b, to, c, h, w), y, y[:, -1:].expand(b, pt - to, c, h, w)], dim=1)
-        tp = y.shape[1]
-        y = y.reshape(b * tp, c, h, w)
-        if ph or pw:
-            y = F.pad(y, (so, pw - so, so, ph - so), mode="replicate")
-        hp, wp = h + ph, w + pw
-        nt, nh, nw = tp // tw, hp // ws, wp // ws
-        # (b nt tw) c (nh ws) (nw ws) -> (b nt nh nw) (tw ws ws) c
-        y = y.reshape(b, nt, tw, c, nh, ws, nw, ws).permute(0, 1, 4, 6, 2, 5, 7, 3)
-        tokens = y.reshape(b * nt * nh * nw, tw * ws * ws, c)
+        gather, scatter = window_rows(t, h, w, tw, self.window, self.shift)
+        tokens = x.reshape(b, t * h * w, c)[:, gather.to(x.device)]
+        tokens = tokens.reshape(-1, tw * self.window * self.window, c)
         tokens = tokens + self._attn(self.norm1(tokens) + self.pos[:tokens.shape[1]])
         tokens = tokens + self.mlp(self.norm2(tokens))
-        y = tokens.reshape(b, nt, nh, nw, tw, ws, ws, c).permute(0, 1, 4, 7, 2, 5, 3, 6)
-        y = y.reshape(b, tp, c, hp, wp)
-        return y[:, to:to + t, :, so:so + h, so:so + w]
+        return tokens.reshape(b, -1, c)[:, scatter.to(x.device)].reshape(b, t, h, w, c)
 
     def _attn(self, z: torch.Tensor) -> torch.Tensor:
         n, l, c = z.shape
@@ -227,23 +254,18 @@ class VideoUpscaler(nn.Module):
         ctx = F.interpolate(ctx, size=(h, w), mode="bilinear", align_corners=False)
         return f + self.context_out(ctx), f0
 
-    @staticmethod
-    def _neighbour(state, frame_n, frame, flow, consistent=None):
-        """Warp the neighbour's state and frame onto this frame; reliability cues.
+    def _cues(self, frames, neighbours, flow, consistent):
+        """Reliability cues of all neighbour pairs at once ([N,3,H,W] frames and their neighbours, flow
+        from frame to neighbour): ([|frame - W(neighbour)|·valid, valid] [N,4,H,W], sampling grid, state gate).
 
-        ``consistent`` [N,1,H,W] (1 = forward-backward consistent) gates the
-        warped state, so nothing is propagated where the flow is wrong."""
-        if state is None or flow is None:
-            n, _, h, w = frame.shape
-            z = frame.new_zeros(n, 1, h, w)
-            return None, z.expand(n, 3, h, w), z
+        ``consistent`` [N,1,H,W] (1 = forward-backward consistent, or None) also gates the warped state
+        (gate), so nothing is propagated where the flow is wrong."""
         valid = inside_mask(flow)
-        warped = backward_warp(state, flow)
         if consistent is not None:
             valid = valid * consistent
-            warped = warped * valid
-        diff = (frame - backward_warp(frame_n, flow)).abs() * valid
-        return warped, diff, valid
+        grid = sampling_grid(flow)
+        diff = (frames - grid_warp(neighbours, grid)).abs() * valid
+        return torch.cat([diff, valid], 1), grid, (valid if consistent is not None else None)
 
     def _consistency(self, flow_forward, flow_backward):
         """(to_next, to_prev) [B,T-1,1,H,W]: 1 where frame i's (resp. i+1's) flow is confirmed."""
@@ -252,6 +274,43 @@ class VideoUpscaler(nn.Module):
         b, n, _, h, w = flow_forward.shape
         occ_f, occ_b = occlusion_masks(flow_forward.reshape(b * n, 2, h, w), flow_backward.reshape(b * n, 2, h, w))
         return (1 - occ_f).reshape(b, n, 1, h, w), (1 - occ_b).reshape(b, n, 1, h, w)
+
+    def _directions(self, lr, flow_forward, flow_backward):
+        """Per direction ("backward": from frame i+1, "forward": from frame i-1): cues [B,T,4,H,W]
+        (zero where a frame has no neighbour that way), and per frame the grid and gate to warp the state."""
+        b, t, _, h, w = lr.shape
+        to_next, to_prev = self._consistency(flow_forward, flow_backward)
+        out = {}
+        for name, frames, neighbours, flow, ok in (
+                ("backward", lr[:, :-1], lr[:, 1:], flow_forward, to_next),
+                ("forward", lr[:, 1:], lr[:, :-1], flow_backward, to_prev)):
+            flat = lambda x: None if x is None else x.reshape(b * (t - 1), *x.shape[2:])  # noqa: E731
+            cues, grid, gate = self._cues(flat(frames), flat(neighbours), flat(flow), flat(ok))
+            cues, grid = cues.reshape(b, t - 1, CUE_CHANNELS, h, w), grid.reshape(b, t - 1, h, w, 2)
+            none = cues.new_zeros(b, 1, CUE_CHANNELS, h, w)
+            cues = torch.cat([cues, none] if name == "backward" else [none, cues], 1)
+            gate = None if gate is None else gate.reshape(b, t - 1, 1, h, w)
+            out[name] = (cues, grid, gate)
+        return out
+
+    @staticmethod
+    def _propagate(prop: Propagation, known: torch.Tensor, order, grid, gate) -> list:
+        """Recurrent pass over frames in ``order``; ``known`` [B,T,cin-C,H,W]; grid[:, k] / gate[:, k]
+        warp the state of frame order[k-1] onto frame order[k] (None: no flow)."""
+        b, t = known.shape[:2]
+        pre, w_state = prop.prefuse(known.flatten(0, 1))
+        pre = pre.reshape(b, t, *pre.shape[1:])
+        states = [None] * t
+        state = None
+        for k, i in enumerate(order):
+            warped = None
+            if state is not None and grid is not None:
+                warped = grid_warp(state, grid[k])
+                if gate is not None:
+                    warped = warped * gate[k]
+            state = prop.step(pre[:, i], warped, w_state)
+            states[i] = state
+        return states
 
     def forward(self, lr: torch.Tensor, flow_forward: torch.Tensor | None = None,
                 flow_backward: torch.Tensor | None = None, temporal: bool = True,
@@ -272,36 +331,34 @@ class VideoUpscaler(nn.Module):
             lr = flat.reshape(b, t, 3, h, w)
         feats, shallow = self._features(flat)
         feats = feats.reshape(b, t, c, h, w)
-        to_next, to_prev = self._consistency(flow_forward, flow_backward) if temporal else (None, None)
+        if temporal:
+            cues = self._directions(lr, flow_forward, flow_backward)
+        else:
+            none = (lr.new_zeros(b, t, CUE_CHANNELS, h, w), None, None)
+            cues = {"backward": none, "forward": none}
 
-        zeros = lr.new_zeros(b, c, h, w)
-        back = [None] * t
-        state = None
-        for i in reversed(range(t)):
-            fl = flow_forward[:, i] if temporal and i < t - 1 else None
-            ok = to_next[:, i] if to_next is not None and fl is not None else None
-            warped, diff, valid = self._neighbour(state, lr[:, i + 1] if fl is not None else None, lr[:, i], fl, ok)
-            state = self.backward_prop(torch.cat([feats[:, i], zeros if warped is None else warped, diff, valid], 1))
-            back[i] = state
-        outs = []
-        state = None
-        for i in range(t):
-            fl = flow_backward[:, i - 1] if temporal and i > 0 else None
-            ok = to_prev[:, i - 1] if to_prev is not None and fl is not None else None
-            warped, diff, valid = self._neighbour(state, lr[:, i - 1] if fl is not None else None, lr[:, i], fl, ok)
-            state = self.forward_prop(torch.cat([feats[:, i], back[i], zeros if warped is None else warped,
-                                                 diff, valid], 1))
-            outs.append(state)
-        y = torch.stack(outs, 1)
+        def steps(name):   # grid/gate of the k-th step in this direction's order (k = 0 has no neighbour)
+            _, grid, gate = cues[name]
+            if grid is None:
+                return None, None
+            idx = range(t - 2, -1, -1) if name == "backward" else range(t - 1)
+            return ([None] + [grid[:, i] for i in idx],
+                    None if gate is None else [None] + [gate[:, i] for i in idx])
+
+        back = self._propagate(self.backward_prop, torch.cat([feats, cues["backward"][0]], 2),
+                               range(t - 1, -1, -1), *steps("backward"))
+        known = torch.cat([feats, torch.stack(back, 1).to(feats.dtype), cues["forward"][0].to(feats.dtype)], 2)
+        states = self._propagate(self.forward_prop, known, range(t), *steps("forward"))
+        y = torch.stack([s.permute(0, 2, 3, 1) for s in states], 1)      # [B,T,H,W,C] for the attention
         for blk in self.attn:
             y = blk(y, temporal=temporal)
-        y = y.reshape(b * t, c, h, w)
+        y = y.reshape(b * t, h, w, c).permute(0, 3, 1, 2)                # channels-last view, no copy
         if self.hf_proj is not None:
             y = y + self.hf_proj(shallow - low_pass(shallow))
         y = self.to_pixels(F.leaky_relu(self.recon(y), 0.1))
-        y = F.pixel_shuffle(y, self.config.scale)
-        base = F.interpolate(flat, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
-        out = (y + base).reshape(b, t, 3, h * self.config.scale, w * self.config.scale)
+        with torch.autocast(y.device.type, enabled=False):   # the bicubic base keeps float32 precision
+            y = F.pixel_shuffle(y.float() + bicubic_phases(flat.float(), self.config.scale), self.config.scale)
+        out = y.reshape(b, t, 3, h * self.config.scale, w * self.config.scale)
         return (out, lr) if return_clean else out
 
 

@@ -16,18 +16,21 @@ import torch.nn.functional as F
 from ..errors import InputError
 
 CODECS = ("libx264", "mpeg4")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 def codec_roundtrip(x: torch.Tensor, codec: str = "libx264", crf: int | None = 28, bitrate: int | None = None,
-                    qscale: int | None = None, fps: int = 24) -> torch.Tensor:
+                    qscale: int | None = None, fps: int = 24, preset: str = "veryfast") -> torch.Tensor:
     """Frames [T,3,H,W] in 0..1 through ``codec`` (yuv420p) and back; same count and size.
 
-    libx264 takes ``crf`` (or ``bitrate``); mpeg4 takes ``qscale`` 2..31 (or
+    libx264 takes ``crf`` (or ``bitrate``) and an x264 ``preset``; mpeg4 takes ``qscale`` 2..31 (or
     ``bitrate``). Odd sides are encoded cropped to even and padded back by
     replicating the last row/column, as yuv420p needs even sides.
     """
     if codec not in CODECS:
         raise InputError(f"codec={codec!r}; expected one of {', '.join(CODECS)}")
+    if preset not in X264_PRESETS:
+        raise InputError(f"preset={preset!r}; expected one of {', '.join(X264_PRESETS)}")
     if x.dim() != 4 or x.shape[1] != 3 or min(x.shape[-2:]) < 2:
         raise InputError(f"codec_roundtrip: expected frames [T,3,H,W] with sides >= 2, got {tuple(x.shape)}")
     t, _, h, w = x.shape
@@ -41,7 +44,7 @@ def codec_roundtrip(x: torch.Tensor, codec: str = "libx264", crf: int | None = 2
         if bitrate:
             st.bit_rate = int(bitrate)
         elif codec == "libx264":
-            st.options = {"crf": str(int(crf if crf is not None else 28)), "preset": "veryfast"}
+            st.options = {"crf": str(int(crf if crf is not None else 28)), "preset": preset}
         else:
             st.codec_context.qscale = int(qscale or 5)
             st.codec_context.flags |= av.codec.context.Flags.qscale

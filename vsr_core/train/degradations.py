@@ -267,6 +267,7 @@ class RealWorldMix:
     make up most draws and the heavy pipeline is one branch of five.
     """
 
+    X264_PRESETS = ("veryfast", "fast", "medium", "medium")
     SHARES = {"clean": 0.25, "codec": 0.4, "noise_jpeg": 0.15, "blur": 0.1, "second_order": 0.1}
 
     def __init__(self, scale: int = 4, seed: int | None = None, shares: dict | None = None):
@@ -281,8 +282,9 @@ class RealWorldMix:
 
     def _codec(self, x: torch.Tensor) -> torch.Tensor:
         from .codec import codec_roundtrip
-        if self.rng.random() < 0.75:
-            return codec_roundtrip(x, "libx264", crf=int(self.rng.integers(20, 37)))
+        if self.rng.random() < 0.75:   # presets differ in artefacts; medium is ffmpeg's (and most files') default
+            return codec_roundtrip(x, "libx264", crf=int(self.rng.integers(20, 37)),
+                                   preset=str(self.rng.choice(self.X264_PRESETS)))
         return codec_roundtrip(x, "mpeg4", qscale=int(self.rng.integers(2, 12)))
 
     def __call__(self, hr: torch.Tensor, kind: str | None = None) -> torch.Tensor:
