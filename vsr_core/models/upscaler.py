@@ -276,40 +276,41 @@ class VideoUpscaler(nn.Module):
         return (1 - occ_f).reshape(b, n, 1, h, w), (1 - occ_b).reshape(b, n, 1, h, w)
 
     def _directions(self, lr, flow_forward, flow_backward):
-        """Per direction ("backward": from frame i+1, "forward": from frame i-1): cues [B,T,4,H,W]
-        (zero where a frame has no neighbour that way), and per frame the grid and gate to warp the state."""
+        """Per direction ("backward": from frame i+1, "forward": from frame i-1): cues [B*T,4,H,W]
+        (zero where a frame has no neighbour that way), and per pair the grid [B,T-1,H,W,2] and gate
+        [B,T-1,1,H,W] (or None) that warp the neighbour's state."""
         b, t, _, h, w = lr.shape
         to_next, to_prev = self._consistency(flow_forward, flow_backward)
+        pairs = lambda x: None if x is None else x.flatten(0, 1)  # noqa: E731
         out = {}
         for name, frames, neighbours, flow, ok in (
                 ("backward", lr[:, :-1], lr[:, 1:], flow_forward, to_next),
                 ("forward", lr[:, 1:], lr[:, :-1], flow_backward, to_prev)):
-            flat = lambda x: None if x is None else x.reshape(b * (t - 1), *x.shape[2:])  # noqa: E731
-            cues, grid, gate = self._cues(flat(frames), flat(neighbours), flat(flow), flat(ok))
-            cues, grid = cues.reshape(b, t - 1, CUE_CHANNELS, h, w), grid.reshape(b, t - 1, h, w, 2)
+            cues, grid, gate = self._cues(pairs(frames), pairs(neighbours), pairs(flow), pairs(ok))
+            cues = cues.reshape(b, t - 1, CUE_CHANNELS, h, w)
             none = cues.new_zeros(b, 1, CUE_CHANNELS, h, w)
-            cues = torch.cat([cues, none] if name == "backward" else [none, cues], 1)
-            gate = None if gate is None else gate.reshape(b, t - 1, 1, h, w)
-            out[name] = (cues, grid, gate)
+            cues = torch.cat([cues, none] if name == "backward" else [none, cues], 1).flatten(0, 1)
+            out[name] = (cues, grid.reshape(b, t - 1, h, w, 2), None if gate is None else gate.reshape(b, t - 1, 1, h, w))
         return out
 
     @staticmethod
-    def _propagate(prop: Propagation, known: torch.Tensor, order, grid, gate) -> list:
-        """Recurrent pass over frames in ``order``; ``known`` [B,T,cin-C,H,W]; grid[:, k] / gate[:, k]
-        warp the state of frame order[k-1] onto frame order[k] (None: no flow)."""
-        b, t = known.shape[:2]
-        pre, w_state = prop.prefuse(known.flatten(0, 1))
+    def _propagate(prop: Propagation, known: torch.Tensor, b: int, t: int, order, grid, gate) -> list:
+        """Recurrent pass over frames in ``order`` ([B,C,H,W] states, by frame); ``known`` [B*T,cin-C,H,W].
+        ``grid``/``gate`` [B,T-1,...] (or None) warp frame j±1's state onto frame j for pair j:
+        order descending (backward pass) uses pair i for frame i, ascending pair i-1."""
+        pre, w_state = prop.prefuse(known)
         pre = pre.reshape(b, t, *pre.shape[1:])
         states = [None] * t
-        state = None
-        for k, i in enumerate(order):
+        previous = None
+        for i in order:
             warped = None
-            if state is not None and grid is not None:
-                warped = grid_warp(state, grid[k])
+            if previous is not None and grid is not None:
+                pair = i if previous > i else i - 1
+                warped = grid_warp(states[previous], grid[:, pair])
                 if gate is not None:
-                    warped = warped * gate[k]
-            state = prop.step(pre[:, i], warped, w_state)
-            states[i] = state
+                    warped = warped * gate[:, pair]
+            states[i] = prop.step(pre[:, i], warped, w_state)
+            previous = i
         return states
 
     def forward(self, lr: torch.Tensor, flow_forward: torch.Tensor | None = None,
@@ -329,26 +330,20 @@ class VideoUpscaler(nn.Module):
         if self.cleaner is not None:
             flat = self.cleaner(flat)
             lr = flat.reshape(b, t, 3, h, w)
-        feats, shallow = self._features(flat)
-        feats = feats.reshape(b, t, c, h, w)
+        feats, shallow = self._features(flat)                             # [B*T,C,H,W]
         if temporal:
             cues = self._directions(lr, flow_forward, flow_backward)
         else:
-            none = (lr.new_zeros(b, t, CUE_CHANNELS, h, w), None, None)
+            none = (lr.new_zeros(b * t, CUE_CHANNELS, h, w), None, None)
             cues = {"backward": none, "forward": none}
-
-        def steps(name):   # grid/gate of the k-th step in this direction's order (k = 0 has no neighbour)
-            _, grid, gate = cues[name]
-            if grid is None:
-                return None, None
-            idx = range(t - 2, -1, -1) if name == "backward" else range(t - 1)
-            return ([None] + [grid[:, i] for i in idx],
-                    None if gate is None else [None] + [gate[:, i] for i in idx])
-
-        back = self._propagate(self.backward_prop, torch.cat([feats, cues["backward"][0]], 2),
-                               range(t - 1, -1, -1), *steps("backward"))
-        known = torch.cat([feats, torch.stack(back, 1).to(feats.dtype), cues["forward"][0].to(feats.dtype)], 2)
-        states = self._propagate(self.forward_prop, known, range(t), *steps("forward"))
+        # everything a fusion conv reads in the features' dtype and memory format (no conversion per conv);
+        # gates are 0/1, exact in any dtype
+        cues = {k: (_like(cue, feats), grid, None if gate is None else gate.to(feats.dtype))
+                for k, (cue, grid, gate) in cues.items()}
+        back = self._propagate(self.backward_prop, torch.cat([feats, cues["backward"][0]], 1), b, t,
+                               range(t - 1, -1, -1), *cues["backward"][1:])
+        known = torch.cat([feats, _stack_frames(back), cues["forward"][0]], 1)
+        states = self._propagate(self.forward_prop, known, b, t, range(t), *cues["forward"][1:])
         y = torch.stack([s.permute(0, 2, 3, 1) for s in states], 1)      # [B,T,H,W,C] for the attention
         for blk in self.attn:
             y = blk(y, temporal=temporal)
@@ -360,6 +355,17 @@ class VideoUpscaler(nn.Module):
             y = F.pixel_shuffle(y.float() + bicubic_phases(flat.float(), self.config.scale), self.config.scale)
         out = y.reshape(b, t, 3, h * self.config.scale, w * self.config.scale)
         return (out, lr) if return_clean else out
+
+
+def _like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``x`` in ``ref``'s dtype and memory format (channels-last or not)."""
+    cl = ref.is_contiguous(memory_format=torch.channels_last) and not ref.is_contiguous()
+    return x.to(ref.dtype).contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
+
+
+def _stack_frames(states: list) -> torch.Tensor:
+    """Per-frame [B,C,H,W] -> [B*T,C,H,W] (batch-major), channels-last: one copy of channels-last states."""
+    return torch.stack([s.permute(0, 2, 3, 1) for s in states], 1).flatten(0, 1).permute(0, 3, 1, 2)
 
 
 def clip_flows(lr: torch.Tensor, estimator=None, preset: str = "medium") -> tuple[torch.Tensor, torch.Tensor]:
