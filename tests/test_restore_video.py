@@ -151,3 +151,10 @@ def test_model_files_are_checked():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="device 'cuda' was asked for"):
             load_restore_models(device="cuda")
+
+
+def test_the_cache_key_names_every_model_file_read_including_the_shipped_refiner(models):
+    from vsr_core.checkpoints.shipped import shipped_path
+    from vsr_core.file_identity import file_identity
+    assert models.files["refiner"] == file_identity(shipped_path("refiner"))
+    assert set(models.files) == {"diffusion", "vae", "upscaler", "refiner"}

@@ -85,11 +85,10 @@ class RestoreModels:
 def restore_model_paths(scale: int = 4, diffusion: str | None = None, vae: str | None = None,
                         upscaler: str | None = None, refiner: str | None = None) -> dict:
     """name -> the file load_restore_models reads for it (given, else shipped; None: none read)."""
-    from ..checkpoints.shipped import shipped_path
-    from ..checkpoints.shipped import default_upscaler_path
+    from ..checkpoints.shipped import default_upscaler_path, shipped_path
     return {"diffusion": diffusion or shipped_path("diffusion"),
             "vae": vae or (shipped_path("video_vae") if diffusion is None else None),
-            "upscaler": upscaler or default_upscaler_path(scale), "refiner": refiner}
+            "upscaler": upscaler or default_upscaler_path(scale), "refiner": refiner or shipped_path("refiner")}
 
 
 def restore_model_files(paths: dict) -> dict:
@@ -116,7 +115,7 @@ def load_restore_models(scale: int = 4, diffusion: str | None = None, vae: str |
     if own_vae is None:
         raise InputError(f"diffusion checkpoint '{paths['diffusion']}' has no VAE; give a VAE file too")
     up = load_upscaler(upscaler) if upscaler else load_default_upscaler(scale)
-    models = RestoreModels(up, model, own_vae, load_refiner(refiner), restore_model_files(paths))
+    models = RestoreModels(up, model, own_vae, load_refiner(paths["refiner"]), restore_model_files(paths))
     target = pick_device(device)
     for module in (models.upscaler, model.unet, models.vae, models.refiner):
         module.to(target)
