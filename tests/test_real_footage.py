@@ -21,7 +21,8 @@ def _hr(clip) -> torch.Tensor:
     return torch.from_numpy(clip[:6, :48, :64].copy()).permute(0, 3, 1, 2).float() / 255
 
 
-@pytest.mark.parametrize("codec,kw", [("libx264", {"crf": 30}), ("mpeg4", {"qscale": 8}),
+@pytest.mark.parametrize("codec,kw", [("libx264", {"crf": 30}), ("libx264", {"crf": 30, "preset": "medium"}),
+                                      ("mpeg4", {"qscale": 8}),
                                       ("libx264", {"crf": None, "bitrate": 40000})])
 def test_codec_roundtrip_keeps_frame_count_and_size(clip, codec, kw):
     x = _hr(clip)[:, :, :47, :63]          # odd sides: yuv420p needs even, the output must not
@@ -37,9 +38,11 @@ def test_codec_strength_follows_crf(clip):
     assert errs[0] < errs[1]
 
 
-def test_codec_rejects_unknown_codec(clip):
+def test_codec_rejects_unknown_codec_and_preset(clip):
     with pytest.raises(InputError, match="codec='vp9'"):
         codec_roundtrip(_hr(clip), "vp9")
+    with pytest.raises(InputError, match="preset='quick'"):
+        codec_roundtrip(_hr(clip), "libx264", preset="quick")
 
 
 def test_real_mix_clean_share_is_honoured():
