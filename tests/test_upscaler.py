@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vsr_core.errors import InputError
-from vsr_core.models.upscaler import UpscalerConfig, VideoUpscaler, upscale_clip
+from vsr_core.models.upscaler import FLOW_PRESET, UpscalerConfig, VideoUpscaler, upscale_clip
 from vsr_core.pipeline.stabilize import stabilize_with_flow
 from vsr_core.pipeline.upscale import stream_upscale, upscale_frames
 
@@ -147,7 +147,7 @@ def test_streamed_stabilisation_equals_one_shot(clip):
     from vsr_core.pipeline.stabilize import stabilize_with_flow as swf
     streamed = upscale_frames(lr, m, window=4, overlap=1, stabilize=0.6)
     assert streamed.shape == plain.shape
-    assert torch.allclose(streamed, swf(plain, lr, strength=0.6), atol=1e-5)
+    assert torch.allclose(streamed, swf(plain, lr, strength=0.6, flow_preset=FLOW_PRESET), atol=1e-5)
 
 
 def test_cli_learned_method_keeps_frame_count_and_size(tmp_path, clip):

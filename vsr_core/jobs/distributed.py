@@ -36,11 +36,12 @@ class WindowWorker:
         from ..flow.pairs import PairFlows
         from ..machine import tune_allocator
         from ..checkpoints.shipped import load_upscaler
+        from ..models.upscaler import FLOW_PRESET
         torch.set_num_threads(max(1, threads))
         tune_allocator()
         self.model = load_upscaler(weights_path)
         self.scale, self.temporal, self.tile_lr_px, self.precision = scale, temporal, tile_lr_px, precision
-        self.flows = PairFlows(DISFlow("medium"))
+        self.flows = PairFlows(DISFlow(FLOW_PRESET))     # the single-process job's flow
 
     def pid(self) -> int:
         import os

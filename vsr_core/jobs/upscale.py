@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..checkpoints.shipped import load_default_upscaler, load_upscaler
 from ..errors import InputError
 from ..file_identity import file_identity
+from ..models.upscaler import FLOW_PRESET
 from ..ops.frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
 from ..ops.resize import bicubic_upscale
 from ..pipeline.upscale import (METHODS, TILE_OVERLAP_LR_PX, check_stream_options, default_method,
@@ -51,7 +52,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
             raise InputError("model has no weights file to key the resume cache (and the Ray workers) by; "
                              "expected an upscaler loaded with vsr_core.checkpoints.shipped.load_upscaler")
         key = {"command": "upscale", "scale": scale, "method": method, "window": window, "overlap": overlap,
-               "tile": tile_lr_px, "stabilize": stabilize, "weights": file_identity(model.weights_path)}
+               "tile": tile_lr_px, "stabilize": stabilize, "flow": f"dis:{FLOW_PRESET}",
+               "weights": file_identity(model.weights_path)}
         if workers:        # the same frames for any number of workers, but not those of one process
             key["distributed"] = {"threads_per_worker": worker_threads}
         cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)

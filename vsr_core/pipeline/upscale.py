@@ -19,7 +19,7 @@ from ..checkpoints.shipped import has_default_upscaler, load_default_upscaler
 from ..errors import InputError
 from ..flow.dis import DISFlow
 from ..flow.pairs import PairFlows
-from ..models.upscaler import MIN_SIDE
+from ..models.upscaler import FLOW_PRESET, MIN_SIDE
 from ..ops.frames import check_frames
 from ..ops.tiling import tiled_map
 from ..progress import Reporter, get_reporter
@@ -108,7 +108,7 @@ def check_stream_options(window: int, overlap: int, scale: int, model_scale: int
 
 
 def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, window: int = 12, overlap: int = 2,
-                     temporal: bool = True, flow_preset: str = "medium", tile_lr_px: int = 512,
+                     temporal: bool = True, flow_preset: str = FLOW_PRESET, tile_lr_px: int = 512,
                      tile_overlap_lr_px: int = TILE_OVERLAP_LR_PX, stabilize: float = 0.0,
                      reporter: Reporter | None = None, resume=None,
                      stabilizer_state: dict | None = None, retry_oom: bool = False,
@@ -181,7 +181,7 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
 
 
 def stream_upscale(chunks: Iterable[torch.Tensor], model, scale: int = 4, window: int = 12, overlap: int = 2,
-                   temporal: bool = True, flow_preset: str = "medium", tile_lr_px: int = 512,
+                   temporal: bool = True, flow_preset: str = FLOW_PRESET, tile_lr_px: int = 512,
                    tile_overlap_lr_px: int = TILE_OVERLAP_LR_PX,
                    stabilize: float = 0.0, reporter: Reporter | None = None,
                    precision: str = "auto") -> Iterator[torch.Tensor]:
@@ -192,7 +192,7 @@ def stream_upscale(chunks: Iterable[torch.Tensor], model, scale: int = 4, window
 
 
 def upscale_frames(frames: torch.Tensor, model=None, scale: int = 4, window: int = 12, overlap: int = 2,
-                   temporal: bool = True, flow_method: str = "dis", flow_preset: str = "medium",
+                   temporal: bool = True, flow_method: str = "dis", flow_preset: str = FLOW_PRESET,
                    tile_lr_px: int = 512, tile_overlap_lr_px: int = TILE_OVERLAP_LR_PX, stabilize: float = 0.0,
                    reporter: Reporter | None = None, precision: str = "auto") -> torch.Tensor:
     """Learned video upscaling of float frames [T,3,H,W] in 0..1 -> [T,3,sH,sW].
