@@ -142,7 +142,8 @@ def network_split(frames: int = 12, size: tuple[int, int] = (180, 320), runs: in
     if autocast_dtype(torch.device("cpu"), "auto") is not None:
         use_channels_last(model)
     parts = {"cleaning stage": (model.cleaner, "forward"), "features": (model, "_features"),
-             "flow cues and occlusion masks": (model, "_directions"), "propagation (both passes)": (model, "_propagate"),
+             "flow cues and occlusion masks": (model, "_directions"),
+             "propagation (both passes)": (model, "_propagate"),
              "reconstruction convs": (model.recon, "forward"), "to pixels conv": (model.to_pixels, "forward"),
              "bicubic skip (phases)": (arch, "bicubic_phases")}
     parts.update({f"window attention block {i}": (blk, "forward") for i, blk in enumerate(model.attn)})
@@ -235,7 +236,8 @@ def main() -> None:
         split = stage_split(src, out)
         for name, sec in split.items():
             print(f"| {name} | {sec:.2f} | {100 * sec / split['total']:.0f}% |")
-    print("\nthe network by part, one 12-frame 180x320 window (median of 3)\n\n| part | seconds | share |\n|---|---|---|")
+    print("\nthe network by part, one 12-frame 180x320 window (median of 3)\n")
+    print("| part | seconds | share |\n|---|---|---|")
     parts = network_split()
     for name, sec in parts.items():
         print(f"| {name} | {sec:.3f} | {100 * sec / parts['total']:.0f}% |")

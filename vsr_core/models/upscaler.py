@@ -153,7 +153,8 @@ class Cleaner(nn.Module):
 
 
 @functools.lru_cache(maxsize=8)
-def window_rows(t: int, h: int, w: int, tw: int, ws: int, shift: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def window_rows(t: int, h: int, w: int, tw: int, ws: int, shift: bool,
+                device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Gather indices between one clip's pixels (rows t*h*w of a [T,H,W,C] tensor) and its tubelet tokens.
 
     ``tokens = rows[gather]`` lays out windows of tw x ws x ws tokens (token order frame, y, x), padded by
@@ -172,7 +173,7 @@ def window_rows(t: int, h: int, w: int, tw: int, ws: int, shift: bool) -> tuple[
     gather = windows.reshape(-1)
     position = torch.arange(gather.numel()).reshape(windows.shape).permute(0, 3, 1, 4, 2, 5).reshape(tp, hp, wp)
     scatter = position[to:to + t, so:so + h, so:so + w].reshape(-1)
-    return gather, scatter
+    return gather.to(device), scatter.to(device)
 
 
 class WindowAttentionBlock(nn.Module):
@@ -197,12 +198,12 @@ class WindowAttentionBlock(nn.Module):
         """``x`` [B,T,H,W,C] (channels last) -> the same shape."""
         b, t, h, w, c = x.shape
         tw = min(self.frames, t) if temporal else 1
-        gather, scatter = window_rows(t, h, w, tw, self.window, self.shift)
-        tokens = x.reshape(b, t * h * w, c)[:, gather.to(x.device)]
+        gather, scatter = window_rows(t, h, w, tw, self.window, self.shift, x.device)
+        tokens = x.reshape(b, t * h * w, c)[:, gather]
         tokens = tokens.reshape(-1, tw * self.window * self.window, c)
         tokens = tokens + self._attn(self.norm1(tokens) + self.pos[:tokens.shape[1]])
         tokens = tokens + self.mlp(self.norm2(tokens))
-        return tokens.reshape(b, -1, c)[:, scatter.to(x.device)].reshape(b, t, h, w, c)
+        return tokens.reshape(b, -1, c)[:, scatter].reshape(b, t, h, w, c)
 
     def _attn(self, z: torch.Tensor) -> torch.Tensor:
         n, l, c = z.shape
@@ -278,22 +279,27 @@ class VideoUpscaler(nn.Module):
         occ_f, occ_b = occlusion_masks(flow_forward.reshape(b * n, 2, h, w), flow_backward.reshape(b * n, 2, h, w))
         return (1 - occ_f).reshape(b, n, 1, h, w), (1 - occ_b).reshape(b, n, 1, h, w)
 
-    def _directions(self, lr, flow_forward, flow_backward):
-        """Per direction ("backward": from frame i+1, "forward": from frame i-1): cues [B*T,4,H,W]
-        (zero where a frame has no neighbour that way), and per pair the grid [B,T-1,H,W,2] and gate
-        [B,T-1,1,H,W] (or None) that warp the neighbour's state."""
+    def _directions(self, lr, flow_forward, flow_backward, like: torch.Tensor) -> dict:
+        """Per direction ("backward": from frame i+1, "forward": from frame i-1): cues [B*T,4,H,W] in
+        ``like``'s dtype and memory format (what the fusion conv reads, so no conversion per conv; zero
+        where a frame has no neighbour that way), and per pair the grid [B,T-1,H,W,2] and 0/1 gate
+        [B,T-1,1,H,W] (or None) that warp the neighbour's state. No flow (per-frame mode): zero cues."""
         b, t, _, h, w = lr.shape
+        if flow_forward is None:
+            none = (_like(lr.new_zeros(b * t, CUE_CHANNELS, h, w), like), None, None)
+            return {"backward": none, "forward": none}
         to_next, to_prev = self._consistency(flow_forward, flow_backward)
-        pairs = lambda x: None if x is None else x.flatten(0, 1)  # noqa: E731
         out = {}
         for name, frames, neighbours, flow, ok in (
                 ("backward", lr[:, :-1], lr[:, 1:], flow_forward, to_next),
                 ("forward", lr[:, 1:], lr[:, :-1], flow_backward, to_prev)):
-            cues, grid, gate = self._cues(pairs(frames), pairs(neighbours), pairs(flow), pairs(ok))
+            cues, grid, gate = self._cues(frames.flatten(0, 1), neighbours.flatten(0, 1), flow.flatten(0, 1),
+                                          None if ok is None else ok.flatten(0, 1))
             cues = cues.reshape(b, t - 1, CUE_CHANNELS, h, w)
             none = cues.new_zeros(b, 1, CUE_CHANNELS, h, w)
             cues = torch.cat([cues, none] if name == "backward" else [none, cues], 1).flatten(0, 1)
-            out[name] = (cues, grid.reshape(b, t - 1, h, w, 2), None if gate is None else gate.reshape(b, t - 1, 1, h, w))
+            gate = None if gate is None else gate.reshape(b, t - 1, 1, h, w).to(like.dtype)   # 0/1: exact
+            out[name] = (_like(cues, like), grid.reshape(b, t - 1, h, w, 2), gate)
         return out
 
     @staticmethod
@@ -334,15 +340,7 @@ class VideoUpscaler(nn.Module):
             flat = self.cleaner(flat)
             lr = flat.reshape(b, t, 3, h, w)
         feats, shallow = self._features(flat)                             # [B*T,C,H,W]
-        if temporal:
-            cues = self._directions(lr, flow_forward, flow_backward)
-        else:
-            none = (lr.new_zeros(b * t, CUE_CHANNELS, h, w), None, None)
-            cues = {"backward": none, "forward": none}
-        # everything a fusion conv reads in the features' dtype and memory format (no conversion per conv);
-        # gates are 0/1, exact in any dtype
-        cues = {k: (_like(cue, feats), grid, None if gate is None else gate.to(feats.dtype))
-                for k, (cue, grid, gate) in cues.items()}
+        cues = self._directions(lr, flow_forward if temporal else None, flow_backward, feats)
         back = self._propagate(self.backward_prop, torch.cat([feats, cues["backward"][0]], 1), b, t,
                                range(t - 1, -1, -1), *cues["backward"][1:])
         known = torch.cat([feats, _stack_frames(back), cues["forward"][0]], 1)
