@@ -139,3 +139,18 @@ def test_bad_audio_is_refused():
         AudioClip(np.zeros((2, 10)), 0)
     with pytest.raises(InputError, match="channels, samples"):
         AudioClip(np.zeros((1, 2, 3)), 48000)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_non_finite_frames_are_named_and_large_finite_values_pass(dtype):
+    import torch
+    from vsr_core.ops.frames import check_finite, float_to_uint8
+    big = torch.full((4, 3, 300, 300), 6e4, dtype=getattr(torch, dtype))   # their sum overflows float16
+    check_finite(big)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        x = torch.rand(4, 3, 8, 8).to(getattr(torch, dtype))
+        x[2, 1, 3, 4] = bad
+        with pytest.raises(InputError, match="frame 7 contains NaN or infinite values"):
+            float_to_uint8(x, first_index=5)
+    y = torch.tensor([[-0.2, 0.0, 0.4999, 0.5, 1.0, 1.3]]).reshape(1, 1, 2, 3)
+    assert float_to_uint8(y).reshape(-1).tolist() == [0, 0, 127, 128, 255, 255]

@@ -19,7 +19,7 @@ def uint8_to_float(frames: np.ndarray) -> torch.Tensor:
 def check_finite(frames: torch.Tensor, what: str = "frames", first_index: int = 0) -> None:
     """Refuse NaN/inf (they would be written as black, or spread by later filters), naming the frame."""
     frames = frames.detach()
-    if not frames.is_floating_point() or bool(torch.isfinite(frames.sum())):
+    if not frames.is_floating_point() or bool(torch.isfinite(frames.sum(dtype=torch.float32))):
         return          # a sum is finite only if every term is (one reduction, no mask: 8x faster)
     finite = torch.isfinite(frames)
     if bool(finite.all()):
