@@ -19,6 +19,7 @@ DIR when given, else a virtual camera over a scikit-image photo):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
@@ -81,53 +82,59 @@ def esrgan_job(src: str, dst: str) -> None:
             w.write((upscale(model, x).permute(0, 2, 3, 1) * 255).round().byte().numpy())
 
 
-def stage_split(src: str, dst: str) -> dict:
-    """Seconds in each stage of one in-process run of the default job (functions wrapped with timers)."""
-    from vsr_core.flow.dis import DISFlow
-    from vsr_core.jobs.upscale import upscale_file
-    from vsr_core.models.upscaler import VideoUpscaler
-    from vsr_core.video import reader as reader_module
-    from vsr_core.video.writer import VideoWriter as Writer
-    spent = {"decode": 0.0, "flow (DIS)": 0.0, "network": 0.0, "encode": 0.0}
-    originals = []
+@contextlib.contextmanager
+def timers(targets: list[tuple[str, object, str]], spent: dict, generators: tuple[str, ...] = ()):
+    """Within the block, each (label, owner, attribute) adds its seconds to spent[label] (for the labels in
+    ``generators``, generator functions: the time of each item they yield); the originals are put back on exit."""
+    originals = [(owner, attr, getattr(owner, attr)) for _, owner, attr in targets]
 
-    def wrap(owner, name, stage, generator=False):
-        fn = getattr(owner, name)
-        originals.append((owner, name, fn))
+    def add(label, t0):
+        spent[label] = spent.get(label, 0.0) + time.perf_counter() - t0
 
-        def timed(*a, **k):
+    def timed(label, fn):
+        def call(*a, **k):
             t0 = time.perf_counter()
             try:
                 return fn(*a, **k)
             finally:
-                spent[stage] += time.perf_counter() - t0
+                add(label, t0)
 
-        def timed_gen(*a, **k):
+        def each_item(*a, **k):
             it = fn(*a, **k)
             while True:
                 t0 = time.perf_counter()
                 try:
                     item = next(it)
                 except StopIteration:
-                    spent[stage] += time.perf_counter() - t0
                     return
-                spent[stage] += time.perf_counter() - t0
+                finally:
+                    add(label, t0)
                 yield item
-        setattr(owner, name, timed_gen if generator else timed)
-
-    wrap(reader_module.VideoReader, "frames", "decode", generator=True)
-    wrap(DISFlow, "__call__", "flow (DIS)")
-    wrap(VideoUpscaler, "forward", "network")
-    wrap(Writer, "write", "encode")
-    wrap(Writer, "append_encoded", "encode")
-    wrap(Writer, "close", "encode")
+        return each_item if label in generators else call
     try:
+        for (label, owner, attr), (_, _, fn) in zip(targets, originals):
+            setattr(owner, attr, timed(label, fn))
+        yield spent
+    finally:
+        for owner, attr, fn in originals:
+            setattr(owner, attr, fn)
+
+
+def stage_split(src: str, dst: str) -> dict:
+    """Seconds in each stage of one in-process run of the default job (functions wrapped with timers)."""
+    from vsr_core.flow.dis import DISFlow
+    from vsr_core.jobs.upscale import upscale_file
+    from vsr_core.models.upscaler import VideoUpscaler
+    from vsr_core.video.reader import VideoReader
+    from vsr_core.video.writer import VideoWriter as Writer
+    spent = {"decode": 0.0, "flow (DIS)": 0.0, "network": 0.0, "encode": 0.0}
+    targets = [("decode", VideoReader, "frames"), ("flow (DIS)", DISFlow, "__call__"),
+               ("network", VideoUpscaler, "forward"), ("encode", Writer, "write"),
+               ("encode", Writer, "append_encoded"), ("encode", Writer, "close")]
+    with timers(targets, spent, generators=("decode",)):
         t0 = time.perf_counter()
         upscale_file(src, dst, overwrite=True, cache_dir=dst + ".cache")
         total = time.perf_counter() - t0
-    finally:
-        for owner, name, fn in originals:
-            setattr(owner, name, fn)
     spent["rest (crossfade, conversions, checks, cache)"] = total - sum(spent.values())
     spent["total"] = total
     return spent
@@ -141,44 +148,28 @@ def network_split(frames: int = 12, size: tuple[int, int] = (180, 320), runs: in
     model = load_default_upscaler(4)
     if autocast_dtype(torch.device("cpu"), "auto") is not None:
         use_channels_last(model)
-    parts = {"cleaning stage": (model.cleaner, "forward"), "features": (model, "_features"),
-             "flow cues and occlusion masks": (model, "_directions"),
-             "propagation (both passes)": (model, "_propagate"),
-             "reconstruction convs": (model.recon, "forward"), "to pixels conv": (model.to_pixels, "forward"),
-             "bicubic skip (phases)": (arch, "bicubic_phases")}
-    parts.update({f"window attention block {i}": (blk, "forward") for i, blk in enumerate(model.attn)})
-    spent = {name: [] for name in parts}
-    current: dict = {}
-
-    def timer(name, fn):
-        def timed(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                current[name] = current.get(name, 0.0) + time.perf_counter() - t0
-        return timed
-    originals = [(owner, attr, getattr(owner, attr)) for owner, attr in parts.values()]
-    for name, (owner, attr) in parts.items():
-        setattr(owner, attr, timer(name, getattr(owner, attr)))
+    targets = [("cleaning stage", model.cleaner, "forward"), ("features", model, "_features"),
+               ("flow cues and occlusion masks", model, "_directions"),
+               ("propagation (both passes)", model, "_propagate"),
+               ("reconstruction convs", model.recon, "forward"), ("to pixels conv", model.to_pixels, "forward"),
+               ("bicubic skip (phases)", arch, "bicubic_phases")]
+    targets += [(f"window attention block {i}", blk, "forward") for i, blk in enumerate(model.attn)]
+    spent = {label: [] for label, _, _ in targets}
     g = torch.Generator().manual_seed(0)
     lr = torch.rand(1, frames, 3, *size, generator=g)
     ff, fb = (torch.randn(1, frames - 1, 2, *size, generator=g) for _ in range(2))
     totals = []
-    try:
-        with torch.inference_mode(), autocast(torch.device("cpu"), "auto"):
-            for run in range(runs + 1):
-                current.clear()
-                t0 = time.perf_counter()
-                model(lr, ff, fb)
-                if run:                    # run 0 warms up oneDNN and the allocator
-                    totals.append(time.perf_counter() - t0)
-                    for name in parts:
-                        spent[name].append(current.get(name, 0.0))
-    finally:
-        for owner, attr, fn in originals:
-            setattr(owner, attr, fn)
-    out = {name: statistics.median(v) for name, v in spent.items()}
+    current: dict = {}
+    with timers(targets, current), torch.inference_mode(), autocast(torch.device("cpu"), "auto"):
+        for run in range(runs + 1):
+            current.clear()
+            t0 = time.perf_counter()
+            model(lr, ff, fb)
+            if run:                    # run 0 warms up oneDNN and the allocator
+                totals.append(time.perf_counter() - t0)
+                for label in spent:
+                    spent[label].append(current.get(label, 0.0))
+    out = {label: statistics.median(v) for label, v in spent.items()}
     out["rest (concatenations, high-frequency shuttle, pixel shuffle)"] = statistics.median(totals) - sum(out.values())
     out["total"] = statistics.median(totals)
     return out
