@@ -130,6 +130,27 @@ def test_trainer_bad_config(tmp_path):
         train(TrainConfig(task="gan", out=str(tmp_path)))
 
 
+def test_warm_start_drops_only_named_blocks_and_keeps_the_rest(tmp_path):
+    """A two-attention-block file warm-starts a one-block model with a deeper cleaner only when the
+    dropped block is named; kept weights are copied, a typo in the prefix is an error."""
+    from safetensors.torch import save_file
+    from vsr_core.models.upscaler import VideoUpscaler
+    from vsr_core.train.trainer import warm_start
+    tiny = {"channels": 8, "heads": 2, "feat_blocks": 1, "prop_blocks": 1, "occlusion_mask": True}
+    old = VideoUpscaler(attn_blocks=2, cleaner_blocks=1, **tiny)
+    path = str(tmp_path / "old.safetensors")
+    save_file({k: v.contiguous() for k, v in old.state_dict().items()}, path)
+    new = VideoUpscaler(attn_blocks=1, cleaner_blocks=2, **tiny)
+    with pytest.raises(InputError, match="attn.1"):
+        warm_start(new, path)
+    with pytest.raises(InputError, match="attn.7."):
+        warm_start(new, path, drop=["attn.7."])
+    missing = warm_start(new, path, drop=["attn.1."])
+    assert missing and all(k.startswith("cleaner.body.1.") for k in missing)
+    assert torch.equal(new.attn[0].qkv.weight, old.attn[0].qkv.weight)
+    assert torch.equal(new.cleaner.body[0].conv1.weight, old.cleaner.body[0].conv1.weight)
+
+
 def test_train_command_line(tmp_path, capsys):
     from vsr_core.cli import main
     out = tmp_path / "cli_run"

@@ -33,6 +33,9 @@ def register(subparsers) -> None:
     p.add_argument("--video-fraction", type=float, default=d.video_fraction,
                    help="share of training clips taken from videos (the rest: photos by a virtual camera)")
     p.add_argument("--init-weights", default=None, help="warm start from these upscaler weights")
+    p.add_argument("--init-drop", default=None,
+                   help="comma-separated key prefixes of --init-weights to leave out (blocks the new --model "
+                        "no longer has), e.g. attn.1.")
     p.add_argument("--w-clean", type=float, default=d.w_clean, help="weight of the cleaning-stage loss")
     p.add_argument("--photos", default=None,
                    help="comma-separated photos, e.g. skimage:astronaut,sklearn:china.jpg (default: the shipped list)")
@@ -67,7 +70,8 @@ def run(args) -> int:
                       frames=args.frames, lr_size=args.lr_size, lr=args.lr, degradation=args.degradation,
                       degradation_shares=json.loads(args.degradation_shares) if args.degradation_shares else None,
                       video_folder=args.video_folder, real_videos=args.real_videos,
-                      video_fraction=args.video_fraction, init_weights=args.init_weights, w_clean=args.w_clean,
+                      video_fraction=args.video_fraction, init_weights=args.init_weights,
+                      init_drop=args.init_drop.split(",") if args.init_drop else None, w_clean=args.w_clean,
                       threads=args.threads,
                       photos=args.photos.split(",") if args.photos else None,
                       checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,

@@ -77,6 +77,7 @@ class TrainConfig:
     real_videos: str | None = None                   # folder made by `prepare-real-videos`
     video_fraction: float = 0.5                      # share of clips from videos when a source is given
     init_weights: str | None = None                  # warm start (new modules keep their init)
+    init_drop: list | None = None                    # key prefixes of init_weights the model no longer has
     photos: list | None = None                       # None: data.clips.TRAIN_PHOTOS
     seed: int = 0
     threads: int = 1
@@ -120,7 +121,7 @@ class UpscalerTask:
         from ..models.upscaler import UpscalerConfig, VideoUpscaler
         model = VideoUpscaler(UpscalerConfig(scale=self.cfg.scale, **self.cfg.model))
         if self.cfg.init_weights:
-            warm_start(model, self.cfg.init_weights)
+            warm_start(model, self.cfg.init_weights, self.cfg.init_drop or ())
         return model
 
     def model_config(self, model) -> dict:
@@ -179,10 +180,19 @@ class UpscalerTask:
         self.rng.bit_generator.state = s["task_rng"]
 
 
-def warm_start(model: torch.nn.Module, weights_path: str) -> list[str]:
-    """Load matching weights; only parameters of modules the file lacks may stay at their init."""
+def warm_start(model: torch.nn.Module, weights_path: str, drop=()) -> list[str]:
+    """Load matching weights; only parameters of modules the file lacks may stay at their init.
+
+    ``drop``: key prefixes of the file to leave out, named explicitly (a block the new architecture no longer
+    has, e.g. ``attn.1.``), so a file that does not fit still fails loudly."""
     from safetensors.torch import load_file
-    missing, unexpected = model.load_state_dict(load_file(weights_path), strict=False)
+    sd = load_file(weights_path)
+    for prefix in drop:
+        if not any(k.startswith(prefix) for k in sd):
+            raise InputError(f"init_drop prefix {prefix!r} matches no key of '{weights_path}'; "
+                             f"expected a prefix of its keys, e.g. 'attn.1.'")
+    sd = {k: v for k, v in sd.items() if not any(k.startswith(p) for p in drop)}
+    missing, unexpected = model.load_state_dict(sd, strict=False)
     if unexpected or any(not k.startswith("cleaner.") for k in missing):
         raise InputError(f"init_weights '{weights_path}' does not fit the model: missing {missing[:8]}, "
                          f"unexpected {unexpected[:8]}; expected only cleaner.* to be new")
