@@ -195,7 +195,8 @@ def warm_start(model: torch.nn.Module, weights_path: str, drop=()) -> list[str]:
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if unexpected or any(not k.startswith("cleaner.") for k in missing):
         raise InputError(f"init_weights '{weights_path}' does not fit the model: missing {missing[:8]}, "
-                         f"unexpected {unexpected[:8]}; expected only cleaner.* to be new")
+                         f"unexpected {unexpected[:8]}; expected only cleaner.* to be new "
+                         f"(name blocks the model no longer has with --init-drop, e.g. attn.1.)")
     return missing
 
 
