@@ -102,6 +102,37 @@ def test_heldout_split_keeps_a_templates_videos_together():
     assert abs(share - real_videos.HELDOUT_SHARE) < 0.02
 
 
+def test_validation_split_is_whole_templates_apart_from_the_heldout_ones():
+    ids = [f"p/templates/t{i}-{k}.webp" for i in range(2000) for k in (1, 2)]
+    splits = {i: real_videos.split_of(i, validation_share=0.06) for i in ids}
+    for i in range(2000):                                 # a template's videos stay on one side
+        assert splits[f"p/templates/t{i}-1.webp"] == splits[f"p/templates/t{i}-2.webp"]
+    heldout = [i for i in ids if splits[i] == "heldout"]
+    assert heldout == [i for i in ids if real_videos.is_heldout(i)]      # the test clips do not move
+    val_share = sum(s == "val" for s in splits.values()) / len(ids)
+    assert abs(val_share - 0.06 * (1 - real_videos.HELDOUT_SHARE)) < 0.02
+    assert {real_videos.split_of(i) for i in ids} == {"heldout", "train"}   # default: no validation split
+    with pytest.raises(InputError, match="validation_share"):
+        real_videos.prepare_real_videos("unused", validation_share=0.9)
+
+
+def test_trainer_validates_on_the_val_split_when_there_is_one(tmp_path, clip):
+    from vsr_core.train.real_eval import validation_split
+    np.save(tmp_path / "a.npy", clip)
+    clips = [{"id": "p/a.webp", "file": "a.npy", "frames": len(clip), "split": "heldout"}]
+    manifest = {"packages": {}, "skipped": [], "rules": {}, "clips": clips}
+    (tmp_path / real_videos.MANIFEST).write_text(json.dumps(manifest))
+    assert validation_split(str(tmp_path)) == "heldout"
+    clips.append({"id": "p/b.webp", "file": "a.npy", "frames": len(clip), "split": "val"})
+    (tmp_path / real_videos.MANIFEST).write_text(json.dumps(manifest))
+    assert validation_split(str(tmp_path)) == "val"
+    from vsr_core.models.upscaler import VideoUpscaler
+    from vsr_core.train.real_eval import evaluate_real_videos
+    res = evaluate_real_videos(VideoUpscaler(channels=8, heads=2, attn_window=4), str(tmp_path), frames=3)
+    assert sorted(res) == ["real_val/bi/gain_db", "real_val/bi/worst_gain_db",
+                           "real_val/h264_crf30/gain_db", "real_val/h264_crf30/worst_gain_db"]
+
+
 def test_prepared_clips_are_read_as_windows(tmp_path, clip):
     np.save(tmp_path / "a.npy", clip)
     manifest = {"packages": {}, "skipped": [], "rules": {},

@@ -53,14 +53,18 @@ def register(subparsers) -> None:
                                           "packages, skips stills and near-static clips, cleans and splits them "
                                           "(whole videos held out), and writes uint8 clips + manifest.json.")
     q.add_argument("out", help="folder for the prepared clips")
+    q.add_argument("--validation-share", type=float, default=0.0,
+                   help="also keep this share of the training templates out as a validation split for "
+                        "choosing checkpoints (default 0: the training set of the shipped weights)")
     q.set_defaults(func=prepare)
 
 
 def prepare(args) -> int:
     from ..data.real_videos import prepare_real_videos
-    m = prepare_real_videos(args.out)
+    m = prepare_real_videos(args.out, validation_share=args.validation_share)
     held = sum(c["split"] == "heldout" for c in m["clips"])
-    print(f"{len(m['clips'])} clips ({held} held out), {len(m['skipped'])} skipped -> {args.out}")
+    val = sum(c["split"] == "val" for c in m["clips"])
+    print(f"{len(m['clips'])} clips ({held} held out, {val} validation), {len(m['skipped'])} skipped -> {args.out}")
     return 0
 
 

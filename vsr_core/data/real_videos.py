@@ -7,8 +7,9 @@ origin is exactly the package list and the manifest written by ``prepare``.
 ``prepare_real_videos(cache_dir)`` reads every animated WebP with the
 project's own reader, skips stills and near-static clips, cleans the ground
 truth (the files are lossy: a 2x2 box downsample where the clip is large
-enough averages the compression noise away), holds out whole videos for
-validation, and stores each kept clip as one uint8 ``.npy`` [T,H,W,3] so
+enough averages the compression noise away), holds out whole videos (the
+benchmark's test clips; optionally a separate validation split of whole videos
+for picking checkpoints, ``validation_share``), and stores each kept clip as one uint8 ``.npy`` [T,H,W,3] so
 training can memory-map random windows instead of decoding WebP each step.
 """
 from __future__ import annotations
@@ -39,6 +40,8 @@ MIN_MOTION = 1.5         # mean |frame difference| in 8-bit levels; below: near-
 BOX_DOWN_MIN_SIDE = 400  # clips at least this large are box-downsampled x2 (cleaner GT)
 MAX_FRAMES = 96          # frames kept per clip (bounded cache size)
 HELDOUT_SHARE = 0.06     # whole templates kept out of training, chosen by a hash of the name
+# Default 0: no validation split, so the training set stays the one the shipped weights were trained on
+VALIDATION_SHARE = 0.0
 
 
 def package_dirs(packages=PACKAGES) -> dict[str, str]:
@@ -74,10 +77,21 @@ def template_of(clip_id: str) -> str:
     return re.sub(r"[-_]\d+$", "", stem)
 
 
+def _hash_share(key: str) -> float:
+    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
 def is_heldout(clip_id: str, share: float = HELDOUT_SHARE) -> bool:
     """Stable split by whole template (all its videos on one side), chosen by a hash of its name."""
-    h = int(hashlib.sha1(template_of(clip_id).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return h < share
+    return _hash_share(template_of(clip_id)) < share
+
+
+def split_of(clip_id: str, validation_share: float = VALIDATION_SHARE) -> str:
+    """'heldout' (the benchmark's test videos), 'val' (whole templates for choosing checkpoints, drawn from
+    the rest by an independent hash) or 'train'."""
+    if is_heldout(clip_id):
+        return "heldout"
+    return "val" if _hash_share("validation:" + template_of(clip_id)) < validation_share else "train"
 
 
 def box_down2(frames: np.ndarray) -> np.ndarray:
@@ -106,8 +120,12 @@ def _clean_gt(frames: np.ndarray) -> tuple[np.ndarray, str]:
     return frames, "as decoded"
 
 
-def prepare_real_videos(cache_dir: str, packages=PACKAGES, log=print) -> dict:
+def prepare_real_videos(cache_dir: str, packages=PACKAGES, log=print,
+                        validation_share: float = VALIDATION_SHARE) -> dict:
     """Decode, filter, clean and split the clips; write ``cache_dir/*.npy`` and the manifest."""
+    if not 0.0 <= validation_share <= 0.5:
+        raise InputError(f"validation_share={validation_share!r}; expected a share of the training templates "
+                         f"from 0 (no validation split) to 0.5")
     os.makedirs(cache_dir, exist_ok=True)
     clips, skipped = [], []
     for clip_id, path in find_webps(packages):
@@ -128,11 +146,12 @@ def prepare_real_videos(cache_dir: str, packages=PACKAGES, log=print) -> dict:
         np.save(os.path.join(cache_dir, name), np.ascontiguousarray(gt))
         clips.append({"id": clip_id, "file": name, "frames": int(gt.shape[0]), "size": [int(gt.shape[2]),
                       int(gt.shape[1])], "motion": round(motion, 2), "gt": cleaning,
-                      "split": "heldout" if is_heldout(clip_id) else "train"})
+                      "split": split_of(clip_id, validation_share)})
         log(f"{clips[-1]['split']:8s} {clip_id} {gt.shape}")
     manifest = {"packages": {p: _version(p) for p in package_dirs(packages)}, "clips": clips, "skipped": skipped,
                 "rules": {"min_frames": MIN_FRAMES, "min_motion": MIN_MOTION, "max_frames": MAX_FRAMES,
-                          "box_down_min_side": BOX_DOWN_MIN_SIDE, "heldout_share": HELDOUT_SHARE}}
+                          "box_down_min_side": BOX_DOWN_MIN_SIDE, "heldout_share": HELDOUT_SHARE,
+                          "validation_share": validation_share}}
     with open(os.path.join(cache_dir, MANIFEST), "w") as f:
         json.dump(manifest, f, indent=1)
     return manifest

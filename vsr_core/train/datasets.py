@@ -94,6 +94,8 @@ class ClipDataset:
             m = load_manifest(self.real_videos)
             real = {"packages": m["packages"], "train_clips": self.real.describe(),
                     "heldout_clips": [c["id"] for c in m["clips"] if c["split"] == "heldout"],
+                    **({"validation_clips": val} if (val := [c["id"] for c in m["clips"] if c["split"] == "val"])
+                       else {}),
                     "rules": m["rules"], "share_of_clips": self.video_fraction}
         return {"photos": list(self.photos), "video_folder": self.video_folder, "real_videos": real,
                 "frames": self.frames,
