@@ -42,7 +42,7 @@ from vsr_core.metrics import psnr_y, ssim_y, warping_error  # noqa: E402
 from vsr_core.models.upscaler import upscale_clip  # noqa: E402
 from vsr_core.ops.resize import bicubic_upscale  # noqa: E402
 from vsr_core.train.degradations import bd_downsample, bi_downsample, quantize  # noqa: E402
-from vsr_core.train.real_eval import heldout_hr_clips  # noqa: E402
+from vsr_core.train.real_eval import real_hr_clips  # noqa: E402
 from vsr_core.checkpoints.shipped import WEIGHTS_DIR as WEIGHTS, load_default_upscaler, load_upscaler  # noqa: E402
 
 DEGRADATIONS = ("bi", "noise_jpeg", "h264_crf30", "bd")
@@ -149,7 +149,7 @@ def main() -> None:
     if not args.no_esrgan:
         from realesrgan_compact import load_animevideov3
         esrgan = load_animevideov3()
-    clips = heldout_hr_clips(args.real_videos, args.frames, args.max_side)
+    clips = real_hr_clips(args.real_videos, args.frames, args.max_side)
     if args.max_clips:
         clips = dict(list(clips.items())[:args.max_clips])
     dis = DISFlow("medium")

@@ -7,6 +7,7 @@ from ..progress import Reporter
 
 
 def register(subparsers) -> None:
+    from ..data.real_videos import VALIDATION_SHARE
     from ..train.degradations import DEGRADATIONS
     from ..train.trainer import TrainConfig
     d = TrainConfig()
@@ -53,17 +54,16 @@ def register(subparsers) -> None:
                                           "packages, skips stills and near-static clips, cleans and splits them "
                                           "(whole videos held out), and writes uint8 clips + manifest.json.")
     q.add_argument("out", help="folder for the prepared clips")
-    q.add_argument("--validation-share", type=float, default=0.0,
+    q.add_argument("--validation-share", type=float, default=VALIDATION_SHARE,
                    help="also keep this share of the training templates out as a validation split for "
                         "choosing checkpoints (default 0: the training set of the shipped weights)")
     q.set_defaults(func=prepare)
 
 
 def prepare(args) -> int:
-    from ..data.real_videos import prepare_real_videos
+    from ..data.real_videos import prepare_real_videos, split_ids
     m = prepare_real_videos(args.out, validation_share=args.validation_share)
-    held = sum(c["split"] == "heldout" for c in m["clips"])
-    val = sum(c["split"] == "val" for c in m["clips"])
+    held, val = len(split_ids(m, "heldout")), len(split_ids(m, "val"))
     print(f"{len(m['clips'])} clips ({held} held out, {val} validation), {len(m['skipped'])} skipped -> {args.out}")
     return 0
 

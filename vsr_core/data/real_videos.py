@@ -9,8 +9,8 @@ project's own reader, skips stills and near-static clips, cleans the ground
 truth (the files are lossy: a 2x2 box downsample where the clip is large
 enough averages the compression noise away), holds out whole videos (the
 benchmark's test clips; optionally a separate validation split of whole videos
-for picking checkpoints, ``validation_share``), and stores each kept clip as one uint8 ``.npy`` [T,H,W,3] so
-training can memory-map random windows instead of decoding WebP each step.
+for picking checkpoints, ``validation_share``), and stores each kept clip as
+one uint8 ``.npy`` [T,H,W,3] so training can memory-map random windows instead of decoding WebP each step.
 """
 from __future__ import annotations
 
@@ -163,6 +163,11 @@ def _version(package: str) -> str:
         return version(package.replace("_", "-"))
     except PackageNotFoundError:
         return "unknown"
+
+
+def split_ids(manifest: dict, split: str) -> list[str]:
+    """Ids of the manifest's clips in ``split`` ('train', 'val' or 'heldout')."""
+    return [c["id"] for c in manifest["clips"] if c["split"] == split]
 
 
 def load_manifest(cache_dir: str) -> dict:

@@ -90,13 +90,13 @@ class ClipDataset:
     def describe(self) -> dict:
         real = None
         if self.real is not None:
-            from ..data.real_videos import load_manifest
+            from ..data.real_videos import load_manifest, split_ids
             m = load_manifest(self.real_videos)
             real = {"packages": m["packages"], "train_clips": self.real.describe(),
-                    "heldout_clips": [c["id"] for c in m["clips"] if c["split"] == "heldout"],
-                    **({"validation_clips": val} if (val := [c["id"] for c in m["clips"] if c["split"] == "val"])
-                       else {}),
-                    "rules": m["rules"], "share_of_clips": self.video_fraction}
+                    "heldout_clips": split_ids(m, "heldout"), "rules": m["rules"],
+                    "share_of_clips": self.video_fraction}
+            if split_ids(m, "val"):
+                real["validation_clips"] = split_ids(m, "val")
         return {"photos": list(self.photos), "video_folder": self.video_folder, "real_videos": real,
                 "frames": self.frames,
                 "lr_crop": self.lr_size, "scale": self.scale, "degradation": self.degradation,

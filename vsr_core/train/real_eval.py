@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.real_videos import RealVideoClips, load_manifest
+from ..data.real_videos import RealVideoClips, load_manifest, split_ids
 from .codec import codec_roundtrip
 from .degradations import bi_downsample, quantize
 
@@ -22,11 +22,11 @@ CASES = ("bi", "h264_crf30")
 
 def validation_split(cache_dir: str) -> str:
     """'val' when the prepared folder has a validation split, else 'heldout'."""
-    return "val" if any(c["split"] == "val" for c in load_manifest(cache_dir)["clips"]) else "heldout"
+    return "val" if split_ids(load_manifest(cache_dir), "val") else "heldout"
 
 
-def heldout_hr_clips(cache_dir: str, frames: int = 8, max_side: int = 256,
-                     split: str = "heldout") -> dict[str, torch.Tensor]:
+def real_hr_clips(cache_dir: str, frames: int = 8, max_side: int = 256,
+                  split: str = "heldout") -> dict[str, torch.Tensor]:
     """{clip id: HR [T,3,H,W] float} - the first ``frames`` frames, centre crop, sides divisible by 4."""
     data = RealVideoClips(cache_dir, split)
     out = {}
@@ -60,7 +60,7 @@ def evaluate_real_videos(model, cache_dir: str, frames: int = 8) -> dict:
     res = {}
     split = validation_split(cache_dir)
     prefix = "real_val" if split == "val" else "real"
-    clips = heldout_hr_clips(cache_dir, frames, split=split)
+    clips = real_hr_clips(cache_dir, frames, split=split)
     for case in CASES:
         gains = []
         for hr in clips.values():

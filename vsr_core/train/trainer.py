@@ -191,7 +191,7 @@ def warm_start(model: torch.nn.Module, weights_path: str, drop=()) -> list[str]:
         if not any(k.startswith(prefix) for k in sd):
             raise InputError(f"init_drop prefix {prefix!r} matches no key of '{weights_path}'; "
                              f"expected a prefix of its keys, e.g. 'attn.1.'")
-    sd = {k: v for k, v in sd.items() if not any(k.startswith(p) for p in drop)}
+    sd = {k: v for k, v in sd.items() if not k.startswith(tuple(drop))}
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if unexpected or any(not k.startswith("cleaner.") for k in missing):
         raise InputError(f"init_weights '{weights_path}' does not fit the model: missing {missing[:8]}, "
