@@ -124,6 +124,34 @@ def test_trainer_two_steps_writes_loadable_weights_and_card_and_resumes(tmp_path
     assert json.load(open(os.path.join(out, "model.json")))["steps"] == 3
 
 
+def test_trainer_keeps_each_evaluated_checkpoint_from_the_warm_start_baseline_on(tmp_path, monkeypatch):
+    """With keep_evaluated, every evaluation (step 0 of a warm start included) leaves weights + a card
+    whose metrics are that evaluation's, so a checkpoint can be chosen by validation afterwards."""
+    from safetensors.torch import load_file, save_file
+    from vsr_core.models.upscaler import VideoUpscaler
+    from vsr_core.train.trainer import TrainConfig, UpscalerTask, train
+    tiny = {"channels": 8, "heads": 2, "feat_blocks": 1, "prop_blocks": 1, "attn_blocks": 1}
+    init = str(tmp_path / "init.safetensors")
+    save_file({k: v.contiguous() for k, v in VideoUpscaler(**tiny).state_dict().items()}, init)
+    probe = "to_pixels.weight"
+    monkeypatch.setattr(UpscalerTask, "evaluate",
+                        lambda self, model: {"val/first_weight": float(model.state_dict()[probe].flatten()[0])})
+    out = str(tmp_path / "run")
+    train(TrainConfig(out=out, steps=4, batch=1, frames=3, lr_size=16, eval_every=2, log_every=1,
+                      keep_evaluated=True, init_weights=init, photos=["skimage:astronaut"], model=tiny),
+          log=lambda s: None)
+    kept = sorted(os.listdir(os.path.join(out, "evaluated")))
+    assert kept == [f"step_{n:07d}.{ext}" for n in (0, 2, 4) for ext in ("json", "safetensors")]
+    evals = [json.loads(line)["eval"] for line in open(os.path.join(out, "log.jsonl")) if '"eval"' in line]
+    assert [e["step"] for e in evals] == [0, 2, 4]
+    for e in evals:
+        card = json.load(open(os.path.join(out, "evaluated", f"step_{e['step']:07d}.json")))
+        weights = load_file(os.path.join(out, "evaluated", f"step_{e['step']:07d}.safetensors"))
+        assert card["steps"] == e["step"] and card["metrics"] == e
+        assert float(weights[probe].flatten()[0]) == pytest.approx(e["val/first_weight"])
+    assert evals[0]["val/first_weight"] != evals[2]["val/first_weight"]
+
+
 def test_trainer_bad_config(tmp_path):
     from vsr_core.train.trainer import TrainConfig, train
     with pytest.raises(InputError, match="task"):

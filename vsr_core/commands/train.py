@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
     p.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
     p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--keep-evaluated", action="store_true",
+                   help="also keep the weights of every evaluation as evaluated/step_N.safetensors + .json, "
+                        "to choose a checkpoint by its validation metrics")
     p.add_argument("--w-temporal", type=float, default=d.w_temporal)
     p.add_argument("--w-warp", type=float, default=d.w_warp)
     p.add_argument("--model", default="{}", help='architecture overrides as JSON, e.g. \'{"channels": 32}\'')
@@ -79,7 +82,8 @@ def run(args) -> int:
                       threads=args.threads,
                       photos=args.photos.split(",") if args.photos else None,
                       checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
-                      w_temporal=args.w_temporal, w_warp=args.w_warp, model=json.loads(args.model),
+                      keep_evaluated=args.keep_evaluated, w_temporal=args.w_temporal, w_warp=args.w_warp,
+                      model=json.loads(args.model),
                       upscaler_weights=args.upscaler_weights, seed=args.seed)
     metrics = train(cfg, reporter=Reporter(), log=lambda s: print(s, flush=True))
     print(f"done: {cfg.out}/model.safetensors  metrics: {json.dumps(metrics)}")

@@ -83,6 +83,7 @@ class TrainConfig:
     threads: int = 1
     checkpoint_minutes: float = 4.0
     eval_every: int = 250
+    keep_evaluated: bool = False                     # also write evaluated/step_N.safetensors at each evaluation
     log_every: int = 20
     # loss weights
     w_temporal: float = 0.2
@@ -248,6 +249,7 @@ def _atomic(path: str, write: Callable[[str], None]) -> None:
 def export_model(model, task, cfg: TrainConfig, step: int, out_dir: str, metrics: dict, loss: float | None,
                  name: str = "model") -> str:
     """Write ``<name>.safetensors`` + ``<name>.json`` (the model card). Returns the weights path."""
+    os.makedirs(out_dir, exist_ok=True)
     sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if task.save_trainable_only:
         keep = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -311,6 +313,18 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str
         _atomic(state_path, w)
         export_model(model, task, cfg, step, cfg.out, metrics, last_loss)
 
+    def evaluate():
+        nonlocal metrics
+        metrics = {"step": step, **task.evaluate(model)}
+        logf.write(json.dumps({"eval": metrics}) + "\n")
+        logf.flush()
+        log("eval " + json.dumps(metrics))
+        if cfg.keep_evaluated:      # checkpoints to choose from afterwards by their validation metrics
+            export_model(model, task, cfg, step, os.path.join(cfg.out, "evaluated"), metrics, last_loss,
+                         name=f"step_{step:07d}")
+
+    if step == 0 and cfg.eval_every and cfg.init_weights:
+        evaluate()                  # the warm start's baseline, on the same clips as every later evaluation
     model.train()
     rep.start(cfg.steps, f"train {cfg.task}")
     rep.update(step)
@@ -342,10 +356,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str
                 logf.flush()
                 log(json.dumps(rec))
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
-                metrics = {"step": step, **task.evaluate(model)}
-                logf.write(json.dumps({"eval": metrics}) + "\n")
-                logf.flush()
-                log("eval " + json.dumps(metrics))
+                evaluate()
             if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60 or step == cfg.steps:
                 save_state()
                 last_ckpt = time.monotonic()
