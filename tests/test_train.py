@@ -203,3 +203,17 @@ def test_dataset_from_a_video_folder(tmp_path, clip):
     with pytest.raises(InputError, match="no videos"):
         (tmp_path / "empty").mkdir()
         ClipDataset(video_folder=str(tmp_path / "empty"), photos=("skimage:astronaut",))
+
+
+def test_training_flow_is_the_inference_flow_unless_asked_otherwise():
+    """The propagation learns on the DIS preset it will get at inference; another preset is an option,
+    recorded in the data card, and a preset DIS does not have is named in the error."""
+    from vsr_core.models.upscaler import FLOW_PRESET
+    from vsr_core.train.datasets import ClipDataset
+    from vsr_core.train.trainer import TrainConfig, UpscalerTask
+    photos = ("skimage:astronaut",)
+    assert ClipDataset(photos=photos).flow.preset == FLOW_PRESET
+    task = UpscalerTask(TrainConfig(flow_preset="medium", photos=list(photos)))
+    assert task.data.flow.preset == "medium" and task.data_card()["flow"] == "dis:medium on LR"
+    with pytest.raises(InputError, match="'slow'"):
+        ClipDataset(flow_preset="slow", photos=photos)

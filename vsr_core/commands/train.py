@@ -9,6 +9,7 @@ from ..progress import Reporter
 def register(subparsers) -> None:
     from ..data.real_videos import VALIDATION_SHARE
     from ..train.degradations import DEGRADATIONS
+    from ..flow.dis import PRESETS as DIS_PRESETS
     from ..train.trainer import TrainConfig
     d = TrainConfig()
     p = subparsers.add_parser("train", help="train the upscaler or refiner (resumable)",
@@ -33,6 +34,9 @@ def register(subparsers) -> None:
                    help="folder made by `prepare-real-videos`: real moving clips from ComfyUI's media packages")
     p.add_argument("--video-fraction", type=float, default=d.video_fraction,
                    help="share of training clips taken from videos (the rest: photos by a virtual camera)")
+    p.add_argument("--flow-preset", default=d.flow_preset, choices=sorted(DIS_PRESETS),
+                   help="DIS preset of the propagation's flow in training (default: the one inference uses; "
+                        "the shipped stages 1-5 trained with medium)")
     p.add_argument("--init-weights", default=None, help="warm start from these upscaler weights")
     p.add_argument("--init-drop", default=None,
                    help="comma-separated key prefixes of --init-weights to leave out (blocks the new --model "
@@ -77,7 +81,8 @@ def run(args) -> int:
                       frames=args.frames, lr_size=args.lr_size, lr=args.lr, degradation=args.degradation,
                       degradation_shares=json.loads(args.degradation_shares) if args.degradation_shares else None,
                       video_folder=args.video_folder, real_videos=args.real_videos,
-                      video_fraction=args.video_fraction, init_weights=args.init_weights,
+                      video_fraction=args.video_fraction, flow_preset=args.flow_preset,
+                      init_weights=args.init_weights,
                       init_drop=args.init_drop.split(",") if args.init_drop else None, w_clean=args.w_clean,
                       threads=args.threads,
                       photos=args.photos.split(",") if args.photos else None,

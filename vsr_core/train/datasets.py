@@ -21,6 +21,7 @@ import torch
 from ..data.clips import TRAIN_PHOTOS, load_photo, random_clip
 from ..errors import InputError
 from ..flow.dis import DISFlow
+from ..models.upscaler import FLOW_PRESET
 from .degradations import DEGRADATIONS, degrade
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".gif")
@@ -54,7 +55,7 @@ class ClipDataset:
     video_folder: str | None = None
     real_videos: str | None = None    # prepared real-video folder (vsr_core.data.real_videos)
     video_fraction: float = 0.5       # share of clips from videos when a source is given
-    flow_preset: str = "medium"
+    flow_preset: str = FLOW_PRESET    # the propagation's flow as the network will see it at inference
     seed: int = 0
     rng: np.random.Generator = field(init=False, repr=False)
 

@@ -34,6 +34,7 @@ from safetensors.torch import save_file
 from ..checkpoints.shipped import write_card
 from ..errors import InputError
 from ..machine import cpu_name
+from ..models.upscaler import FLOW_PRESET
 from ..progress import Reporter, get_reporter
 from .losses import charbonnier, temporal_difference, warping_consistency
 
@@ -76,6 +77,7 @@ class TrainConfig:
     video_folder: str | None = None
     real_videos: str | None = None                   # folder made by `prepare-real-videos`
     video_fraction: float = 0.5                      # share of clips from videos when a source is given
+    flow_preset: str = FLOW_PRESET                   # DIS preset of the propagation's flow (inference uses FLOW_PRESET)
     init_weights: str | None = None                  # warm start (new modules keep their init)
     init_drop: list | None = None                    # key prefixes of init_weights the model no longer has
     photos: list | None = None                       # None: data.clips.TRAIN_PHOTOS
@@ -114,7 +116,8 @@ class UpscalerTask:
         self.data = ClipDataset(scale=cfg.scale, frames=cfg.frames, lr_size=cfg.lr_size,
                                 degradation=cfg.degradation, degradation_shares=cfg.degradation_shares,
                                 video_folder=cfg.video_folder,
-                                real_videos=cfg.real_videos, video_fraction=cfg.video_fraction, seed=cfg.seed,
+                                real_videos=cfg.real_videos, video_fraction=cfg.video_fraction,
+                                flow_preset=cfg.flow_preset, seed=cfg.seed,
                                 **({"photos": tuple(cfg.photos)} if cfg.photos else {}))
         self.rng = np.random.default_rng(cfg.seed + 1)
 
