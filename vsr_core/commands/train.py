@@ -8,8 +8,8 @@ from ..progress import Reporter
 
 def register(subparsers) -> None:
     from ..data.real_videos import VALIDATION_SHARE
-    from ..train.degradations import DEGRADATIONS
     from ..flow.dis import PRESETS as DIS_PRESETS
+    from ..train.degradations import DEGRADATIONS
     from ..train.trainer import TrainConfig
     d = TrainConfig()
     p = subparsers.add_parser("train", help="train the upscaler or refiner (resumable)",
