@@ -205,15 +205,14 @@ def test_dataset_from_a_video_folder(tmp_path, clip):
         ClipDataset(video_folder=str(tmp_path / "empty"), photos=("skimage:astronaut",))
 
 
-def test_training_flow_is_the_inference_flow_unless_asked_otherwise():
-    """The propagation learns on the DIS preset it will get at inference; another preset is an option,
-    recorded in the data card, and a preset DIS does not have is named in the error."""
-    from vsr_core.models.upscaler import FLOW_PRESET
-    from vsr_core.train.datasets import ClipDataset
+def test_training_flow_preset_is_an_option_recorded_in_the_card():
+    """The propagation's training flow defaults to the preset the shipped weights learned on; another preset
+    reaches the dataset and its card, and a preset DIS does not have is named in the error."""
+    from vsr_core.train.datasets import TRAIN_FLOW_PRESET, ClipDataset
     from vsr_core.train.trainer import TrainConfig, UpscalerTask
     photos = ("skimage:astronaut",)
-    assert ClipDataset(photos=photos).flow.preset == FLOW_PRESET
-    task = UpscalerTask(TrainConfig(flow_preset="medium", photos=list(photos)))
-    assert task.data.flow.preset == "medium" and task.data_card()["flow"] == "dis:medium on LR"
+    assert ClipDataset(photos=photos).flow.preset == TrainConfig().flow_preset == TRAIN_FLOW_PRESET
+    task = UpscalerTask(TrainConfig(flow_preset="fast", photos=list(photos)))
+    assert task.data.flow.preset == "fast" and task.data_card()["flow"] == "dis:fast on LR"
     with pytest.raises(InputError, match="'slow'"):
         ClipDataset(flow_preset="slow", photos=photos)

@@ -35,8 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--video-fraction", type=float, default=d.video_fraction,
                    help="share of training clips taken from videos (the rest: photos by a virtual camera)")
     p.add_argument("--flow-preset", default=d.flow_preset, choices=sorted(DIS_PRESETS),
-                   help="DIS preset of the propagation's flow in training (default: the one inference uses; "
-                        "the shipped stages 1-5 trained with medium)")
+                   help="DIS preset of the propagation's flow in training (inference uses fast; the shipped "
+                        "weights trained with medium, and training with fast gained nothing)")
     p.add_argument("--init-weights", default=None, help="warm start from these upscaler weights")
     p.add_argument("--init-drop", default=None,
                    help="comma-separated key prefixes of --init-weights to leave out (blocks the new --model "

@@ -21,9 +21,11 @@ import torch
 from ..data.clips import TRAIN_PHOTOS, load_photo, random_clip
 from ..errors import InputError
 from ..flow.dis import DISFlow
-from ..models.upscaler import FLOW_PRESET
 from .degradations import DEGRADATIONS, degrade
 
+# DIS preset of the propagation's flow in training: the shipped weights learned on "medium"; training on the
+# "fast" preset inference uses gained nothing on the validation clips (the model card's not_shipped)
+TRAIN_FLOW_PRESET = "medium"
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".gif")
 
 
@@ -55,7 +57,7 @@ class ClipDataset:
     video_folder: str | None = None
     real_videos: str | None = None    # prepared real-video folder (vsr_core.data.real_videos)
     video_fraction: float = 0.5       # share of clips from videos when a source is given
-    flow_preset: str = FLOW_PRESET    # the propagation's flow as the network will see it at inference
+    flow_preset: str = TRAIN_FLOW_PRESET
     seed: int = 0
     rng: np.random.Generator = field(init=False, repr=False)
 

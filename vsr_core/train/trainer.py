@@ -34,8 +34,8 @@ from safetensors.torch import save_file
 from ..checkpoints.shipped import write_card
 from ..errors import InputError
 from ..machine import cpu_name
-from ..models.upscaler import FLOW_PRESET
 from ..progress import Reporter, get_reporter
+from .datasets import TRAIN_FLOW_PRESET
 from .losses import charbonnier, temporal_difference, warping_consistency
 
 TASKS: dict[str, Callable] = {}
@@ -77,7 +77,7 @@ class TrainConfig:
     video_folder: str | None = None
     real_videos: str | None = None                   # folder made by `prepare-real-videos`
     video_fraction: float = 0.5                      # share of clips from videos when a source is given
-    flow_preset: str = FLOW_PRESET                   # DIS preset of the propagation's flow (inference uses FLOW_PRESET)
+    flow_preset: str = TRAIN_FLOW_PRESET             # DIS preset of the propagation's flow
     init_weights: str | None = None                  # warm start (new modules keep their init)
     init_drop: list | None = None                    # key prefixes of init_weights the model no longer has
     photos: list | None = None                       # None: data.clips.TRAIN_PHOTOS
