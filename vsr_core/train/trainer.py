@@ -280,6 +280,18 @@ def export_model(model, task, cfg: TrainConfig, step: int, out_dir: str, metrics
     return wpath
 
 
+def _evaluate(model, task, cfg: TrainConfig, step: int, loss: float | None, logf, log) -> dict:
+    """The task's validation metrics at ``step``, logged; with ``keep_evaluated`` also the weights."""
+    metrics = {"step": step, **task.evaluate(model)}
+    logf.write(json.dumps({"eval": metrics}) + "\n")
+    logf.flush()
+    log("eval " + json.dumps(metrics))
+    if cfg.keep_evaluated:      # checkpoints to choose from afterwards by their validation metrics
+        export_model(model, task, cfg, step, os.path.join(cfg.out, "evaluated"), metrics, loss,
+                     name=f"step_{step:07d}")
+    return metrics
+
+
 def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str], None] = print) -> dict:
     """Run (or resume) training; returns the final model card's metrics."""
     if cfg.task not in TASKS:
@@ -316,18 +328,9 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str
         _atomic(state_path, w)
         export_model(model, task, cfg, step, cfg.out, metrics, last_loss)
 
-    def evaluate():
-        nonlocal metrics
-        metrics = {"step": step, **task.evaluate(model)}
-        logf.write(json.dumps({"eval": metrics}) + "\n")
-        logf.flush()
-        log("eval " + json.dumps(metrics))
-        if cfg.keep_evaluated:      # checkpoints to choose from afterwards by their validation metrics
-            export_model(model, task, cfg, step, os.path.join(cfg.out, "evaluated"), metrics, last_loss,
-                         name=f"step_{step:07d}")
-
     if step == 0 and cfg.eval_every and cfg.init_weights:
-        evaluate()                  # the warm start's baseline, on the same clips as every later evaluation
+        # the warm start's baseline, on the same clips as every later evaluation
+        metrics = _evaluate(model, task, cfg, step, last_loss, logf, log)
     model.train()
     rep.start(cfg.steps, f"train {cfg.task}")
     rep.update(step)
@@ -359,7 +362,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str
                 logf.flush()
                 log(json.dumps(rec))
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
-                evaluate()
+                metrics = _evaluate(model, task, cfg, step, last_loss, logf, log)
             if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60 or step == cfg.steps:
                 save_state()
                 last_ckpt = time.monotonic()
