@@ -187,8 +187,9 @@ def main() -> None:
             if k != kind:
                 continue
             p = np.array(row["psnr"])
-            print(f"| {name} | {p.mean():.2f} | {(p - bic).mean():+.3f} | {np.mean(row['ssim']):.4f} | {(p - bic).min():+.2f} | "
-                  f"{np.mean(row['ewarp']):.3f} | {np.mean(row['ewarp']) / gt_mean:.2f} | {np.mean(row['tof']):.3f} |")
+            print(f"| {name} | {p.mean():.2f} | {(p - bic).mean():+.3f} | {np.mean(row['ssim']):.4f} | "
+                  f"{(p - bic).min():+.2f} | {np.mean(row['ewarp']):.3f} | {np.mean(row['ewarp']) / gt_mean:.2f} | "
+                  f"{np.mean(row['tof']):.3f} |")
     if args.figure and figure_frames:
         hr = figure_frames["hr"]
         motion = (hr[1:] - hr[:-1]).abs().mean(1).sum(0)

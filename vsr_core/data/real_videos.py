@@ -10,7 +10,8 @@ truth (the files are lossy: a 2x2 box downsample where the clip is large
 enough averages the compression noise away), holds out whole videos (the
 benchmark's test clips; optionally a separate validation split of whole videos
 for picking checkpoints, ``validation_share``), and stores each kept clip as
-one uint8 ``.npy`` [T,H,W,3] so training can memory-map random windows instead of decoding WebP each step.
+one uint8 ``.npy`` [T,H,W,3] so training can memory-map random windows instead
+of decoding WebP each step.
 """
 from __future__ import annotations
 

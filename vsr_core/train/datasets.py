@@ -98,8 +98,9 @@ class ClipDataset:
             real = {"packages": m["packages"], "train_clips": self.real.describe(),
                     "heldout_clips": split_ids(m, "heldout"), "rules": m["rules"],
                     "share_of_clips": self.video_fraction}
-            if split_ids(m, "val"):
-                real["validation_clips"] = split_ids(m, "val")
+            validation = split_ids(m, "val")
+            if validation:
+                real["validation_clips"] = validation
         return {"photos": list(self.photos), "video_folder": self.video_folder, "real_videos": real,
                 "frames": self.frames,
                 "lr_crop": self.lr_size, "scale": self.scale, "degradation": self.degradation,
