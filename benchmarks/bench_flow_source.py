@@ -32,22 +32,14 @@ from vsr_core.machine import cpu_name  # noqa: E402
 from vsr_core.metrics import psnr_y  # noqa: E402
 from vsr_core.models.upscaler import clip_flows  # noqa: E402
 from vsr_core.ops.resize import bicubic_upscale  # noqa: E402
-from vsr_core.train.degradations import bi_downsample, gaussian_kernel_1d, quantize  # noqa: E402
+from vsr_core.train.degradations import bi_downsample, gaussian_blur, quantize  # noqa: E402
 from vsr_core.train.real_eval import CASES, degrade_case, real_hr_clips  # noqa: E402
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian of ``sigma`` px (odd size, replicate borders) on [T,3,H,W]."""
-    k = gaussian_kernel_1d(sigma, 2 * int(3 * sigma) + 1).to(x.dtype)
-    pad = k.numel() // 2
-    x = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
-    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
-    return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
 
 
 def flow_sources(model, lr: torch.Tensor, hr: torch.Tensor, sigmas) -> dict[str, torch.Tensor]:
     sources = {"degraded": lr, "cleaned": model.cleaner(lr).clamp(0, 1) if model.cleaner is not None else lr}
-    sources.update({f"blurred{s:g}": gaussian_blur(lr, s) for s in sigmas})
+    # an odd kernel size keeps the smoothed frames centred on the input
+    sources.update({f"blurred{s:g}": gaussian_blur(lr, s, 2 * int(3 * s) + 1) for s in sigmas})
     sources["oracle_clean_lr"] = quantize(bi_downsample(hr, model.scale))
     return sources
 

@@ -105,20 +105,25 @@ def gaussian_kernel_1d(sigma: float = 1.6, size: int | None = None) -> torch.Ten
     return k / k.sum()
 
 
-def bd_downsample(hr: torch.Tensor, scale: int = 4, sigma: float = 1.6) -> torch.Tensor:
-    """BD degradation: Gaussian blur (replicate) then every `scale`-th pixel from index scale/2 (1-based)."""
-    _check(hr, "bd_downsample hr", scale)
-    k = gaussian_kernel_1d(sigma).to(torch.float32 if hr.dtype != torch.float64 else torch.float64)
+def gaussian_blur(x: torch.Tensor, sigma: float = 1.6, size: int | None = None) -> torch.Tensor:
+    """Separable Gaussian (``gaussian_kernel_1d``) of [N,C,H,W] with replicated borders, centred as MATLAB's
+    imfilter; computed in float32 (float64 for float64 input), returned in ``x``'s dtype."""
+    k = gaussian_kernel_1d(sigma, size).to(torch.float32 if x.dtype != torch.float64 else torch.float64)
     size = k.numel()
     before = (size + 1) // 2 - 1          # imfilter: centre element floor((size+1)/2), 1-based
     after = size - 1 - before
-    x = hr.to(k.dtype)
     c = x.shape[1]
-    x = F.pad(x, (before, after, before, after), mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, size).expand(c, 1, 1, size), groups=c)
-    x = F.conv2d(x, k.view(1, 1, size, 1).expand(c, 1, size, 1), groups=c)
+    y = F.pad(x.to(k.dtype), (before, after, before, after), mode="replicate")
+    y = F.conv2d(y, k.view(1, 1, 1, size).expand(c, 1, 1, size), groups=c)
+    y = F.conv2d(y, k.view(1, 1, size, 1).expand(c, 1, size, 1), groups=c)
+    return y.to(x.dtype)
+
+
+def bd_downsample(hr: torch.Tensor, scale: int = 4, sigma: float = 1.6) -> torch.Tensor:
+    """BD degradation: Gaussian blur (replicate) then every `scale`-th pixel from index scale/2 (1-based)."""
+    _check(hr, "bd_downsample hr", scale)
     start = scale // 2 - 1 if scale % 2 == 0 else scale // 2   # 0-based
-    return x[..., start::scale, start::scale].to(hr.dtype)
+    return gaussian_blur(hr, sigma)[..., start::scale, start::scale]
 
 
 # ---------------------------------------------------------------- real-world
