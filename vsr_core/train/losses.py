@@ -1,6 +1,9 @@
 """Training losses for video upscalers, all on [B,T,3,H,W] float clips.
 
 - ``charbonnier``: sqrt((x - y)^2 + eps^2), mean (SATeCo's upscaler loss).
+- ``rmse``: sqrt(mean((x - y)^2) + eps^2): the gradient of MSE, the error PSNR measures, at the scale of
+  Charbonnier, so the other losses' weights keep their meaning (Charbonnier is close to L1, which
+  aims at the median of what the input could be, MSE at the mean).
 - ``temporal_difference``: Charbonnier between the output's and the target's
   frame differences, (y_t - y_{t-1}) vs (g_t - g_{t-1}): penalises flicker
   the target does not have, without needing flow.
@@ -20,6 +23,13 @@ from ..flow.warp import backward_warp, inside_mask
 
 def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     return torch.sqrt((x - y) ** 2 + eps * eps).mean()
+
+
+def rmse(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    return torch.sqrt(((x - y) ** 2).mean() + eps * eps)
+
+
+PIXEL_LOSSES = {"charbonnier": charbonnier, "rmse": rmse}
 
 
 def temporal_difference(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:

@@ -36,7 +36,7 @@ from ..errors import InputError
 from ..machine import cpu_name
 from ..progress import Reporter, get_reporter
 from .datasets import TRAIN_FLOW_PRESET
-from .losses import charbonnier, temporal_difference, warping_consistency
+from .losses import PIXEL_LOSSES, charbonnier, temporal_difference, warping_consistency
 
 TASKS: dict[str, Callable] = {}
 
@@ -88,9 +88,12 @@ class TrainConfig:
     keep_evaluated: bool = False                     # also write evaluated/step_N.safetensors at each evaluation
     log_every: int = 20
     # loss weights
+    pixel_loss: str = "charbonnier"                  # or "rmse" (MSE's gradient: what PSNR measures)
     w_temporal: float = 0.2
     w_warp: float = 0.1
     w_clean: float = 1.0                             # cleaning stage vs the clean BI LR frames
+    w_flow: float = 0.0                              # flow refiner vs the clean BI LR frames' flow
+    trainable: list | None = None                    # train only parameters whose names contain one of these
     per_frame_prob: float = 0.15
     model: dict = field(default_factory=dict)       # architecture overrides
     upscaler_weights: str | None = None              # refiner task: the frozen upscaler
@@ -112,12 +115,14 @@ class UpscalerTask:
 
     def __init__(self, cfg: TrainConfig):
         from .datasets import ClipDataset
+        if cfg.pixel_loss not in PIXEL_LOSSES:
+            raise InputError(f"pixel_loss={cfg.pixel_loss!r}; expected one of {', '.join(PIXEL_LOSSES)}")
         self.cfg = cfg
         self.data = ClipDataset(scale=cfg.scale, frames=cfg.frames, lr_size=cfg.lr_size,
                                 degradation=cfg.degradation, degradation_shares=cfg.degradation_shares,
                                 video_folder=cfg.video_folder,
                                 real_videos=cfg.real_videos, video_fraction=cfg.video_fraction,
-                                flow_preset=cfg.flow_preset, seed=cfg.seed,
+                                flow_preset=cfg.flow_preset, clean_flows=cfg.w_flow > 0, seed=cfg.seed,
                                 **({"photos": tuple(cfg.photos)} if cfg.photos else {}))
         self.rng = np.random.default_rng(cfg.seed + 1)
 
@@ -126,6 +131,8 @@ class UpscalerTask:
         model = VideoUpscaler(UpscalerConfig(scale=self.cfg.scale, **self.cfg.model))
         if self.cfg.init_weights:
             warm_start(model, self.cfg.init_weights, self.cfg.init_drop or ())
+        if self.cfg.trainable:
+            freeze_except(model, tuple(self.cfg.trainable))
         return model
 
     def model_config(self, model) -> dict:
@@ -138,7 +145,7 @@ class UpscalerTask:
         cfg = self.cfg
         temporal = self.rng.random() >= cfg.per_frame_prob
         out, cleaned = model(b.lr, b.flow_forward, b.flow_backward, temporal=temporal, return_clean=True)
-        l_pix = charbonnier(out, b.hr)
+        l_pix = PIXEL_LOSSES[cfg.pixel_loss](out, b.hr)
         total, logs = l_pix, {"pix": l_pix.item()}
         if model.cleaner is not None and cfg.w_clean:
             from .degradations import bi_downsample, quantize
@@ -146,6 +153,11 @@ class UpscalerTask:
             l_clean = charbonnier(cleaned, clean)
             total = total + cfg.w_clean * l_clean
             logs["clean"] = l_clean.item()
+        if cfg.w_flow and temporal and model.flow_refiner is not None:
+            refined = model.flow_refiner.refine_clip(cleaned, b.flow_forward, b.flow_backward)
+            l_flow = sum(charbonnier(r, target) for r, target in zip(refined, b.clean_flows)) / 2
+            total = total + cfg.w_flow * l_flow
+            logs["flow"] = l_flow.item()
         if cfg.w_temporal:
             l_td = temporal_difference(out, b.hr)
             total = total + cfg.w_temporal * l_td
@@ -184,6 +196,10 @@ class UpscalerTask:
         self.rng.bit_generator.state = s["task_rng"]
 
 
+# modules that start as the identity, so a warm start may add them to trained weights without changing the output
+IDENTITY_AT_INIT = ("cleaner.", "flow_refiner.")
+
+
 def warm_start(model: torch.nn.Module, weights_path: str, drop=()) -> list[str]:
     """Load matching weights; only parameters of modules the file lacks may stay at their init.
 
@@ -197,9 +213,9 @@ def warm_start(model: torch.nn.Module, weights_path: str, drop=()) -> list[str]:
                              f"expected a prefix of its keys, e.g. 'attn.1.'")
     sd = {k: v for k, v in sd.items() if not k.startswith(tuple(drop))}
     missing, unexpected = model.load_state_dict(sd, strict=False)
-    if unexpected or any(not k.startswith("cleaner.") for k in missing):
+    if unexpected or any(not k.startswith(IDENTITY_AT_INIT) for k in missing):
         raise InputError(f"init_weights '{weights_path}' does not fit the model: missing {missing[:8]}, "
-                         f"unexpected {unexpected[:8]}; expected only cleaner.* to be new "
+                         f"unexpected {unexpected[:8]}; expected only {', '.join(IDENTITY_AT_INIT)}* to be new "
                          f"(name blocks the model no longer has with --init-drop, e.g. attn.1.)")
     return missing
 
@@ -344,11 +360,12 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str
             loss, logs = task.loss(model, b)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"loss became {float(loss)} at step {step}; lower --lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
+            if loss.requires_grad:   # not when no trainable part took part (a frozen model's per-frame step)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
             step += 1
             acc += loss.item()
             n_acc += 1
