@@ -154,8 +154,6 @@ def network_split(frames: int = 12, size: tuple[int, int] = (180, 320), runs: in
                ("reconstruction convs", model.recon, "forward"), ("to pixels conv", model.to_pixels, "forward"),
                ("bicubic skip (phases)", arch, "bicubic_phases")]
     targets += [(f"window attention block {i}", blk, "forward") for i, blk in enumerate(model.attn)]
-    if model.flow_refiner is not None:
-        targets.append(("flow refiner", model.flow_refiner, "refine_clip"))
     spent = {label: [] for label, _, _ in targets}
     g = torch.Generator().manual_seed(0)
     lr = torch.rand(1, frames, 3, *size, generator=g)

@@ -85,6 +85,16 @@ def test_losses():
     flow = torch.zeros(2, 2, 2, 16, 16)
     assert float(warping_consistency(x, x, flow)) == pytest.approx(1e-3, abs=1e-6)
     assert float(warping_consistency(flicker, x, flow)) > 0.01
+    # rmse: the root of MSE (PSNR's error), so its gradient points where MSE's does
+    from vsr_core.train.losses import rmse
+    y = x + 0.05 * torch.randn_like(x)
+    assert float(rmse(y, x)) == pytest.approx(float(((y - x) ** 2).mean().add(1e-6).sqrt()), rel=1e-6)
+    y.requires_grad_(True)
+    rmse(y, x).backward()
+    direction = y.grad.clone()
+    y.grad = None
+    ((y - x) ** 2).mean().backward()
+    assert torch.allclose(direction / direction.norm(), y.grad / y.grad.norm(), atol=1e-6)
 
 
 def test_training_photos_are_shipped_and_heldout_disjoint():
@@ -156,6 +166,8 @@ def test_trainer_bad_config(tmp_path):
     from vsr_core.train.trainer import TrainConfig, train
     with pytest.raises(InputError, match="task"):
         train(TrainConfig(task="gan", out=str(tmp_path)))
+    with pytest.raises(InputError, match="pixel_loss='l3'.*charbonnier, rmse"):
+        train(TrainConfig(out=str(tmp_path), pixel_loss="l3"))
 
 
 def test_warm_start_drops_only_named_blocks_and_keeps_the_rest(tmp_path):
@@ -183,9 +195,10 @@ def test_train_command_line(tmp_path, capsys):
     from vsr_core.cli import main
     out = tmp_path / "cli_run"
     rc = main(["train", "--out", str(out), "--steps", "1", "--batch", "1", "--frames", "2", "--lr-size", "12",
-               "--eval-every", "0", "--photos", "skimage:astronaut",
+               "--eval-every", "0", "--photos", "skimage:astronaut", "--pixel-loss", "rmse",
                "--model", '{"channels": 8, "heads": 2, "feat_blocks": 1, "prop_blocks": 1, "attn_blocks": 1}'])
     assert rc == 0 and (out / "model.safetensors").exists() and (out / "model.json").exists()
+    assert json.load(open(out / "config.json"))["pixel_loss"] == "rmse"
     assert main(["train", "--out", str(tmp_path / "x"), "--task", "nope", "--steps", "1"]) == 2
     assert "task='nope'" in capsys.readouterr().err
 

@@ -54,9 +54,6 @@ def _reference_forward(m, lr, ff, fb, temporal=True):
     c = m.config.channels
     flat = m.cleaner(lr.reshape(b * t, 3, h, w)) if m.cleaner is not None else lr.reshape(b * t, 3, h, w)
     lr = flat.reshape(b, t, 3, h, w)
-    if temporal and m.flow_refiner is not None:   # each pair's flow corrected on its own (cleaned) frames
-        ff = torch.stack([m.flow_refiner(lr[:, i], lr[:, i + 1], ff[:, i]) for i in range(t - 1)], 1)
-        fb = torch.stack([m.flow_refiner(lr[:, i + 1], lr[:, i], fb[:, i]) for i in range(t - 1)], 1)
     feats, shallow = m._features(flat)
     feats = feats.reshape(b, t, c, h, w)
     if temporal:
@@ -99,8 +96,7 @@ def _reference_forward(m, lr, ff, fb, temporal=True):
 def test_forward_matches_the_plain_per_frame_reference(t):
     torch.manual_seed(0)
     m = VideoUpscaler(UpscalerConfig(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=2,
-                                     attn_window=4, cleaner_blocks=1, occlusion_mask=True,
-                                     flow_refiner=4)).eval()
+                                     attn_window=4, cleaner_blocks=1, occlusion_mask=True)).eval()
     for p in m.parameters():              # every path non-trivial
         p.data.add_(0.1 * torch.randn_like(p))
     lr = torch.rand(2, t, 3, 11, 14)

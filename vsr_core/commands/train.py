@@ -43,11 +43,6 @@ def register(subparsers) -> None:
                    help="comma-separated key prefixes of --init-weights to leave out (blocks the new --model "
                         "no longer has), e.g. attn.1.")
     p.add_argument("--w-clean", type=float, default=d.w_clean, help="weight of the cleaning-stage loss")
-    p.add_argument("--w-flow", type=float, default=d.w_flow,
-                   help="weight of the flow refiner's loss against the flow of the clean bicubic LR frames")
-    p.add_argument("--trainable", default=None,
-                   help="comma-separated name parts: train only the parameters whose names contain one "
-                        "(e.g. flow_refiner); the rest stays frozen")
     p.add_argument("--photos", default=None,
                    help="comma-separated photos, e.g. skimage:astronaut,sklearn:china.jpg (default: the shipped list)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
@@ -56,10 +51,9 @@ def register(subparsers) -> None:
     p.add_argument("--keep-evaluated", action="store_true",
                    help="also keep the weights of every evaluation as evaluated/step_N.safetensors + .json, "
                         "to choose a checkpoint by its validation metrics")
-    p.add_argument("--per-frame-prob", type=float, default=d.per_frame_prob,
-                   help="share of steps trained in per-frame mode (no propagation)")
     p.add_argument("--pixel-loss", default=d.pixel_loss, choices=sorted(PIXEL_LOSSES),
-                   help="loss of the upscaled frames against the ground truth")
+                   help="loss of the upscaled frames against the ground truth (rmse: MSE's gradient, "
+                        "what PSNR measures)")
     p.add_argument("--w-temporal", type=float, default=d.w_temporal)
     p.add_argument("--w-warp", type=float, default=d.w_warp)
     p.add_argument("--model", default="{}", help='architecture overrides as JSON, e.g. \'{"channels": 32}\'')
@@ -94,12 +88,11 @@ def run(args) -> int:
                       video_fraction=args.video_fraction, flow_preset=args.flow_preset,
                       init_weights=args.init_weights,
                       init_drop=args.init_drop.split(",") if args.init_drop else None, w_clean=args.w_clean,
-                      w_flow=args.w_flow, trainable=args.trainable.split(",") if args.trainable else None,
                       threads=args.threads,
                       photos=args.photos.split(",") if args.photos else None,
                       checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
                       keep_evaluated=args.keep_evaluated, w_temporal=args.w_temporal, w_warp=args.w_warp,
-                      per_frame_prob=args.per_frame_prob, pixel_loss=args.pixel_loss,
+                      pixel_loss=args.pixel_loss,
                       model=json.loads(args.model),
                       upscaler_weights=args.upscaler_weights, seed=args.seed)
     metrics = train(cfg, reporter=Reporter(), log=lambda s: print(s, flush=True))

@@ -23,8 +23,6 @@ so it is cheap enough for a CPU)::
   front: a small residual network at LR, trained to output the clean bicubic
   LR frame, so noise and codec blocks are removed before propagation can
   spread them (and it learns to do nothing on clean input).
-- ``flow_refiner > 0`` corrects the input flow with a few convolutions over the (cleaned) frame, its
-  warped neighbour and the flow, before the cues and the warps use it (``flow_refiner.py``).
 - ``occlusion_mask=True`` gates the warped neighbour state (and the validity
   cue) by forward-backward flow consistency, so features are not carried
   where the flow is wrong (occlusions, non-rigid motion): the ghosting fix.
@@ -48,7 +46,6 @@ from ..flow.warp import grid_warp, inside_mask, sampling_grid
 from ..ops.frames import check_frames
 from ..ops.resize import bicubic_phases
 from .blurpool import downsample, low_pass
-from .flow_refiner import FlowRefiner
 
 MIN_SIDE = 8
 # DIS preset of the propagation's flow at inference: "fast" is 2.8x cheaper than "medium" per 180x320 pair here,
@@ -72,7 +69,6 @@ class UpscalerConfig:
     hf_shuttle: bool = True
     cleaner_blocks: int = 0       # > 0: RealBasicVSR-style LR cleaning stage in front (real footage)
     occlusion_mask: bool = False  # drop propagated features where forward and backward flow disagree
-    flow_refiner: int = 0         # > 0: channels of a learned correction of the input flow (codec artefacts)
 
     def __post_init__(self):
         if self.scale not in (2, 4):
@@ -230,7 +226,6 @@ class VideoUpscaler(nn.Module):
         self.config = cfg
         c = cfg.channels
         self.cleaner = Cleaner(c // 2, cfg.cleaner_blocks) if cfg.cleaner_blocks > 0 else None
-        self.flow_refiner = FlowRefiner(cfg.flow_refiner) if cfg.flow_refiner > 0 else None
         self.head = nn.Conv2d(3, c, 3, 1, 1)
         self.feat = nn.Sequential(*[ResBlock(c) for _ in range(cfg.feat_blocks)])
         self.down = downsample(c, c, cfg.blurpool)
@@ -344,8 +339,6 @@ class VideoUpscaler(nn.Module):
         if self.cleaner is not None:
             flat = self.cleaner(flat)
             lr = flat.reshape(b, t, 3, h, w)
-        if temporal and self.flow_refiner is not None:
-            flow_forward, flow_backward = self.flow_refiner.refine_clip(lr, flow_forward, flow_backward)
         feats, shallow = self._features(flat)                             # [B*T,C,H,W]
         cues = self._directions(lr, flow_forward if temporal else None, flow_backward, feats)
         back = self._propagate(self.backward_prop, torch.cat([feats, cues["backward"][0]], 1), b, t,

@@ -21,7 +21,7 @@ import torch
 from ..data.clips import TRAIN_PHOTOS, load_photo, random_clip
 from ..errors import InputError
 from ..flow.dis import DISFlow
-from .degradations import DEGRADATIONS, bi_downsample, degrade, quantize
+from .degradations import DEGRADATIONS, degrade
 
 # DIS preset of the propagation's flow in training: the shipped weights learned on "medium"; training on the
 # "fast" preset inference uses gained nothing on the validation clips (the model card's not_shipped)
@@ -35,7 +35,6 @@ class ClipBatch:
     hr: torch.Tensor            # [B,T,3,H,W]
     flow_forward: torch.Tensor  # [B,T-1,2,h,w]
     flow_backward: torch.Tensor
-    clean_flows: tuple[torch.Tensor, torch.Tensor] | None = None   # of the clean bicubic LR clip (flow targets)
 
 
 def lr_flows(lr: torch.Tensor, estimator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +58,6 @@ class ClipDataset:
     real_videos: str | None = None    # prepared real-video folder (vsr_core.data.real_videos)
     video_fraction: float = 0.5       # share of clips from videos when a source is given
     flow_preset: str = TRAIN_FLOW_PRESET
-    clean_flows: bool = False         # also the flows of the clean bicubic LR clips (targets for a flow refiner)
     seed: int = 0
     rng: np.random.Generator = field(init=False, repr=False)
 
@@ -144,7 +142,7 @@ class ClipDataset:
         return frames[:, y:y + hs, x:x + hs]
 
     def sample(self, batch: int) -> ClipBatch:
-        lrs, hrs, ffs, fbs, targets = [], [], [], [], []
+        lrs, hrs, ffs, fbs = [], [], [], []
         for _ in range(batch):
             clip = self._hr_clip()
             if self.rng.random() < 0.5:
@@ -160,7 +158,4 @@ class ClipDataset:
                          shares=self.degradation_shares)
             ff, fb = lr_flows(lr, self.flow)
             lrs.append(lr), hrs.append(hr), ffs.append(ff), fbs.append(fb)
-            if self.clean_flows:
-                targets.append(lr_flows(quantize(bi_downsample(hr, self.scale)), self.flow))
-        clean = tuple(torch.stack(t) for t in zip(*targets)) if targets else None
-        return ClipBatch(torch.stack(lrs), torch.stack(hrs), torch.stack(ffs), torch.stack(fbs), clean)
+        return ClipBatch(torch.stack(lrs), torch.stack(hrs), torch.stack(ffs), torch.stack(fbs))

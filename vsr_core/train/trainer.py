@@ -92,8 +92,6 @@ class TrainConfig:
     w_temporal: float = 0.2
     w_warp: float = 0.1
     w_clean: float = 1.0                             # cleaning stage vs the clean BI LR frames
-    w_flow: float = 0.0                              # flow refiner vs the clean BI LR frames' flow
-    trainable: list | None = None                    # train only parameters whose names contain one of these
     per_frame_prob: float = 0.15
     model: dict = field(default_factory=dict)       # architecture overrides
     upscaler_weights: str | None = None              # refiner task: the frozen upscaler
@@ -122,7 +120,7 @@ class UpscalerTask:
                                 degradation=cfg.degradation, degradation_shares=cfg.degradation_shares,
                                 video_folder=cfg.video_folder,
                                 real_videos=cfg.real_videos, video_fraction=cfg.video_fraction,
-                                flow_preset=cfg.flow_preset, clean_flows=cfg.w_flow > 0, seed=cfg.seed,
+                                flow_preset=cfg.flow_preset, seed=cfg.seed,
                                 **({"photos": tuple(cfg.photos)} if cfg.photos else {}))
         self.rng = np.random.default_rng(cfg.seed + 1)
 
@@ -131,8 +129,6 @@ class UpscalerTask:
         model = VideoUpscaler(UpscalerConfig(scale=self.cfg.scale, **self.cfg.model))
         if self.cfg.init_weights:
             warm_start(model, self.cfg.init_weights, self.cfg.init_drop or ())
-        if self.cfg.trainable:
-            freeze_except(model, tuple(self.cfg.trainable))
         return model
 
     def model_config(self, model) -> dict:
@@ -153,11 +149,6 @@ class UpscalerTask:
             l_clean = charbonnier(cleaned, clean)
             total = total + cfg.w_clean * l_clean
             logs["clean"] = l_clean.item()
-        if cfg.w_flow and temporal and model.flow_refiner is not None:
-            refined = model.flow_refiner.refine_clip(cleaned, b.flow_forward, b.flow_backward)
-            l_flow = sum(charbonnier(r, target) for r, target in zip(refined, b.clean_flows)) / 2
-            total = total + cfg.w_flow * l_flow
-            logs["flow"] = l_flow.item()
         if cfg.w_temporal:
             l_td = temporal_difference(out, b.hr)
             total = total + cfg.w_temporal * l_td
@@ -196,10 +187,6 @@ class UpscalerTask:
         self.rng.bit_generator.state = s["task_rng"]
 
 
-# modules that start as the identity, so a warm start may add them to trained weights without changing the output
-IDENTITY_AT_INIT = ("cleaner.", "flow_refiner.")
-
-
 def warm_start(model: torch.nn.Module, weights_path: str, drop=()) -> list[str]:
     """Load matching weights; only parameters of modules the file lacks may stay at their init.
 
@@ -213,9 +200,9 @@ def warm_start(model: torch.nn.Module, weights_path: str, drop=()) -> list[str]:
                              f"expected a prefix of its keys, e.g. 'attn.1.'")
     sd = {k: v for k, v in sd.items() if not k.startswith(tuple(drop))}
     missing, unexpected = model.load_state_dict(sd, strict=False)
-    if unexpected or any(not k.startswith(IDENTITY_AT_INIT) for k in missing):
+    if unexpected or any(not k.startswith("cleaner.") for k in missing):
         raise InputError(f"init_weights '{weights_path}' does not fit the model: missing {missing[:8]}, "
-                         f"unexpected {unexpected[:8]}; expected only {', '.join(IDENTITY_AT_INIT)}* to be new "
+                         f"unexpected {unexpected[:8]}; expected only cleaner.* to be new "
                          f"(name blocks the model no longer has with --init-drop, e.g. attn.1.)")
     return missing
 
@@ -360,12 +347,11 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str
             loss, logs = task.loss(model, b)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"loss became {float(loss)} at step {step}; lower --lr")
-            if loss.requires_grad:   # not when no trainable part took part (a frozen model's per-frame step)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
             step += 1
             acc += loss.item()
             n_acc += 1
