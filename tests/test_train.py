@@ -199,6 +199,7 @@ def test_train_command_line(tmp_path, capsys):
                "--model", '{"channels": 8, "heads": 2, "feat_blocks": 1, "prop_blocks": 1, "attn_blocks": 1}'])
     assert rc == 0 and (out / "model.safetensors").exists() and (out / "model.json").exists()
     assert json.load(open(out / "config.json"))["pixel_loss"] == "rmse"
+    assert json.load(open(out / "model.json"))["loss_weights"]["rmse"] == 1.0
     assert main(["train", "--out", str(tmp_path / "x"), "--task", "nope", "--steps", "1"]) == 2
     assert "task='nope'" in capsys.readouterr().err
 
