@@ -106,7 +106,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 # ------------------------------------------------------------------ tasks
 class UpscalerTask:
-    """The video upscaler: Charbonnier + temporal-difference + flow-masked warping losses."""
+    """The video upscaler: Charbonnier (or rmse) + temporal-difference + flow-masked warping losses."""
 
     architecture = "VideoUpscaler"
     save_trainable_only = False
