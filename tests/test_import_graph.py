@@ -14,7 +14,7 @@ LAYERS = [
     {"errors", "progress", "machine"},
     {"ops", "speed"},
     {"video", "flow", "data", "metrics", "file_identity"},
-    {"models", "diffusion"},
+    {"models", "diffusion", "relay"},
     {"checkpoints", "weights"},
     {"train"},
     {"pipeline"},

@@ -1,0 +1,138 @@
+"""The detail relay: keyframe selection, warp-and-gate on synthetic motion with a known answer, cuts, strength."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vsr_core.data import CameraPath, photo, virtual_camera_clip
+from vsr_core.errors import InputError
+from vsr_core.metrics import psnr_y
+from vsr_core.relay import nearest_keyframes, relay_clip, scene_starts, select_keyframes
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ---------------------------------------------------------------- keyframes
+def test_every_n_with_first_and_last():
+    assert select_keyframes(20, 8) == [0, 8, 16, 19]
+    assert select_keyframes(17, 8) == [0, 8, 16]
+    assert select_keyframes(1, 8) == [0]
+    assert select_keyframes(5, 1) == [0, 1, 2, 3, 4]
+
+
+def test_each_scene_has_its_own_first_and_last_keyframe():
+    # scenes 0-10, 11-24: the grid restarts at the cut, and frame 10 ends the first scene
+    assert select_keyframes(25, 8, cuts=[11]) == [0, 8, 10, 11, 19, 24]
+
+
+def test_nearest_keyframes_stay_in_their_scene():
+    keys = select_keyframes(25, 8, cuts=[11])
+    assert nearest_keyframes(9, keys, [11]) == (8, 10)
+    assert nearest_keyframes(12, keys, [11]) == (11, 19)
+    assert nearest_keyframes(8, keys, [11]) == (8, 8)
+    assert nearest_keyframes(3, [0], []) == (0, None)
+
+
+def test_fast_motion_is_not_a_cut_but_a_new_shot_is():
+    pan = _photo_clip("astronaut", 6)
+    assert scene_starts(pan) == []
+    assert scene_starts(torch.cat([pan, _photo_clip("coffee", 3)]), first_index=100) == [106]
+
+
+@pytest.mark.parametrize("kwargs", [dict(num_frames=0, every=8), dict(num_frames=10, every=0),
+                                    dict(num_frames=10, every=2.5), dict(num_frames=10, every=4, cuts=[12])])
+def test_keyframe_settings_are_checked(kwargs):
+    with pytest.raises(InputError):
+        select_keyframes(**kwargs)
+
+
+def _texture(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """A colour texture with detail at every scale: noise blurred at several widths, summed."""
+    g = torch.Generator().manual_seed(seed)
+    out = torch.zeros(1, 3, h, w)
+    for k, amp in ((1, 0.25), (3, 0.35), (9, 0.4)):
+        n = torch.rand(1, 3, h + 2 * k, w + 2 * k, generator=g)
+        out += amp * F.avg_pool2d(n, 2 * k + 1, stride=1)[..., :h, :w] if k > 1 else amp * n[..., k:-k, k:-k]
+    return ((out - out.mean()) * 2.0 + 0.5).clamp(0, 1)
+
+
+def _panning_clip(frames: int, size: int = 96, step: int = 2, seed: int = 0) -> torch.Tensor:
+    big = _texture(size + step * frames, size + step * frames, seed)
+    return torch.cat([big[..., t * step:t * step + size, t * step:t * step + size] for t in range(frames)])
+
+
+def _faithful(hr: torch.Tensor) -> torch.Tensor:
+    """What a faithful x4 upscaler keeps: the frame at 1/4 size, bicubic back."""
+    lr = F.avg_pool2d(hr, 4)
+    return F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def test_known_motion_carries_the_truth_between_keyframes():
+    hr = _panning_clip(9)
+    faithful = _faithful(hr)
+    out = relay_clip(faithful, {0: hr[0], 8: hr[8]}, scale=4)
+    inner = (slice(None), slice(None), slice(16, -16), slice(16, -16))   # away from what enters the frame
+    for t in (2, 4, 6):
+        gain = psnr_y(out[t:t + 1][inner], hr[t:t + 1][inner]) - psnr_y(faithful[t:t + 1][inner],
+                                                                         hr[t:t + 1][inner])
+        assert gain > 6.0, (t, gain)
+
+
+def test_a_keyframe_shows_its_own_detail():
+    hr = _panning_clip(3)
+    faithful = _faithful(hr)
+    out = relay_clip(faithful, {0: hr[0]}, scale=4)
+    assert psnr_y(out[:1], hr[:1]) > psnr_y(faithful[:1], hr[:1]) + 6.0
+
+
+def test_strength_zero_is_the_faithful_output_and_strength_scales():
+    hr = _panning_clip(5)
+    faithful = _faithful(hr)
+    assert torch.equal(relay_clip(faithful, {0: hr[0], 4: hr[4]}, scale=4, strength=0.0), faithful)
+    half = relay_clip(faithful, {0: hr[0], 4: hr[4]}, scale=4, strength=0.5)
+    full = relay_clip(faithful, {0: hr[0], 4: hr[4]}, scale=4, strength=1.0)
+    added_half, added_full = (half - faithful).abs().mean(), (full - faithful).abs().mean()
+    assert 0.4 < float(added_half / added_full) < 0.6
+
+
+def _photo_clip(name: str, frames: int) -> torch.Tensor:
+    clip = virtual_camera_clip(photo(name), frames, (96, 96), CameraPath(pan=(2.0, 1.0)))
+    return torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255
+
+
+def test_detail_does_not_cross_a_cut():
+    hr = torch.cat([_photo_clip("astronaut", 4), _photo_clip("coffee", 4)])
+    faithful = _faithful(hr)
+    cuts = scene_starts(faithful)
+    assert cuts == [4]
+    # keyframes only in the first scene: the second scene must stay faithful
+    out = relay_clip(faithful, {0: hr[0], 3: hr[3]}, scale=4, cuts=cuts)
+    assert torch.equal(out[4:], faithful[4:])
+    assert psnr_y(out[1:3], hr[1:3]) > psnr_y(faithful[1:3], hr[1:3]) + 3.0
+
+
+def test_a_keyframe_that_disagrees_with_the_frame_is_gated():
+    """A different picture as 'keyframe' of a static scene: its detail is carried only where the
+    faithful frames say the motion is trusted, and the photometric gate sees nothing wrong here, so use
+    a lighting change instead: frame 1 is much darker than frame 0, the key's detail must not be pasted."""
+    hr = _panning_clip(2, step=0)
+    dark = hr.clone()
+    dark[1] *= 0.3
+    faithful = _faithful(dark)
+    out = relay_clip(faithful, {0: dark[0]}, scale=4)
+    carried = (out[1] - faithful[1]).abs().mean()
+    own = (out[0] - faithful[0]).abs().mean()
+    assert float(carried) < 0.2 * float(own)
+
+
+def test_bad_keyframes_are_named():
+    faithful = torch.rand(3, 3, 32, 32)
+    with pytest.raises(InputError, match="keyframe index 5"):
+        relay_clip(faithful, {5: torch.rand(3, 32, 32)}, scale=4)
+    with pytest.raises(InputError, match="keyframe 0: .*expected a \\[3,32,32\\]"):
+        relay_clip(faithful, {0: torch.rand(3, 16, 16)}, scale=4)
+    with pytest.raises(InputError, match="NaN"):
+        relay_clip(faithful, {0: torch.full((3, 32, 32), float("nan"))}, scale=4)
+    with pytest.raises(InputError, match="strength"):
+        relay_clip(faithful, {0: torch.rand(3, 32, 32)}, scale=4, strength=1.5)
