@@ -1,0 +1,125 @@
+"""Detail relay over clips: the faithful upscaler, keyframes from any image model, the relay between them.
+
+- ``pick_keyframes(lr, every)``: which frames a detail model should see (every N, scene cuts, first, last).
+- ``relay_frames(lr, keyframes, indices, ...)``: in memory (the Relay Detail node): the learned upscaler over
+  the clip, then each frame takes the detail of its nearest keyframes.
+- ``relay_segments(chunks, model, detail, ...)``: streamed (the file job): segments of ``every * m + 1``
+  frames that start and end on keyframes, so each holds the keyframes it needs; neighbours share their
+  boundary keyframe, which is made once and handed on as segment state (and cached with it on resume).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from ..flow.dis import DISFlow
+from ..flow.pairs import PairFlows
+from ..models.upscaler import FLOW_PRESET, MIN_SIDE
+from ..ops.frames import check_frames
+from ..progress import Reporter, get_reporter
+from ..relay import check_strength, relay_clip, scene_starts, select_keyframes
+from .segments import run_segments
+from .upscale import TILE_OVERLAP_LR_PX, upscale_frames, upscale_window, window_tiles
+
+DEFAULT_KEYFRAME_EVERY = 8
+MIN_SEGMENT_FRAMES = 12     # the faithful upscaler's default window: at least this much temporal context
+
+
+def check_every(every) -> int:
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise InputError(f"keyframe_every={every!r}; expected an integer >= 1 (frames from one keyframe to the next)")
+    return every
+
+
+def pick_keyframes(lr: torch.Tensor, every: int = DEFAULT_KEYFRAME_EVERY, detect_cuts: bool = True) -> list[int]:
+    """Keyframe indices of a clip [T,3,h,w]: every ``every``-th frame of each scene, its first and last."""
+    check_frames(lr, "frames")
+    cuts = scene_starts(lr) if detect_cuts else []
+    return select_keyframes(lr.shape[0], check_every(every), cuts)
+
+
+def fit_keyframes(keyframes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """HR keyframes [K,3,h,w] from any image model, resized to the output size; the aspect ratio must match."""
+    check_frames(keyframes, "keyframes")
+    h, w = keyframes.shape[-2:]
+    if abs(h / w - height / width) > 0.02:
+        raise InputError(f"keyframes are {w}x{h}; expected the upscaled frames' shape {width}x{height} or the "
+                         f"same aspect ratio (a keyframe source that crops or pads cannot be relayed)")
+    if (h, w) == (height, width):
+        return keyframes
+    return F.interpolate(keyframes, size=(height, width), mode="bicubic", align_corners=False,
+                         antialias=h > height).clamp_(0, 1)
+
+
+def parse_indices(text, num_frames: int, count: int) -> list[int]:
+    """Keyframe indices from a list or a string like "0, 8, 16": ``count`` distinct frames of the clip."""
+    try:
+        indices = [int(v) for v in (text.replace(",", " ").split() if isinstance(text, str) else text)]
+    except (TypeError, ValueError):
+        raise InputError(f"keyframe_indices={text!r}; expected frame numbers like '0, 8, 16'") from None
+    if len(indices) != count:
+        raise InputError(f"keyframe_indices lists {len(indices)} frames but {count} keyframe images came; "
+                         f"expected one index per keyframe, in the keyframes' order")
+    bad = [i for i in indices if not 0 <= i < num_frames]
+    if bad or len(set(indices)) != len(indices):
+        raise InputError(f"keyframe_indices={indices}; expected distinct frame numbers from 0 to {num_frames - 1}")
+    return indices
+
+
+def relay_frames(lr: torch.Tensor, keyframes: torch.Tensor, indices, model, scale: int = 4,
+                 strength: float = 1.0, detect_cuts: bool = True, window: int = 12, tile_lr_px: int = 512,
+                 reporter: Reporter | None = None) -> torch.Tensor:
+    """LR clip [T,3,h,w] + HR keyframes [K,3,H',W'] at frames ``indices`` -> [T,3,h*scale,w*scale]."""
+    check_frames(lr, "frames", MIN_SIDE)
+    strength = check_strength(strength)
+    indices = parse_indices(indices, lr.shape[0], keyframes.shape[0] if isinstance(keyframes, torch.Tensor) else -1)
+    rep = get_reporter(reporter)
+    faithful = upscale_frames(lr, model, scale=scale, window=window, tile_lr_px=tile_lr_px, reporter=rep)
+    if strength == 0.0:
+        return faithful
+    fitted = fit_keyframes(keyframes, *faithful.shape[-2:])
+    cuts = scene_starts(lr) if detect_cuts else []
+    rep.start(lr.shape[0], "relay detail")
+    return relay_clip(faithful, dict(zip(indices, fitted)), scale, strength, cuts, reporter=rep)
+
+
+def relay_segment_frames(every: int) -> int:
+    """Frames per streamed segment: whole keyframe intervals, at least MIN_SEGMENT_FRAMES + 1."""
+    return every * max(1, math.ceil(MIN_SEGMENT_FRAMES / every)) + 1
+
+
+def relay_segments(chunks: Iterable[torch.Tensor], model, detail: Callable[[torch.Tensor], torch.Tensor],
+                   scale: int = 4, every: int = DEFAULT_KEYFRAME_EVERY, strength: float = 1.0,
+                   tile_lr_px: int = 512, precision: str = "auto", reporter: Reporter | None = None,
+                   resume=None) -> Iterator:
+    """Stream of LR chunks -> SegmentResults of relayed HR frames, resumable (pipeline.segments).
+
+    ``detail(lr [1,3,h,w]) -> HR [1,3,H',W']``: the keyframe source (e.g. Real-ESRGAN), called on every
+    keyframe once. Segments overlap by their boundary keyframe, cross-faded with itself."""
+    check_every(every)
+    strength = check_strength(strength)
+    segment = relay_segment_frames(every)
+    pair_flows = PairFlows(DISFlow(FLOW_PRESET), keep=2 * segment)
+
+    def process(lr, lead, state, export, first_frame):
+        tiles = window_tiles(tile_lr_px, TILE_OVERLAP_LR_PX, lr)
+        faithful = upscale_window(lr, first_frame, model, pair_flows, True, tiles, precision, scale)
+        with_lead = torch.cat([lead, lr]) if lead is not None else lr
+        cuts = [c - (lead is not None) for c in scene_starts(with_lead)]
+        cuts = [c for c in cuts if c > 0]
+        local_keys = sorted({k - first_frame for k in range(first_frame, first_frame + len(lr))
+                             if k % every == 0} | set(select_keyframes(len(lr), len(lr), cuts)))
+        made = {}
+        for k in local_keys:
+            if k == 0 and "boundary_key" in state:
+                made[k] = state["boundary_key"]
+            else:
+                made[k] = fit_keyframes(detail(lr[k:k + 1]), *faithful.shape[-2:])[0]
+        out = relay_clip(faithful, made, scale, strength, cuts)
+        return out, {"boundary_key": made[len(lr) - 1]}
+
+    yield from run_segments(chunks, process, segment, 1, get_reporter(reporter), resume)
