@@ -22,14 +22,14 @@ def test_every_n_with_first_and_last():
 
 
 def test_each_scene_has_its_own_first_and_last_keyframe():
-    # scenes 0-10, 11-24: the grid restarts at the cut, and frame 10 ends the first scene
-    assert select_keyframes(25, 8, cuts=[11]) == [0, 8, 10, 11, 19, 24]
+    # scenes 0-10, 11-24: the grid of every 8th frame, each scene's first and last
+    assert select_keyframes(25, 8, cuts=[11]) == [0, 8, 10, 11, 16, 24]
 
 
 def test_nearest_keyframes_stay_in_their_scene():
     keys = select_keyframes(25, 8, cuts=[11])
     assert nearest_keyframes(9, keys, [11]) == (8, 10)
-    assert nearest_keyframes(12, keys, [11]) == (11, 19)
+    assert nearest_keyframes(12, keys, [11]) == (11, 16)
     assert nearest_keyframes(8, keys, [11]) == (8, 8)
     assert nearest_keyframes(3, [0], []) == (0, None)
 
@@ -136,3 +136,17 @@ def test_bad_keyframes_are_named():
         relay_clip(faithful, {0: torch.full((3, 32, 32), float("nan"))}, scale=4)
     with pytest.raises(InputError, match="strength"):
         relay_clip(faithful, {0: torch.rand(3, 32, 32)}, scale=4, strength=1.5)
+
+
+def test_streamed_segments_pick_the_clips_keyframes():
+    """Segments that start on the grid pick exactly what select_keyframes picks over the whole clip."""
+    from vsr_core.pipeline.relay import relay_segment_frames, segment_keyframes
+    every, total, cuts = 4, 40, [13, 24, 25, 27]
+    whole = select_keyframes(total, every, cuts)
+    size = relay_segment_frames(every)
+    picked = set()
+    for first in range(0, total, size - 1):
+        n = min(size, total - first)
+        local_cuts = [c - first for c in cuts if first < c < first + n]
+        picked |= {first + k for k in segment_keyframes(n, first, every, local_cuts)}
+    assert sorted(picked) == whole

@@ -92,34 +92,40 @@ def relay_segment_frames(every: int) -> int:
     return every * max(1, math.ceil(MIN_SEGMENT_FRAMES / every)) + 1
 
 
-def relay_segments(chunks: Iterable[torch.Tensor], model, detail: Callable[[torch.Tensor], torch.Tensor],
+def segment_keyframes(num_frames: int, first_frame: int, every: int, cuts: list[int]) -> list[int]:
+    """Keyframes of a streamed segment (local indices) that starts on the every-N grid: the grid's frames,
+    the segment's last frame, and each scene's first and last (``cuts``: local scene starts). The
+    same frames ``pick_keyframes`` picks over the whole clip, as long as segments start on the grid."""
+    grid = {k - first_frame for k in range(first_frame, first_frame + num_frames) if k % every == 0}
+    return sorted(grid | set(select_keyframes(num_frames, num_frames, cuts)))
+
+
+def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[int, torch.Tensor], torch.Tensor],
                    scale: int = 4, every: int = DEFAULT_KEYFRAME_EVERY, strength: float = 1.0,
-                   tile_lr_px: int = 512, precision: str = "auto", reporter: Reporter | None = None,
-                   resume=None) -> Iterator:
+                   detect_cuts: bool = True, tile_lr_px: int = 512, precision: str = "auto",
+                   reporter: Reporter | None = None, resume=None) -> Iterator:
     """Stream of LR chunks -> SegmentResults of relayed HR frames, resumable (pipeline.segments).
 
-    ``detail(lr [1,3,h,w]) -> HR [1,3,H',W']``: the keyframe source (e.g. Real-ESRGAN), called on every
-    keyframe once. Segments overlap by their boundary keyframe, cross-faded with itself."""
+    ``keyframe(index, lr [1,3,h,w]) -> HR [1,3,H',W']``: the keyframe source (a detail model such as
+    Real-ESRGAN, or a folder of keyframes made elsewhere), asked once for each keyframe. Segments overlap
+    by their boundary keyframe, cross-faded with itself."""
     check_every(every)
     strength = check_strength(strength)
-    segment = relay_segment_frames(every)
-    pair_flows = PairFlows(DISFlow(FLOW_PRESET), keep=2 * segment)
+    pair_flows = PairFlows(DISFlow(FLOW_PRESET), keep=2 * relay_segment_frames(every))
 
     def process(lr, lead, state, export, first_frame):
         tiles = window_tiles(tile_lr_px, TILE_OVERLAP_LR_PX, lr)
         faithful = upscale_window(lr, first_frame, model, pair_flows, True, tiles, precision, scale)
-        with_lead = torch.cat([lead, lr]) if lead is not None else lr
-        cuts = [c - (lead is not None) for c in scene_starts(with_lead)]
-        cuts = [c for c in cuts if c > 0]
-        local_keys = sorted({k - first_frame for k in range(first_frame, first_frame + len(lr))
-                             if k % every == 0} | set(select_keyframes(len(lr), len(lr), cuts)))
+        cuts = []
+        if detect_cuts:       # the lead frame (the one before the segment) shows a cut at its first frame
+            cuts = [c - 1 for c in scene_starts(torch.cat([lead, lr])) if c > 1] if lead is not None \
+                else scene_starts(lr)
         made = {}
-        for k in local_keys:
-            if k == 0 and "boundary_key" in state:
-                made[k] = state["boundary_key"]
-            else:
-                made[k] = fit_keyframes(detail(lr[k:k + 1]), *faithful.shape[-2:])[0]
+        for k in segment_keyframes(len(lr), first_frame, every, cuts):
+            given = state.get("boundary_key") if k == 0 else None
+            made[k] = given if given is not None else \
+                fit_keyframes(keyframe(first_frame + k, lr[k:k + 1]), *faithful.shape[-2:])[0]
         out = relay_clip(faithful, made, scale, strength, cuts)
         return out, {"boundary_key": made[len(lr) - 1]}
 
-    yield from run_segments(chunks, process, segment, 1, get_reporter(reporter), resume)
+    yield from run_segments(chunks, process, relay_segment_frames(every), 1, get_reporter(reporter), resume)

@@ -53,8 +53,9 @@ def scene_starts(frames: torch.Tensor, first_index: int = 0) -> list[int]:
 
 
 def select_keyframes(num_frames: int, every: int, cuts: list[int] | tuple[int, ...] = ()) -> list[int]:
-    """Keyframe indices of a clip of ``num_frames``: 0, every ``every``-th frame of each scene, the last frame
-    of each scene, and each scene's first frame (``cuts``: indices where a scene starts)."""
+    """Keyframe indices of a clip of ``num_frames``: every ``every``-th frame (counted from frame 0, so a
+    clip cut into segments that start on that grid picks the same frames), and the first and last frame of
+    each scene (``cuts``: indices where a scene starts)."""
     if not isinstance(num_frames, int) or num_frames < 1:
         raise InputError(f"num_frames={num_frames!r}; expected an integer >= 1")
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
@@ -63,12 +64,8 @@ def select_keyframes(num_frames: int, every: int, cuts: list[int] | tuple[int, .
     if bad:
         raise InputError(f"scene cuts {bad} lie outside the clip's {num_frames} frames")
     starts = sorted({0, *cuts})
-    keys: set[int] = set()
-    for s, start in enumerate(starts):
-        end = starts[s + 1] - 1 if s + 1 < len(starts) else num_frames - 1
-        keys.update(range(start, end + 1, every))
-        keys.add(end)
-    return sorted(keys)
+    ends = [s - 1 for s in starts[1:]] + [num_frames - 1]
+    return sorted(set(range(0, num_frames, every)) | set(starts) | set(ends))
 
 
 def scene_of(index: int, cuts: list[int] | tuple[int, ...]) -> int:
