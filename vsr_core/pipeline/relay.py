@@ -118,7 +118,7 @@ def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[in
         faithful = upscale_window(lr, first_frame, model, pair_flows, True, tiles, precision, scale)
         cuts = []
         if detect_cuts:       # the lead frame (the one before the segment) shows a cut at its first frame
-            cuts = [c - 1 for c in scene_starts(torch.cat([lead, lr])) if c > 1] if lead is not None \
+            cuts = [c - 1 for c in scene_starts(torch.cat([lead[None], lr])) if c > 1] if lead is not None \
                 else scene_starts(lr)
         made = {}
         for k in segment_keyframes(len(lr), first_frame, every, cuts):

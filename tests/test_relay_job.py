@@ -1,0 +1,108 @@
+"""The relay as a file job: keyframes from a folder (as the streaming node reads them), streamed in
+keyframe-aligned segments, cancelled and resumed to the same frames, keyed by the keyframes' content."""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import write_media
+from vsr_core.checkpoints.shipped import load_default_upscaler
+from vsr_core.data import CameraPath, photo, virtual_camera_clip
+from vsr_core.errors import InputError, Interrupted
+from vsr_core.jobs.relay import folder_keyframes, relay_file
+from vsr_core.metrics import psnr_y
+from vsr_core.progress import Reporter
+from vsr_core.relay import select_keyframes
+from vsr_core.video import open_video
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+FRAMES, EVERY = 20, 4
+
+
+class StopAfter(Reporter):
+    def __init__(self, frames):
+        self.frames, self.done, self.messages = frames, 0, []
+
+    def update(self, n=1):
+        self.done += n
+
+    def check_interrupt(self):
+        if self.done >= self.frames:
+            raise Interrupted("cancelled")
+
+    def log(self, message):
+        self.messages.append(message)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """A panning clip: its HR truth, the LR file, and a folder with the truth at every keyframe."""
+    root = tmp_path_factory.mktemp("relay")
+    hr = virtual_camera_clip(photo("astronaut"), FRAMES, (64, 96), CameraPath(pan=(2.0, 1.0)))
+    lr = F.interpolate(torch.from_numpy(hr).permute(0, 3, 1, 2).float(), scale_factor=0.25, mode="area")
+    lr = lr.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    src = write_media(root / "in.mkv", lr)
+    keys = root / "keys"
+    keys.mkdir()
+    for k in select_keyframes(FRAMES, EVERY):
+        cv2.imwrite(str(keys / f"frame_{k:06d}.png"), cv2.cvtColor(hr[k], cv2.COLOR_RGB2BGR))
+    return hr, src, keys
+
+
+def _read(path):
+    return open_video(str(path)).read_all()
+
+
+def _psnr(a, b):
+    return psnr_y(torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(b).permute(0, 3, 1, 2).float() / 255)
+
+
+def test_folder_keyframes_relayed_resumed_to_the_same_frames(tmp_path, scene):
+    hr, src, keys = scene
+    model = load_default_upscaler(4)
+    whole = tmp_path / "whole.mkv"
+    assert relay_file(src, str(whole), model, folder_keyframes(str(keys)), every=EVERY, fmt="ffv1") == FRAMES
+    faithful = tmp_path / "faithful.mkv"
+    relay_file(src, str(faithful), model, folder_keyframes(str(keys)), every=EVERY, strength=0.0, fmt="ffv1")
+    out, base = _read(whole), _read(faithful)
+    assert out.shape == hr.shape
+    assert _psnr(out, hr) > _psnr(base, hr) + 2.0
+
+    resumed, cache = tmp_path / "resumed.mkv", tmp_path / "cache"
+    with pytest.raises(Interrupted):
+        relay_file(src, str(resumed), model, folder_keyframes(str(keys)), every=EVERY, fmt="ffv1",
+                   cache_dir=str(cache), chunk_frames=4, reporter=StopAfter(12))
+    assert not resumed.exists()
+    log = StopAfter(10 ** 9)
+    relay_file(src, str(resumed), model, folder_keyframes(str(keys)), every=EVERY, fmt="ffv1",
+               cache_dir=str(cache), chunk_frames=4, reporter=log)
+    assert any("resuming" in m for m in log.messages)
+    np.testing.assert_array_equal(_read(resumed), out)
+
+
+def test_changed_keyframes_start_over_and_missing_ones_are_named(tmp_path, scene):
+    hr, src, keys = scene
+    model = load_default_upscaler(4)
+    cache = tmp_path / "cache"
+    with pytest.raises(Interrupted):
+        relay_file(src, str(tmp_path / "a.mkv"), model, folder_keyframes(str(keys)), every=EVERY, fmt="ffv1",
+                   cache_dir=str(cache), chunk_frames=4, reporter=StopAfter(12))
+    other = tmp_path / "other_keys"
+    other.mkdir()
+    for name in os.listdir(keys):
+        img = cv2.imread(str(keys / name))
+        cv2.imwrite(str(other / name), 255 - img)
+    log = StopAfter(10 ** 9)
+    relay_file(src, str(tmp_path / "a.mkv"), model, folder_keyframes(str(other)), every=EVERY, fmt="ffv1",
+               cache_dir=str(cache), chunk_frames=4, reporter=log)
+    assert any("starting over" in m for m in log.messages)
+    os.remove(other / "frame_000008.png")
+    with pytest.raises(InputError, match="keyframe 8 is missing"):
+        relay_file(src, str(tmp_path / "b.mkv"), model, folder_keyframes(str(other)), every=EVERY, fmt="ffv1")
+    with pytest.raises(InputError, match="does not exist"):
+        folder_keyframes(str(tmp_path / "nowhere"))

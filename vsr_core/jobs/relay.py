@@ -1,0 +1,96 @@
+"""`upscale --detail`: the faithful video upscaler plus keyframe detail relayed by motion, file to file,
+streamed and resumable like every job (jobs.file_job).
+
+The keyframe source is a detail model run on the keyframes' LR frames (the command line), or a folder of
+keyframes made elsewhere, named by frame number (the streaming node: any ComfyUI image model made them).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..file_identity import file_identity
+from ..models.upscaler import FLOW_PRESET
+from ..ops.frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
+from ..pipeline.relay import check_every, relay_segment_frames, relay_segments
+from ..pipeline.upscale import TILE_OVERLAP_LR_PX, check_stream_options
+from ..progress import Reporter, get_reporter
+from ..relay import RELAY_FLOW_PRESET, GateSettings, check_strength
+from ..video import LoadOptions
+from .file_job import CacheSettings, OutputSettings, run_file_job
+
+KEYFRAME_NAME = "frame_{:06d}.png"
+
+
+@dataclass(frozen=True)
+class KeyframeSource:
+    """Where keyframes come from: ``make(index, lr [1,3,h,w]) -> HR [1,3,H,W]`` and what keys the cache."""
+    make: Callable[[int, torch.Tensor], torch.Tensor]
+    identity: dict
+
+
+def detail_model_keyframes(model, precision: str = "auto") -> KeyframeSource:
+    """Keyframes made by a detail model (checkpoints.detail_loader) from each keyframe's LR frame."""
+    from ..checkpoints.detail_loader import detail_identity
+    from ..pipeline.detail import detail_upscale
+
+    def make(index, lr):
+        return detail_upscale(lr, model, precision=precision)
+    return KeyframeSource(make, {"detail_model": detail_identity(model)})
+
+
+def folder_keyframes(folder: str) -> KeyframeSource:
+    """Keyframes read from ``folder``/frame_NNNNNN.png (NNNNNN: the frame number in the selected frames)."""
+    import cv2
+    if not os.path.isdir(folder):
+        raise InputError(f"keyframes folder '{folder}' does not exist; expected a folder of "
+                         f"{KEYFRAME_NAME.format(8)}-style images named by frame number")
+
+    def make(index, lr):
+        path = os.path.join(folder, KEYFRAME_NAME.format(index))
+        image = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
+        if image is None:
+            raise InputError(f"keyframe {index} is missing or unreadable: '{path}'; expected every keyframe "
+                             f"Pick Keyframes listed, made detailed, saved under its frame number")
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return uint8_to_float(rgb).permute(2, 0, 1)[None]
+    files = sorted(n for n in os.listdir(folder) if n.startswith("frame_") and n.endswith(".png"))
+    return KeyframeSource(make, {"folder": os.path.abspath(folder),
+                                 "files": [[n, file_identity(os.path.join(folder, n))] for n in files]})
+
+
+def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, scale: int = 4, every: int = 8,
+               strength: float = 1.0, detect_cuts: bool = True, options: LoadOptions | None = None,
+               fmt: str | None = None, crf: int = 18, overwrite: bool = False, tile_lr_px: int = 512,
+               cache_dir: str | None = None, keep_cache: bool = False, chunk_frames: int = 48,
+               reporter: Reporter | None = None) -> int:
+    """Upscale ``src`` with ``model`` (a VideoUpscaler) and relay ``keyframes``' detail into ``dst``;
+    returns the frame count. Memory holds one segment of ``every * m + 1`` frames (pipeline.relay)."""
+    check_every(every)
+    strength = check_strength(strength)
+    segment = relay_segment_frames(every)
+    check_stream_options(segment, 1, scale, model.scale, 0.0, tile_lr_px, TILE_OVERLAP_LR_PX)
+    if getattr(model, "weights_path", None) is None:
+        raise InputError("the upscaler has no weights file to key the resume cache by; expected one loaded "
+                         "with vsr_core.checkpoints.shipped.load_upscaler")
+    key = {"command": "upscale", "method": "relay", "scale": scale, "every": every, "strength": strength,
+           "detect_cuts": detect_cuts, "tile": tile_lr_px, "flow": f"dis:{FLOW_PRESET}",
+           "relay": {"flow": f"dis:{RELAY_FLOW_PRESET}", "gate": GateSettings().__dict__},
+           "weights": file_identity(model.weights_path), "keyframes": keyframes.identity}
+    cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
+    reporter = get_reporter(reporter)
+
+    def work(reader, resume, consumer_state):
+        lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(segment))
+        for result in relay_segments(lr_chunks, model, keyframes.make, scale, every, strength, detect_cuts,
+                                     tile_lr_px, reporter=reporter, resume=resume):
+            frames: np.ndarray = float_to_uint8(tchw_to_thwc(result.frames), "relayed frames", result.first_frame)
+            yield result, frames, {}
+
+    return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
+                        f"upscale x{scale} with detail relayed from every {every}th frame")
