@@ -2,11 +2,22 @@
 detailed, and carry that detail through the clip by motion."""
 from __future__ import annotations
 
-from vsr_core.ops.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
+import hashlib
+import os
+
+import torch
+
+from vsr_core.errors import InputError
+from vsr_core.file_identity import source_identity
+from vsr_core.jobs.relay import folder_keyframes, relay_file, save_keyframes
+from vsr_core.ops.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw, uint8_to_float
 from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
-from vsr_core.pipeline.relay import DEFAULT_KEYFRAME_EVERY, pick_keyframes, relay_frames
+from vsr_core.pipeline.relay import (DEFAULT_KEYFRAME_EVERY, parse_indices, pick_keyframes, pick_keyframes_stream,
+                                     relay_frames)
+from vsr_core.video import open_video
 
 from .comfy_bridge import make_reporter, on_compute_device
+from .nodes_streaming import OUTPUT_INPUTS, _destination, _identity, _result, _source
 
 CATEGORY = "video super-resolution/relay"
 
@@ -93,5 +104,99 @@ class VSR_RelayDetail:
         return (tchw_to_thwc(out).contiguous(),)
 
 
-NODE_CLASS_MAPPINGS = {"VSR_PickKeyframes": VSR_PickKeyframes, "VSR_RelayDetail": VSR_RelayDetail}
-NODE_DISPLAY_NAME_MAPPINGS = {"VSR_PickKeyframes": "Pick Keyframes (VSR)", "VSR_RelayDetail": "Relay Detail (VSR)"}
+class VSR_PickKeyframesStreaming:
+    """Pick Keyframes over a file-backed VIDEO, read window by window: only the keyframes are kept."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        spec = VSR_PickKeyframes.INPUT_TYPES()["required"]
+        return {"required": {"video": ("VIDEO", {"tooltip": "A video from a file (core Load Video)."}),
+                             "keyframe_every": spec["keyframe_every"], "detect_cuts": spec["detect_cuts"]}}
+
+    RETURN_TYPES = VSR_PickKeyframes.RETURN_TYPES
+    RETURN_NAMES = VSR_PickKeyframes.RETURN_NAMES
+    OUTPUT_TOOLTIPS = VSR_PickKeyframes.OUTPUT_TOOLTIPS
+    FUNCTION = "pick"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Choose the keyframes of a long video for a detail model, without loading the whole video."
+
+    def pick(self, video, keyframe_every, detect_cuts):
+        reader = open_video(_source(video))
+        chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(16))
+        indices, frames = pick_keyframes_stream(chunks, keyframe_every, detect_cuts)
+        return (tchw_to_thwc(frames).contiguous(), ", ".join(str(i) for i in indices))
+
+
+class VSR_RelayDetailStreaming:
+    """Relay Detail from a VIDEO to a VIDEO, streamed in keyframe-aligned segments, resumable after Cancel."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        spec = VSR_RelayDetail.INPUT_TYPES()
+        return {
+            "required": {
+                "video": ("VIDEO", {"tooltip": "The low-resolution video, from a file (core Load Video)."}),
+                "upscaler": spec["required"]["upscaler"],
+                "keyframe_every": VSR_PickKeyframes.INPUT_TYPES()["required"]["keyframe_every"],
+                "scale": spec["required"]["scale"],
+                "strength": spec["required"]["strength"],
+                "detect_cuts": spec["required"]["detect_cuts"],
+                "tile_px": spec["optional"]["tile_px"],
+                **OUTPUT_INPUTS,
+            },
+            "optional": {
+                "keyframes": ("IMAGE", {"tooltip": "The detailed keyframes, in the order Pick Keyframes "
+                              "(streaming) listed them (same keyframe_every and detect_cuts)."}),
+                "keyframe_indices": ("STRING", {"default": "", "tooltip":
+                                     "Their frame numbers (Pick Keyframes' output)."}),
+                "keyframes_folder": ("STRING", {"default": "", "tooltip":
+                                     "Instead of keyframes: a folder of frame_NNNNNN.png images named by frame "
+                                     "number (made in another run), read one at a time."}),
+            },
+        }
+
+    RETURN_TYPES = ("VIDEO", "IMAGE", "STRING")
+    RETURN_NAMES = ("video", "preview", "path")
+    OUTPUT_TOOLTIPS = ("The upscaled video with relayed detail, backed by its file.",
+                       "The first frames of the result.", "Where the file is.")
+    FUNCTION = "relay"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Relay keyframe detail through a long video with bounded memory; keeps fps and audio."
+
+    def relay(self, video, upscaler, keyframe_every, scale, strength, detect_cuts, tile_px, format, crf,
+              preview_frames, keyframes=None, keyframe_indices="", keyframes_folder=""):
+        source = _source(video)
+        folder = self._keyframes_folder(source, keyframes, keyframe_indices, keyframes_folder)
+        keys = folder_keyframes(folder)
+        settings = dict(scale=scale, every=keyframe_every, strength=float(strength), detect_cuts=detect_cuts,
+                        tile_lr_px=tile_px, crf=crf)
+        job = {"input": source_identity(source), "weights": _identity(upscaler, "upscaler"),
+               "keyframes": keys.identity, **settings}
+        fmt, dst = _destination("relayed", job, format)
+        if not os.path.exists(dst):
+            with on_compute_device(upscaler):
+                relay_file(source, dst, upscaler, keys, fmt=fmt, reporter=make_reporter(), **settings)
+        return _result(dst, preview_frames)
+
+    @staticmethod
+    def _keyframes_folder(source, keyframes, keyframe_indices, keyframes_folder) -> str:
+        if keyframes is None:
+            if not keyframes_folder:
+                raise InputError("no keyframes; expected the keyframes IMAGE (with keyframe_indices) or a "
+                                 "keyframes_folder")
+            return keyframes_folder
+        images = thwc_to_tchw(check_image_batch(keyframes, "keyframes"))
+        count = open_video(source).info.frame_count_hint or 10 ** 9
+        indices = parse_indices(keyframe_indices, count, images.shape[0])
+        digest = hashlib.sha256(images.mul(255).round().to(torch.uint8).numpy().tobytes()).hexdigest()
+        _, folder = _destination("keyframes", {"input": source_identity(source), "indices": indices,
+                                               "pixels": digest}, "h264-mp4")
+        return save_keyframes(os.path.splitext(folder)[0], images, indices)
+
+
+NODE_CLASS_MAPPINGS = {"VSR_PickKeyframes": VSR_PickKeyframes, "VSR_RelayDetail": VSR_RelayDetail,
+                       "VSR_PickKeyframesStreaming": VSR_PickKeyframesStreaming,
+                       "VSR_RelayDetailStreaming": VSR_RelayDetailStreaming}
+NODE_DISPLAY_NAME_MAPPINGS = {"VSR_PickKeyframes": "Pick Keyframes (VSR)", "VSR_RelayDetail": "Relay Detail (VSR)",
+                              "VSR_PickKeyframesStreaming": "Pick Keyframes (VSR, streaming)",
+                              "VSR_RelayDetailStreaming": "Relay Detail (VSR, streaming)"}

@@ -64,3 +64,31 @@ def test_keyframes_of_another_size_are_fitted_and_bad_ones_named(classes, clip):
         relay.relay(lr[:3], half, "first", upscaler, 4, 1.0, True)
     with pytest.raises(InputError, match="aspect ratio"):
         relay.relay(lr[:3], hr[[0], :, :64], "0", upscaler, 4, 1.0, True)
+
+
+def test_streaming_pick_and_relay(classes, clip, tmp_path, monkeypatch):
+    """VIDEO in, keyframes through 'any image model' (the truth), VIDEO out: the streamed picker lists the
+    frames the in-memory one does, and the streamed relay carries their detail like Relay Detail."""
+    import sys
+    from conftest import write_media
+    from vsr_core.video import open_video
+    monkeypatch.setenv("VSR_TEMP_DIR", str(tmp_path / "temp"))
+    hr, lr = clip
+    lr_u8 = (lr * 255).round().to(torch.uint8).numpy()
+    src = write_media(tmp_path / "in.mkv", lr_u8)
+    bridge = sys.modules[classes["VSR_RelayDetailStreaming"].__module__.rsplit(".", 1)[0] + ".comfy_bridge"]
+    video = bridge.FileVideo(src)
+    keys_lr, indices = classes["VSR_PickKeyframesStreaming"]().pick(video, 4, True)
+    assert indices == "0, 4, 8"
+    lr_read = torch.from_numpy(open_video(src).read_all()).float() / 255
+    assert torch.equal(keys_lr, lr_read[[0, 4, 8]])
+    (upscaler,) = classes["VSR_LoadUpscaler"]().load("default (shipped x4)")
+    out_video, preview, path = classes["VSR_RelayDetailStreaming"]().relay(
+        video, upscaler, 4, 4, 1.0, True, 512, "ffv1-mkv (lossless)", 18, 2, keyframes=hr[[0, 4, 8]],
+        keyframe_indices=indices)
+    streamed = torch.from_numpy(open_video(path).read_all()).float() / 255
+    assert streamed.shape == hr.shape and tuple(preview.shape) == (2, 96, 128, 3)
+    (faithful,) = classes["VSR_RelayDetail"]().relay(lr_read, hr[[0, 4, 8]], indices, upscaler, 4, 0.0, True)
+    assert _psnr(streamed, hr) > _psnr(faithful, hr) + 1.0
+    with pytest.raises(InputError, match="no keyframes"):
+        classes["VSR_RelayDetailStreaming"]().relay(video, upscaler, 4, 4, 1.0, True, 512, "h264-mp4", 18, 0)

@@ -150,3 +150,14 @@ def test_streamed_segments_pick_the_clips_keyframes():
         local_cuts = [c - first for c in cuts if first < c < first + n]
         picked |= {first + k for k in segment_keyframes(n, first, every, local_cuts)}
     assert sorted(picked) == whole
+
+
+def test_the_streamed_picker_picks_what_the_clip_picker_picks():
+    from vsr_core.pipeline.relay import pick_keyframes, pick_keyframes_stream
+    clip = torch.cat([_photo_clip("astronaut", 9), _photo_clip("coffee", 12)])
+    whole = pick_keyframes(clip, 4)
+    assert whole == [0, 4, 8, 9, 12, 16, 20]                # the cut at 9: 8 ends a scene, 9 starts one
+    for size in (1, 3, 7, 21):
+        indices, frames = pick_keyframes_stream(clip.split(size), 4)
+        assert indices == whole, size
+        assert torch.equal(frames, clip[whole])

@@ -64,6 +64,21 @@ def folder_keyframes(folder: str) -> KeyframeSource:
                                  "files": [[n, file_identity(os.path.join(folder, n))] for n in files]})
 
 
+def save_keyframes(folder: str, keyframes: torch.Tensor, indices: list[int]) -> str:
+    """Write HR keyframes [K,3,H,W] as ``folder``/frame_NNNNNN.png for ``folder_keyframes``; returns the folder.
+    A folder already holding the same names is reused (the same keyframes were saved before)."""
+    import cv2
+    os.makedirs(folder, exist_ok=True)
+    for index, frame in zip(indices, keyframes):
+        path = os.path.join(folder, KEYFRAME_NAME.format(index))
+        if not os.path.exists(path):
+            rgb = float_to_uint8(frame.permute(1, 2, 0), f"keyframe {index}")
+            tmp = path + ".partial.png"
+            cv2.imwrite(tmp, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            os.replace(tmp, path)
+    return folder
+
+
 def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, scale: int = 4, every: int = 8,
                strength: float = 1.0, detect_cuts: bool = True, options: LoadOptions | None = None,
                fmt: str | None = None, crf: int = 18, overwrite: bool = False, tile_lr_px: int = 512,

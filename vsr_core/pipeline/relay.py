@@ -42,6 +42,37 @@ def pick_keyframes(lr: torch.Tensor, every: int = DEFAULT_KEYFRAME_EVERY, detect
     return select_keyframes(lr.shape[0], check_every(every), cuts)
 
 
+def pick_keyframes_stream(chunks: Iterable[torch.Tensor], every: int = DEFAULT_KEYFRAME_EVERY,
+                          detect_cuts: bool = True) -> tuple[list[int], torch.Tensor]:
+    """``pick_keyframes`` over a stream of LR chunks [n,3,h,w]: (indices, the LR keyframes [K,3,h,w]).
+    Only the keyframes and one frame of look-back are held, whatever the length."""
+    check_every(every)
+    indices, frames, cuts = [], [], []
+    previous, count = None, 0
+    for chunk in chunks:
+        check_frames(chunk, "frames")
+        if detect_cuts:
+            with_lead = torch.cat([previous[None], chunk]) if previous is not None else chunk
+            offset = count - (previous is not None)
+            for c in scene_starts(with_lead, first_index=offset):
+                cuts.append(c)
+                if c - 1 not in indices:                 # the last frame of the scene that ended
+                    indices.append(c - 1)
+                    frames.append(previous if c - 1 == count - 1 else chunk[c - 1 - count])
+        for i, frame in enumerate(chunk):
+            if ((count + i) % every == 0 or (count + i) in cuts) and (count + i) not in indices:
+                indices.append(count + i)
+                frames.append(frame)
+        previous, count = chunk[-1], count + len(chunk)
+    if count == 0:
+        raise InputError("the video has no frames; expected at least one")
+    if count - 1 not in indices:
+        indices.append(count - 1)
+        frames.append(previous)
+    order = sorted(range(len(indices)), key=indices.__getitem__)
+    return [indices[i] for i in order], torch.stack([frames[i] for i in order])
+
+
 def fit_keyframes(keyframes: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """HR keyframes [K,3,h,w] from any image model, resized to the output size; the aspect ratio must match."""
     check_frames(keyframes, "keyframes")
