@@ -23,6 +23,8 @@ SHIPPED = {
     "diffusion": "tiny_unet.safetensors",
     "video_vae": "tiny_video_vae.safetensors",
     "vae": "tiny_vae.safetensors",
+    # the per-frame detail model (--detail realesrgan-x4plus), converted from Real-ESRGAN's ncnn release
+    "detail_realesrgan_x4plus": "detail_realesrgan_x4plus.safetensors",
 }
 
 
