@@ -9,6 +9,7 @@ like Ctrl-C: the partial output is discarded and finished chunks stay cached.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import signal
@@ -23,6 +24,7 @@ from ..errors import Interrupted, OutputError
 from ..file_identity import source_identity
 from ..pipeline.segments import SegmentResult
 from ..progress import Reporter, get_reporter
+from ..safe_files import check_apart, resolve
 from ..video import LoadOptions, VideoWriter, atomic, open_video
 from ..video.writer import validate_output
 from .chunk_cache import ChunkCache, default_cache_dir
@@ -52,11 +54,24 @@ class CacheSettings:
 def _same_file(a: str, b: str) -> bool:
     if os.path.exists(a) and os.path.exists(b):
         return os.path.samefile(a, b)
-    return os.path.realpath(a) == os.path.realpath(b)
+    return resolve(a) == resolve(b)
+
+
+def cache_folder(dst: str, cache_dir: str | None) -> str:
+    """The cache folder, resolved: a given one is followed through links; the default one (a hidden name
+    beside the output, which anyone who can write there could plant as a link) must not be a link."""
+    if cache_dir:
+        return resolve(cache_dir)
+    folder = default_cache_dir(resolve(dst))
+    if os.path.islink(folder):
+        raise OutputError(f"cache folder '{folder}' is a symbolic link, not a folder this job made; remove it "
+                          f"or choose --cache-dir")
+    return folder
 
 
 def check_job_paths(src: str, dst: str, cache_dir: str | None) -> None:
-    """Refuse, before any work, an output or cache that is (or would overwrite) the input."""
+    """Refuse, before any work, an output or cache that is (or would overwrite, hold or lie inside) the input,
+    or each other."""
     if not os.path.exists(src):
         return                                   # the reader names a missing input
     if _same_file(src, dst):
@@ -64,19 +79,20 @@ def check_job_paths(src: str, dst: str, cache_dir: str | None) -> None:
                           f"would be replaced)")
     if cache_dir and (_same_file(src, cache_dir) or _same_file(dst, cache_dir)):
         raise OutputError(f"cache folder '{cache_dir}' is the input or the output; expected a folder of its own")
+    check_apart({"output": dst, "input": src, "cache folder": cache_dir})
 
 
 def output_lock_path(dst: str) -> str:
-    folder, name = os.path.split(os.path.abspath(dst))
+    folder, name = os.path.split(resolve(dst))
     return os.path.join(folder, f".{name}.vsr-lock")
 
 
 def remove_stale_partials(dst: str, reporter: Reporter) -> None:
     """Temporaries of this output left by killed jobs (we hold the output's lock: none is live)."""
-    folder = os.path.dirname(os.path.abspath(dst))
+    folder = os.path.dirname(dst)
     pattern = atomic.partial_pattern(dst)
     for name in os.listdir(folder):
-        if pattern.match(name):
+        if pattern.match(name) and not name.endswith(".old"):     # parked outputs: atomic.recover_parked
             atomic.discard(os.path.join(folder, name))
             reporter.log(f"removed '{name}', left by an earlier run that was killed")
 
@@ -113,6 +129,9 @@ def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOpti
                  cache: CacheSettings | None = None, reporter: Reporter | None = None, title: str = "") -> int:
     """Read `src`, run `work`, write the output atomically; returns the frame count."""
     reporter = get_reporter(reporter)
+    output = dataclasses.replace(output, path=resolve(output.path))     # decide on what a link points to
+    if cache is not None:
+        cache = dataclasses.replace(cache, folder=cache_folder(output.path, cache.folder))
     check_job_paths(src, output.path, cache.folder if cache else None)
     fmt = validate_output(output.path, output.fmt, output.crf, output.overwrite)
     reader = open_video(src, options)
@@ -125,6 +144,9 @@ def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOpti
         reporter.log(f"'{src}' has a variable frame rate: each frame keeps its own time")
     with JobLock(output_lock_path(output.path), f"output '{output.path}'"), sigterm_as_interrupt(), \
             disk_errors(f"'{output.path}'"):
+        for message in atomic.recover_parked(output.path):
+            reporter.log(message)
+            validate_output(output.path, output.fmt, output.crf, output.overwrite)
         remove_stale_partials(output.path, reporter)
         reporter.start(reader.info.frame_count_hint or 0, title)
         if cache is None:
@@ -145,8 +167,7 @@ def _cached(reader, src, output: OutputSettings, cache: CacheSettings, writer_se
     key = {"version": 2, "input": source_identity(src), "options": _options(reader.options),
            "output": {"fmt": writer_settings["fmt"], "crf": output.crf, "chunk_frames": cache.chunk_frames},
            **cache.key}
-    folder = cache.folder or default_cache_dir(output.path)
-    store = ChunkCache(folder, key, writer_settings, cache.chunk_frames,
+    store = ChunkCache(cache.folder, key, writer_settings, cache.chunk_frames,
                        os.path.splitext(output.path)[1].lower() or ".mkv", reporter)
     try:
         if store.resume is not None:
@@ -169,6 +190,5 @@ def _cached(reader, src, output: OutputSettings, cache: CacheSettings, writer_se
 
 
 def _options(options: LoadOptions) -> dict:
-    import dataclasses
     return {k: str(v) for k, v in dataclasses.asdict(options).items()}
 

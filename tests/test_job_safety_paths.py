@@ -1,0 +1,71 @@
+"""Fault injection, part two (issue 30, part A): links, parked outputs, nesting, planted files, no-clobber
+for every command that writes. Each test failed before its fix."""
+from __future__ import annotations
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import write_media
+from vsr_core.cli import main
+from vsr_core.errors import OutputError
+from vsr_core.jobs.upscale import upscale_file
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def small(tmp_path, clip):
+    return write_media(tmp_path / "in.mkv", clip[:6, :24, :32])
+
+
+def _frames_folder(folder, n=12, seed=0):
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"frame_{i + 1:06d}.png"), rng.integers(0, 255, (24, 32, 3), np.uint8))
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _contents(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+# 1 -------------------------------------------------------------- links are resolved before deciding
+def test_1_overwrite_through_a_link_to_the_users_frames_deletes_nothing(tmp_path, small, capsys):
+    before = _frames_folder(tmp_path / "target")         # named exactly like the frames a job writes
+    os.symlink(tmp_path / "target", tmp_path / "link")
+    assert main(["upscale", small, str(tmp_path / "link"), "--method", "bicubic", "--overwrite"]) == 2
+    assert "holds files this job did not write" in capsys.readouterr().err
+    assert _contents(tmp_path / "target") == before and os.path.islink(tmp_path / "link")
+    assert sorted(os.listdir(tmp_path)) == ["in.mkv", "link", "target"]
+
+
+def test_1_a_link_to_an_earlier_output_is_replaced_through_the_link(tmp_path, small):
+    (tmp_path / "target").mkdir()
+    assert main(["upscale", small, str(tmp_path / "target"), "--method", "bicubic"]) == 0
+    os.symlink(tmp_path / "target", tmp_path / "link")
+    assert main(["upscale", small, str(tmp_path / "link"), "--method", "bicubic", "--overwrite",
+                 "--frame-load-cap", "2"]) == 0
+    assert os.path.islink(tmp_path / "link")
+    assert sorted(os.listdir(tmp_path / "target")) == [".vsr-frames.json", "frame_000001.png", "frame_000002.png"]
+    assert sorted(os.listdir(tmp_path)) == ["in.mkv", "link", "target"]
+
+
+def test_1_frames_named_like_ours_but_not_recorded_are_never_replaced(tmp_path, small, capsys):
+    before = _frames_folder(tmp_path / "out")
+    assert main(["upscale", small, str(tmp_path / "out"), "--method", "bicubic", "--overwrite"]) == 2
+    assert _contents(tmp_path / "out") == before
+
+
+def test_1_a_recorded_frame_the_user_edited_is_kept_when_the_folder_is_replaced(tmp_path, small):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["upscale", small, str(out), "--method", "bicubic"]) == 0
+    (out / "frame_000002.png").write_bytes(b"retouched by hand")
+    assert main(["upscale", small, str(out), "--method", "bicubic", "--overwrite"]) == 0
+    kept = [n for n in os.listdir(tmp_path) if n.endswith(".old")]
+    assert len(kept) == 1 and (tmp_path / kept[0] / "frame_000002.png").read_bytes() == b"retouched by hand"
