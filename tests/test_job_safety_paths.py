@@ -69,3 +69,31 @@ def test_1_a_recorded_frame_the_user_edited_is_kept_when_the_folder_is_replaced(
     assert main(["upscale", small, str(out), "--method", "bicubic", "--overwrite"]) == 0
     kept = [n for n in os.listdir(tmp_path) if n.endswith(".old")]
     assert len(kept) == 1 and (tmp_path / kept[0] / "frame_000002.png").read_bytes() == b"retouched by hand"
+
+
+# 4 -------------------------------------------------------------- a parked output is restored or kept
+def test_4_an_output_parked_by_a_killed_run_is_restored_not_deleted(tmp_path, small, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["upscale", small, str(out), "--method", "bicubic"]) == 0
+    before = _contents(out)
+    parked = tmp_path / ".out.partial-0123abcd.old"
+    os.rename(out, parked)                       # killed between "output -> .old" and "new -> output"
+    (tmp_path / ".out.partial-89abcdef").mkdir()  # ... and its unfinished new frames
+    assert main(["upscale", small, str(out), "--method", "bicubic"]) == 2
+    err = capsys.readouterr().err
+    assert "restored" in err and "already holds frames" in err
+    assert _contents(out) == before and not parked.exists()
+    assert main(["upscale", small, str(out), "--method", "bicubic", "--overwrite"]) == 0   # asked: replaced
+
+
+def test_4_a_parked_output_beside_a_finished_one_is_kept(tmp_path, small, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["upscale", small, str(out), "--method", "bicubic"]) == 0
+    parked = tmp_path / ".out.partial-0123abcd.old"
+    os.rename(out, parked)
+    before = _contents(parked)
+    out.mkdir()                                  # killed after the second rename, before the clean-up
+    assert main(["upscale", small, str(out), "--method", "bicubic", "--overwrite"]) == 0
+    assert "kept" in capsys.readouterr().err and _contents(parked) == before
