@@ -97,3 +97,22 @@ def test_4_a_parked_output_beside_a_finished_one_is_kept(tmp_path, small, capsys
     out.mkdir()                                  # killed after the second rename, before the clean-up
     assert main(["upscale", small, str(out), "--method", "bicubic", "--overwrite"]) == 0
     assert "kept" in capsys.readouterr().err and _contents(parked) == before
+
+
+# 5 -------------------------------------------------------------- input, output and cache kept apart
+@pytest.mark.parametrize("case", ["output in cache", "cache in output", "cache in input", "output in input"])
+def test_5_nested_output_cache_and_input_are_refused_before_work(tmp_path, clip, case, capsys):
+    frames = tmp_path / "frames"
+    _frames_folder(frames, n=4)
+    cache = tmp_path / "cache"
+    out, cache_dir = {"output in cache": (cache / "out.mkv", cache),
+                      "cache in output": (tmp_path / "out", tmp_path / "out" / "cache"),
+                      "cache in input": (tmp_path / "o.mkv", frames / "cache"),
+                      "output in input": (frames / "o.mkv", cache)}[case]
+    cache.mkdir()
+    before = _contents(frames)
+    assert main(["upscale", str(frames), str(out), "--window", "4", "--overlap", "1",
+                 "--cache-dir", str(cache_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expected separate places" in err[0]
+    assert _contents(frames) == before and not os.path.exists(out) and os.listdir(cache) == []
