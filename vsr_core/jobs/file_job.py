@@ -27,7 +27,7 @@ from ..progress import Reporter, get_reporter
 from ..safe_files import check_apart, resolve
 from ..video import LoadOptions, VideoWriter, atomic, open_video
 from ..video.writer import validate_output
-from .chunk_cache import ChunkCache, default_cache_dir
+from .chunk_cache import ChunkCache, check_cache_folder, default_cache_dir
 from .lock import JobLock
 
 # work(reader, resume, consumer_state) yields each finished segment, its 8-bit frames and the consumer state
@@ -115,14 +115,15 @@ def sigterm_as_interrupt():
 
 
 @contextmanager
-def disk_errors(what: str):
+def disk_errors(what: str, after: str = "free space or choose another place"):
+    """A full disk, quota, read-only or forbidden place: one line naming what could not be written."""
     try:
         yield
     except OSError as err:
         if isinstance(err, OutputError) or err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
             raise
         raise OutputError(f"cannot write {what}: {os.strerror(err.errno)}; the output was not replaced "
-                          f"(free space or choose another place)") from None
+                          f"({after})") from None
 
 
 def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOptions | None = None,
@@ -133,6 +134,8 @@ def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOpti
     if cache is not None:
         cache = dataclasses.replace(cache, folder=cache_folder(output.path, cache.folder))
     check_job_paths(src, output.path, cache.folder if cache else None)
+    if cache is not None:
+        check_cache_folder(cache.folder)
     fmt = validate_output(output.path, output.fmt, output.crf, output.overwrite)
     reader = open_video(src, options)
     for warning in reader.warnings:
@@ -148,32 +151,36 @@ def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOpti
             reporter.log(message)
             validate_output(output.path, output.fmt, output.crf, output.overwrite)
         remove_stale_partials(output.path, reporter)
-        reporter.start(reader.info.frame_count_hint or 0, title)
+        start = lambda: reporter.start(reader.info.frame_count_hint or 0, title)   # noqa: E731
         if cache is None:
+            start()
             with VideoWriter(output.path, reporter=reporter, audio=reader.audio, overwrite=output.overwrite,
                              **writer_settings) as writer:
                 for _, frames, _ in work(reader, None, {}):
                     writer.write(frames)
             count = writer.frame_count
         else:
-            count = _cached(reader, src, output, cache, writer_settings, work, reporter)
+            count = _cached(reader, src, output, cache, writer_settings, work, reporter, start)
     for warning in reader.warnings[logged:]:    # found while decoding (allow_damaged)
         reporter.log(warning)
     return count
 
 
 def _cached(reader, src, output: OutputSettings, cache: CacheSettings, writer_settings: dict, work: Work,
-            reporter: Reporter) -> int:
+            reporter: Reporter, start: Callable[[], None]) -> int:
     key = {"version": 2, "input": source_identity(src), "options": _options(reader.options),
            "output": {"fmt": writer_settings["fmt"], "crf": output.crf, "chunk_frames": cache.chunk_frames},
            **cache.key}
     store = ChunkCache(cache.folder, key, writer_settings, cache.chunk_frames,
                        os.path.splitext(output.path)[1].lower() or ".mkv", reporter)
+    start()                   # after the cache is opened: a refused cache is one line, not a progress bar
     try:
         if store.resume is not None:
             reporter.update(store.resume.first_frame)
-        for result, frames, consumer in work(reader, store.resume, store.consumer_state):
-            store.add(result, frames, consumer)
+        with disk_errors(f"the cache folder '{store.folder}'", "finished chunks are kept: free space and run "
+                                                                 "the same command again to resume"):
+            for result, frames, consumer in work(reader, store.resume, store.consumer_state):
+                store.add(result, frames, consumer)
         with VideoWriter(output.path, writer_settings["fps"], fmt=writer_settings["fmt"], crf=output.crf,
                          audio=reader.audio, overwrite=output.overwrite, reporter=reporter,
                          timestamps=writer_settings["timestamps"]) as writer:

@@ -1,0 +1,135 @@
+"""Fault injection, part two (issue 30, part A): the resume cache trusts and deletes only what it recorded,
+planted links are never followed, and a full disk is one line with the cache still resumable."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_workflow, write_media
+from vsr_core.cli import main
+from vsr_core.errors import Interrupted, OutputError
+from vsr_core.jobs.upscale import upscale_file
+from vsr_core.progress import Reporter
+from vsr_core.video import open_video
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+JOB = dict(fmt="ffv1", window=4, overlap=1, chunk_frames=2)
+
+
+class Log(Reporter):
+    def __init__(self, stop_after: int | None = None):
+        self.messages, self.done, self.stop_after = [], 0, stop_after
+
+    def log(self, message):
+        self.messages.append(message)
+
+    def update(self, n=1):
+        self.done += n
+
+    def check_interrupt(self):
+        if self.stop_after is not None and self.done >= self.stop_after:
+            raise Interrupted("cancelled")
+
+
+@pytest.fixture
+def small(tmp_path, clip):
+    return write_media(tmp_path / "in.mkv", clip[:9, :24, :32])
+
+
+def read(path):
+    return open_video(str(path)).read_all()
+
+
+def _contents(folder):
+    return {p.name: (os.readlink(p) if p.is_symlink() else p.read_bytes()) for p in folder.iterdir()}
+
+
+def _interrupted(src, out, cache, stop_after=5):
+    with pytest.raises(Interrupted):
+        upscale_file(src, str(out), cache_dir=str(cache), reporter=Log(stop_after=stop_after), **JOB)
+    assert any(n.startswith("chunk_") for n in os.listdir(cache))
+
+
+# 2 -------------------------------------------------------------- a user's folder is never a cache
+@pytest.mark.parametrize("names", [("job.json", "job.lock", "chunk_000001.mp4"), ("job.lock",),
+                                   ("chunk_000000.mkv", "chunk_000000.json")])
+def test_2_a_users_folder_with_cache_like_names_is_refused_untouched(tmp_path, small, names, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in names:
+        (mine / name).write_text(f"the user's own {name}\n")
+    before = _contents(mine)
+    assert main(["upscale", small, str(tmp_path / "o.mkv"), "--window", "4", "--overlap", "1",
+                 "--cache-dir", str(mine)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(mine) in err[0]
+    assert _contents(mine) == before and not (tmp_path / "o.mkv").exists()
+
+
+def test_2_a_cache_with_a_file_the_user_added_is_refused(tmp_path, small):
+    cache = tmp_path / "cache"
+    _interrupted(small, tmp_path / "o.mkv", cache)
+    (cache / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="holds files this pack did not write \\(notes.txt\\)"):
+        upscale_file(small, str(tmp_path / "o.mkv"), cache_dir=str(cache), **JOB)
+    assert (cache / "notes.txt").read_text() == "mine"
+
+
+def test_2_after_success_only_the_recorded_files_are_deleted(tmp_path, small):
+    cache = tmp_path / "cache"
+    out = tmp_path / "o.mkv"
+
+    class Dropper(Log):          # the user drops a file into the cache while the job runs
+        def update(self, n=1):
+            super().update(n)
+            if cache.exists() and not (cache / "keep.txt").exists():
+                (cache / "keep.txt").write_text("mine")
+    upscale_file(small, str(out), cache_dir=str(cache), reporter=Dropper(), **JOB)
+    assert out.exists() and os.listdir(cache) == ["keep.txt"]
+
+
+# 6 -------------------------------------------------------------- chunks are checked before they are used
+@pytest.mark.parametrize("fault", ["flipped bytes", "another job's chunk", "another job's chunk and record"])
+def test_6_a_damaged_or_swapped_chunk_is_recomputed_never_copied(tmp_path, clip, small, fault):
+    other_src = write_media(tmp_path / "other.mkv", 255 - clip[:9, :24, :32])
+    cache, other = tmp_path / "cache", tmp_path / "other_cache"
+    _interrupted(small, tmp_path / "o.mkv", cache)
+    _interrupted(other_src, tmp_path / "p.mkv", other)
+    chunk = cache / "chunk_000001.mkv"
+    if fault == "flipped bytes":
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+    else:
+        chunk.write_bytes((other / "chunk_000001.mkv").read_bytes())
+        if fault.endswith("record"):
+            (cache / "chunk_000001.json").write_bytes((other / "chunk_000001.json").read_bytes())
+    log = Log()
+    out = tmp_path / "o.mkv"
+    upscale_file(small, str(out), cache_dir=str(cache), reporter=log, **JOB)
+    assert any("fails its check" in m for m in log.messages)
+    fresh = tmp_path / "fresh.mkv"
+    upscale_file(small, str(fresh), **JOB)
+    np.testing.assert_array_equal(read(out), read(fresh))
+
+
+def test_6_a_chunk_changed_during_the_run_never_reaches_the_output(tmp_path, small):
+    cache, out = tmp_path / "cache", tmp_path / "o.mkv"
+
+    class Swapper(Log):
+        def update(self, n=1):
+            super().update(n)
+            if self.done >= 9 and (cache / "chunk_000000.mkv").exists():
+                (cache / "chunk_000000.mkv").write_bytes(b"swapped")
+    with pytest.raises(OutputError, match="chunk_000000.mkv' changed while the job ran"):
+        upscale_file(small, str(out), cache_dir=str(cache), reporter=Swapper(), **JOB)
+    assert not out.exists()
+    upscale_file(small, str(out), cache_dir=str(cache), **JOB)          # recomputed
+    fresh = tmp_path / "fresh.mkv"
+    upscale_file(small, str(fresh), **JOB)
+    np.testing.assert_array_equal(read(out), read(fresh))
