@@ -133,3 +133,84 @@ def test_6_a_chunk_changed_during_the_run_never_reaches_the_output(tmp_path, sma
     fresh = tmp_path / "fresh.mkv"
     upscale_file(small, str(fresh), **JOB)
     np.testing.assert_array_equal(read(out), read(fresh))
+
+
+# 7 -------------------------------------------------------------- planted links are never followed
+def _victim(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    return victim
+
+
+def test_7_a_link_planted_as_the_output_lock_is_refused(tmp_path, small, capsys):
+    victim = _victim(tmp_path)
+    os.symlink(victim, tmp_path / ".o.mkv.vsr-lock")
+    assert main(["upscale", small, str(tmp_path / "o.mkv"), "--method", "bicubic"]) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert victim.read_text() == "precious" and not (tmp_path / "o.mkv").exists()
+
+
+def test_7_a_link_planted_as_the_cache_lock_is_refused(tmp_path, small, capsys):
+    victim = _victim(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    os.symlink(victim, cache / "job.lock")
+    assert main(["upscale", small, str(tmp_path / "o.mkv"), "--cache-dir", str(cache)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "symbolic link" in err[0]
+    assert victim.read_text() == "precious"
+
+
+def test_7_links_planted_at_temporary_names_in_the_cache_are_not_followed(tmp_path, small):
+    victim = _victim(tmp_path)
+    cache, out = tmp_path / "cache", tmp_path / "o.mkv"
+    _interrupted(small, out, cache)
+    for name in ("job.json.tmp", "chunk_000002.json.tmp", "state_000002.safetensors.tmp", ".job.json.abcd1234.tmp"):
+        os.symlink(victim, cache / name)
+    upscale_file(small, str(out), cache_dir=str(cache), **JOB)
+    assert victim.read_text() == "precious" and read(out).shape[0] == 9 and not cache.exists()
+
+
+def test_7_a_default_cache_folder_planted_as_a_link_is_refused_before_work(tmp_path, small, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, tmp_path / ".o.mkv.vsr-cache")
+    assert main(["upscale", small, str(tmp_path / "o.mkv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "symbolic link" in err[0]
+    assert os.listdir(elsewhere) == [] and not (tmp_path / "o.mkv").exists()
+
+
+def _save_workflow(tmp_path, video, prefix):
+    wf = {"1": {"class_type": "VSR_LoadVideo", "inputs": {"video": video}},
+          "2": {"class_type": "VSR_SaveVideo", "inputs": {"frames": ["1", 0], "fps": ["1", 1],
+                                                          "filename_prefix": prefix, "format": "h264-mkv"}}}
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(wf))
+    return path
+
+
+def test_7_a_save_prefix_through_a_linked_folder_cannot_leave_the_output_folder(tmp_path, small, capsys,
+                                                                                 monkeypatch):
+    root, outside = tmp_path / "output", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    os.symlink(outside, root / "shared")
+    path = _save_workflow(tmp_path, small, "shared/clip")
+    assert run_workflow([str(path), "--output-dir", str(root)]) == 2
+    assert "outside the output folder" in capsys.readouterr().err
+    monkeypatch.setenv("VSR_OUTPUT_DIR", str(root))
+    from nodes.nodes_video import VSR_SaveVideo
+    with pytest.raises(OutputError, match="outside the output folder"):
+        VSR_SaveVideo().save(torch.rand(2, 8, 8, 3), 24.0, "shared/clip", "h264-mp4", 18)
+    assert "outside the output folder" in VSR_SaveVideo.VALIDATE_INPUTS(filename_prefix="shared/clip")
+    assert os.listdir(outside) == []
+
+
+def test_7_an_output_folder_that_is_itself_a_link_still_works(tmp_path, small):
+    real = tmp_path / "real_output"
+    real.mkdir()
+    os.symlink(real, tmp_path / "output")
+    path = _save_workflow(tmp_path, small, "vsr/clip")
+    assert run_workflow([str(path), "--output-dir", str(tmp_path / "output")]) == 0
+    assert os.listdir(real / "vsr") == ["clip_00001.mkv"]
