@@ -116,3 +116,63 @@ def test_5_nested_output_cache_and_input_are_refused_before_work(tmp_path, clip,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "expected separate places" in err[0]
     assert _contents(frames) == before and not os.path.exists(out) and os.listdir(cache) == []
+
+
+# 3 -------------------------------------------------------------- every command that writes: no clobbering
+@pytest.fixture
+def pair(tmp_path):
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 255, (32, 48, 3), np.uint8)
+    paths = tmp_path / "a.png", tmp_path / "b.png"
+    cv2.imwrite(str(paths[0]), a)
+    cv2.imwrite(str(paths[1]), np.roll(a, 2, axis=1))
+    return tuple(map(str, paths))
+
+
+def test_3_flow_never_writes_over_an_input_image(tmp_path, pair, capsys):
+    before = open(pair[0], "rb").read()
+    os.symlink(pair[1], tmp_path / "link.npy")
+    for out in (pair[0], str(tmp_path / "link.npy")):
+        assert main(["flow", pair[0], pair[1], out, "--overwrite"]) == 2
+        assert "is the input" in capsys.readouterr().err
+    assert open(pair[0], "rb").read() == before and cv2.imread(pair[1]) is not None
+
+
+def test_3_flow_replaces_an_existing_file_only_with_overwrite(tmp_path, pair, capsys):
+    out = tmp_path / "notes.txt"
+    out.write_text("mine")
+    assert main(["flow", *pair, str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_text() == "mine"
+    assert main(["flow", *pair, str(out), "--overwrite"]) == 0
+    assert np.load(out).shape == (32, 48, 2)
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png", "notes.txt"]
+
+
+def test_3_train_refuses_a_folder_of_the_users_and_resumes_its_own(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"my": "settings"}')
+    args = ["train", "--steps", "1", "--batch", "1", "--frames", "2", "--lr-size", "12", "--eval-every", "0",
+            "--photos", "skimage:astronaut"]
+    assert main(args + ["--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert "did not write (config.json)" in err and (mine / "config.json").read_text() == '{"my": "settings"}'
+    run = tmp_path / "run"
+    assert main(args + ["--out", str(run)]) == 0
+    assert main(args[:2] + ["2"] + args[3:] + ["--out", str(run)]) == 0          # its own folder: resumed
+    assert "resumed" in capsys.readouterr().out
+
+
+def test_3_prepare_real_videos_refuses_a_folder_of_the_users(tmp_path, monkeypatch):
+    from vsr_core.data import real_videos
+    from vsr_core.data.real_videos import prepare_real_videos
+    monkeypatch.setattr(real_videos, "find_webps", lambda packages: iter(()))    # the media packages' list
+    monkeypatch.setattr(real_videos, "package_dirs", lambda packages: {})
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.json").write_text("my list")
+    with pytest.raises(OutputError, match="did not write"):
+        prepare_real_videos(str(mine), packages=())
+    assert (mine / "manifest.json").read_text() == "my list"
+    m = prepare_real_videos(str(tmp_path / "clips"), packages=(), log=lambda s: None)
+    assert m["clips"] == [] and prepare_real_videos(str(tmp_path / "clips"), packages=())["clips"] == []
