@@ -214,3 +214,54 @@ def test_7_an_output_folder_that_is_itself_a_link_still_works(tmp_path, small):
     path = _save_workflow(tmp_path, small, "vsr/clip")
     assert run_workflow([str(path), "--output-dir", str(tmp_path / "output")]) == 0
     assert os.listdir(real / "vsr") == ["clip_00001.mkv"]
+
+
+# 8 -------------------------------------------------------------- a full disk: one line, resumable
+def _disk_full_when(monkeypatch, condition):
+    from vsr_core import safe_files
+    real = safe_files._write_bytes
+
+    def write(f, data, path):
+        if condition(os.path.basename(path)):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(f, data, path)
+    monkeypatch.setattr(safe_files, "_write_bytes", write)
+
+
+@pytest.mark.parametrize("what", ["state", "record", "png chunk"])
+def test_8_disk_full_while_writing_the_cache_is_one_line_and_resumes(tmp_path, small, monkeypatch, capsys, what):
+    cache = tmp_path / "cache"
+    out = tmp_path / ("out" if what == "png chunk" else "out.mkv")
+    full = {"state": lambda n: "state_000002" in n, "record": lambda n: "chunk_000002.json" in n,
+            "png chunk": lambda n: n == "frame_000006.png"}[what]
+    settings = ["--window", "4", "--overlap", "1", "--chunk-frames", "2"] + (
+        [] if what == "png chunk" else ["--format", "ffv1"])
+    args = ["upscale", small, str(out), "--cache-dir", str(cache)] + settings
+    with monkeypatch.context() as m:
+        _disk_full_when(m, full)
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "No space left on device" in err[-1] and "run the same command again" in err[-1]
+    assert not any(line.startswith(("Traceback", "  File")) for line in err)
+    assert not out.exists() and [n for n in os.listdir(tmp_path) if "partial" in n] == []
+    assert [n for n in os.listdir(cache) if n.endswith(".tmp") or "partial" in n] == []
+    assert main(args) == 0                                                   # space freed: resumed
+    assert "resuming: " in capsys.readouterr().err
+    fresh = tmp_path / ("fresh" if what == "png chunk" else "fresh.mkv")
+    assert main(["upscale", small, str(fresh)] + settings) == 0
+    np.testing.assert_array_equal(read(out), read(fresh))
+
+
+def test_8_disk_full_while_writing_png_frames_keeps_the_old_output(tmp_path, small, monkeypatch, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["upscale", small, str(out), "--method", "bicubic"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    _disk_full_when(monkeypatch, lambda n: n == "frame_000003.png")
+    capsys.readouterr()
+    assert main(["upscale", small, str(out), "--method", "bicubic", "--overwrite", "--scale", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "No space left on device" in err[-1]
+    assert not any(line.startswith(("Traceback", "  File")) for line in err)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(os.listdir(tmp_path)) == ["in.mkv", "out"]

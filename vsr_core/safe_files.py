@@ -75,8 +75,8 @@ def check_new_file(path: str, what: str, overwrite: bool, inputs: tuple[str, ...
     return real
 
 
-def _write_bytes(f, data: bytes) -> None:
-    """Every write of this module goes through here (tests make it fail like a full disk)."""
+def _write_bytes(f, data: bytes, path: str) -> None:
+    """Every write of this module goes through here (tests make it fail like a full disk at `path`)."""
     f.write(data)
 
 
@@ -89,7 +89,7 @@ def open_exclusive(path: str, binary: bool = True):
 def write_new(path: str, data: bytes) -> None:
     """Write `data` to a file that must not exist yet (inside a temporary folder the job made)."""
     with open_exclusive(path) as f:
-        _write_bytes(f, data)
+        _write_bytes(f, data, path)
 
 
 def write_atomic(path: str, data: bytes | str, overwrite: bool = True) -> None:
@@ -100,7 +100,7 @@ def write_atomic(path: str, data: bytes | str, overwrite: bool = True) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)   # O_EXCL, random name
     try:
         with os.fdopen(fd, "wb") as f:
-            _write_bytes(f, data)
+            _write_bytes(f, data, tmp)
         commit_file(tmp, path, overwrite)
     except BaseException:
         if os.path.lexists(tmp):
