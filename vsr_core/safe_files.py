@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 
 from .errors import OutputError
 
@@ -97,9 +97,17 @@ def write_atomic(path: str, data: bytes | str, overwrite: bool = True) -> None:
     if isinstance(data, str):
         data = data.encode()
     folder, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)   # O_EXCL, random name
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            f = open_exclusive(tmp)       # a fresh name, created exclusively: nothing planted is followed
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise OutputError(f"cannot create a temporary file beside '{path}'")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with f:
             _write_bytes(f, data, tmp)
         commit_file(tmp, path, overwrite)
     except BaseException:
