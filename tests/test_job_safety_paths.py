@@ -176,3 +176,17 @@ def test_3_prepare_real_videos_refuses_a_folder_of_the_users(tmp_path, monkeypat
     assert (mine / "manifest.json").read_text() == "my list"
     m = prepare_real_videos(str(tmp_path / "clips"), packages=(), log=lambda s: None)
     assert m["clips"] == [] and prepare_real_videos(str(tmp_path / "clips"), packages=())["clips"] == []
+
+
+def test_8_flow_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, pair, monkeypatch, capsys):
+    import errno
+    from vsr_core import safe_files
+
+    def full(f, data, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(safe_files, "_write_bytes", full)
+    out = tmp_path / "flow.npy"
+    assert main(["flow", *pair, str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and "flow.npy" in err[0]
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]

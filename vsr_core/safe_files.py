@@ -13,15 +13,18 @@
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import secrets
+from contextlib import contextmanager
 
 from .errors import OutputError
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 FOLDER_MARKER = ".vsr-folder.json"
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 _CHUNK = 1 << 20
 
 
@@ -75,6 +78,21 @@ def check_new_file(path: str, what: str, overwrite: bool, inputs: tuple[str, ...
     return real
 
 
+@contextmanager
+def disk_full_is_one_line(path: str):
+    """A full disk, quota or read-only place while writing `path`: an OutputError naming it (errno kept, so a
+    job can add what it kept), not a traceback."""
+    try:
+        yield
+    except OSError as err:
+        if isinstance(err, OutputError) or err.errno not in DISK_ERRNOS:
+            raise
+        error = OutputError(f"cannot write '{path}': {os.strerror(err.errno)}; nothing was replaced (free space "
+                            f"or choose another place)")
+        error.errno = err.errno
+        raise error from None
+
+
 def _write_bytes(f, data: bytes, path: str) -> None:
     """Every write of this module goes through here (tests make it fail like a full disk at `path`)."""
     f.write(data)
@@ -88,7 +106,7 @@ def open_exclusive(path: str, binary: bool = True):
 
 def write_new(path: str, data: bytes) -> None:
     """Write `data` to a file that must not exist yet (inside a temporary folder the job made)."""
-    with open_exclusive(path) as f:
+    with disk_full_is_one_line(path), open_exclusive(path) as f:
         _write_bytes(f, data, path)
 
 
@@ -107,7 +125,7 @@ def write_atomic(path: str, data: bytes | str, overwrite: bool = True) -> None:
     else:
         raise OutputError(f"cannot create a temporary file beside '{path}'")
     try:
-        with f:
+        with disk_full_is_one_line(path), f:
             _write_bytes(f, data, tmp)
         commit_file(tmp, path, overwrite)
     except BaseException:

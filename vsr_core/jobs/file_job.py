@@ -24,7 +24,7 @@ from ..errors import Interrupted, OutputError
 from ..file_identity import source_identity
 from ..pipeline.segments import SegmentResult
 from ..progress import Reporter, get_reporter
-from ..safe_files import check_apart, resolve
+from ..safe_files import DISK_ERRNOS, check_apart, resolve
 from ..video import LoadOptions, VideoWriter, atomic, open_video
 from ..video.writer import validate_output
 from .chunk_cache import ChunkCache, check_cache_folder, default_cache_dir
@@ -120,7 +120,7 @@ def disk_errors(what: str, after: str = "free space or choose another place"):
     try:
         yield
     except OSError as err:
-        if isinstance(err, OutputError) or err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+        if err.errno not in (*DISK_ERRNOS, errno.EACCES):     # also safe_files' own one-line disk errors
             raise
         raise OutputError(f"cannot write {what}: {os.strerror(err.errno)}; the output was not replaced "
                           f"({after})") from None
@@ -171,8 +171,10 @@ def _cached(reader, src, output: OutputSettings, cache: CacheSettings, writer_se
     key = {"version": 2, "input": source_identity(src), "options": _options(reader.options),
            "output": {"fmt": writer_settings["fmt"], "crf": output.crf, "chunk_frames": cache.chunk_frames},
            **cache.key}
-    store = ChunkCache(cache.folder, key, writer_settings, cache.chunk_frames,
-                       os.path.splitext(output.path)[1].lower() or ".mkv", reporter)
+    with disk_errors(f"the cache folder '{cache.folder}'", "finished chunks are kept: free space and run the "
+                                                           "same command again to resume"):
+        store = ChunkCache(cache.folder, key, writer_settings, cache.chunk_frames,
+                           os.path.splitext(output.path)[1].lower() or ".mkv", reporter)
     start()                   # after the cache is opened: a refused cache is one line, not a progress bar
     try:
         if store.resume is not None:

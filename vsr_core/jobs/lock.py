@@ -12,7 +12,7 @@ import socket
 import stat
 
 from ..errors import OutputError
-from ..safe_files import NOFOLLOW
+from ..safe_files import NOFOLLOW, disk_full_is_one_line
 
 LOCK_RECORD = re.compile(rb"^\d+ [^\s]*\n?$")
 
@@ -88,8 +88,13 @@ class JobLock:
                 same = False
             if same:
                 self._check_record(fd)
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+                try:
+                    with disk_full_is_one_line(self.path):
+                        os.ftruncate(fd, 0)
+                        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+                except OSError:
+                    os.close(fd)
+                    raise
                 self.fd = fd
                 return self
             os.close(fd)

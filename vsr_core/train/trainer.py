@@ -35,7 +35,7 @@ from ..checkpoints.shipped import write_card
 from ..errors import InputError
 from ..machine import cpu_name
 from ..progress import Reporter, get_reporter
-from ..safe_files import claim_folder, read_json, write_atomic
+from ..safe_files import claim_folder, disk_full_is_one_line, read_json, write_atomic
 from .datasets import TRAIN_FLOW_PRESET
 from .losses import PIXEL_LOSSES, charbonnier, temporal_difference, warping_consistency
 
@@ -259,7 +259,13 @@ def _earlier_run(folder: str) -> bool:
 
 def _atomic(path: str, write: Callable[[str], None]) -> None:
     tmp = path + ".tmp"
-    write(tmp)
+    try:
+        with disk_full_is_one_line(path):
+            write(tmp)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+        raise
     os.replace(tmp, path)
 
 
