@@ -190,3 +190,15 @@ def test_8_flow_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, pair, mo
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and "flow.npy" in err[0]
     assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]
+
+
+def test_1_a_folder_named_like_an_unfinished_output_but_holding_other_files_is_kept(tmp_path, small, capsys):
+    planted = tmp_path / ".out.partial-0badc0de"
+    planted.mkdir()
+    (planted / "thesis.tex").write_text("mine")
+    unfinished = tmp_path / ".out.partial-00c0ffee"
+    unfinished.mkdir()
+    (unfinished / "frame_000001.png").write_bytes(b"half")
+    assert main(["upscale", small, str(tmp_path / "out"), "--method", "bicubic"]) == 0
+    assert (planted / "thesis.tex").read_text() == "mine" and not unfinished.exists()
+    assert "kept '.out.partial-0badc0de'" in capsys.readouterr().err

@@ -92,9 +92,13 @@ def remove_stale_partials(dst: str, reporter: Reporter) -> None:
     folder = os.path.dirname(dst)
     pattern = atomic.partial_pattern(dst)
     for name in os.listdir(folder):
-        if pattern.match(name) and not name.endswith(".old"):     # parked outputs: atomic.recover_parked
+        if not pattern.match(name) or name.endswith(".old"):     # parked outputs: atomic.recover_parked
+            continue
+        if atomic.unfinished_output(os.path.join(folder, name)):
             atomic.discard(os.path.join(folder, name))
             reporter.log(f"removed '{name}', left by an earlier run that was killed")
+        else:
+            reporter.log(f"kept '{name}': named like an unfinished output of this job but holds other files")
 
 
 @contextmanager

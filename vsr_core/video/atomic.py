@@ -88,6 +88,17 @@ def partial_pattern(path: str) -> re.Pattern:
     return re.compile(rf"^\.{re.escape(stem)}\.partial-[0-9a-f]{{8}}{re.escape(ext)}(\.old)?$")
 
 
+_PARTIAL_FOLDER_NAMES = re.compile(rf"^(frame_\d{{6}}\.png|audio\.mka|{re.escape(FRAMES_MANIFEST)})$")
+
+
+def unfinished_output(path: str) -> bool:
+    """Whether a temporary left by a killed job holds only what a writer puts there (a planted folder
+    under a temporary's name, holding anything else, is not ours to delete)."""
+    if os.path.islink(path) or not os.path.isdir(path):
+        return True
+    return all(_PARTIAL_FOLDER_NAMES.match(n) and _regular(os.path.join(path, n)) for n in os.listdir(path))
+
+
 def discard(tmp: str) -> None:
     if os.path.islink(tmp) or os.path.isfile(tmp):
         os.remove(tmp)                     # a link itself, never what it points to
