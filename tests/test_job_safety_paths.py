@@ -2,7 +2,6 @@
 for every command that writes. Each test failed before its fix."""
 from __future__ import annotations
 
-import json
 import os
 
 import cv2
@@ -12,7 +11,6 @@ import pytest
 from conftest import write_media
 from vsr_core.cli import main
 from vsr_core.errors import OutputError
-from vsr_core.jobs.upscale import upscale_file
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
