@@ -130,7 +130,8 @@ def recover_parked(path: str) -> list[str]:
     told = []
     for name in sorted(os.listdir(folder)):
         parked = os.path.join(folder, name)
-        if not (pattern.match(name) and name.endswith(".old")) or os.path.islink(parked):
+        if not (pattern.match(name) and name.endswith(".old")) or os.path.islink(parked) or \
+                not os.path.isdir(parked):          # only folder outputs are parked
             continue
         if not os.path.lexists(path):
             os.rename(parked, path)
