@@ -19,7 +19,7 @@ import shutil
 import uuid
 
 from ..errors import OutputError
-from ..safe_files import commit_file, file_sha256, read_json, resolve, write_new
+from ..safe_files import check_new_file, commit_file, file_sha256, read_json, resolve, write_new
 
 FRAMES_MANIFEST = ".vsr-frames.json"
 MADE_BY = "vsr_core frames"
@@ -50,29 +50,31 @@ def foreign_entries(folder: str) -> list[str]:
 
 
 def check_destination(path: str, overwrite: bool, fmt: str | None = None) -> None:
-    """Fail early, before any work, if `path` cannot be written (or would need deleting others' files)."""
+    """Fail early, before any work, if `path` cannot be written (or would need deleting others' files).
+    A file output follows the no-clobber rule every command shares (safe_files.check_new_file)."""
     path = resolve(path)
+    if not (os.path.isdir(path) or fmt == "png"):
+        check_new_file(path, "output", overwrite)
+        return
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         raise OutputError(f"output folder '{parent}' does not exist; create it first")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output folder '{parent}' is not writable")
-    if os.path.isdir(path):
-        if fmt not in (None, "png"):
-            raise OutputError(f"output '{path}' is a folder; expected a file path for {fmt} video")
-        foreign = foreign_entries(path)
-        if foreign:
-            raise OutputError(f"output folder '{path}' holds files this job did not write ({', '.join(foreign[:3])}"
-                              f"{', ...' if len(foreign) > 3 else ''}); expected an empty folder or one with only "
-                              f"the frames an earlier run recorded in {FRAMES_MANIFEST}; choose a new folder")
-        if os.listdir(path) and not overwrite:
-            raise OutputError(f"output folder '{path}' already holds frames; choose another folder or allow "
-                              f"overwriting")
-    elif os.path.exists(path):
-        if fmt == "png":
+    if not os.path.isdir(path):
+        if os.path.exists(path):
             raise OutputError(f"output '{path}' is a file; expected a folder path for PNG frames")
-        if not overwrite:
-            raise OutputError(f"output '{path}' already exists; choose another name or allow overwriting")
+        return
+    if fmt not in (None, "png"):
+        raise OutputError(f"output '{path}' is a folder; expected a file path for {fmt} video")
+    foreign = foreign_entries(path)
+    if foreign:
+        raise OutputError(f"output folder '{path}' holds files this job did not write ({', '.join(foreign[:3])}"
+                          f"{', ...' if len(foreign) > 3 else ''}); expected an empty folder or one with only "
+                          f"the frames an earlier run recorded in {FRAMES_MANIFEST}; choose a new folder")
+    if os.listdir(path) and not overwrite:
+        raise OutputError(f"output folder '{path}' already holds frames; choose another folder or allow "
+                          f"overwriting")
 
 
 def temporary_name(path: str) -> str:
