@@ -1,11 +1,14 @@
 """Run a file-to-file job safely: checked paths, one job per output, a resumable cache, atomic output.
 
 Order of events (everything that can be refused is refused before any work):
-paths checked (output is not the input, folder output rules, writable),
-input opened (damaged files reported), output locked (a second job on the
-same output is told who holds it), stale temporaries of dead jobs of this
-output removed, cache opened and locked, then the work. SIGTERM is handled
-like Ctrl-C: the partial output is discarded and finished chunks stay cached.
+paths resolved through links and checked (output is not the input; input,
+output and cache do not contain one another; folder output rules; a cache
+folder holds nothing foreign; writable), input opened (damaged files
+reported), output locked (a second job on the same output is told who holds
+it), an output parked by a job killed mid-replacement put back, stale
+temporaries of dead jobs of this output removed, cache opened and locked,
+then the work. SIGTERM is handled like Ctrl-C: the partial output is
+discarded and finished chunks stay cached. A full disk is one line.
 """
 from __future__ import annotations
 
