@@ -102,7 +102,7 @@ class ChunkCache:
         self.lock = JobLock(os.path.join(self.folder, LOCK_FILE), f"cache folder '{self.folder}'").acquire()
         try:
             job = read_json(os.path.join(self.folder, JOB_FILE))
-            if job is not None and job.get("key_sha256") != self.key_sha:
+            if job is not None and (not isinstance(job, dict) or job.get("key_sha256") != self.key_sha):
                 self.reporter.log(f"cache {self.folder} holds another job's chunks (input, settings or models "
                                   f"differ); starting over")
                 self._remove(lambda name: True)
