@@ -8,6 +8,7 @@ import torch
 from vsr_core.errors import InputError, OutputError
 from vsr_core.ops.frames import check_finite, check_image_batch
 from vsr_core.video import LoadOptions, VideoWriter, open_video, to_fraction
+from vsr_core.safe_files import resolve
 from vsr_core.video.naming import check_output_prefix, next_numbered_path
 from vsr_core.video.timeline import select_indices
 
@@ -180,7 +181,7 @@ class VSR_SaveVideo:
         if format not in SAVE_FORMATS:
             raise InputError(f"format={format!r}; expected one of {list(SAVE_FORMATS)}")
         fmt, ext = SAVE_FORMATS[format]
-        root = output_directory()
+        root = resolve(output_directory())        # the subfolder shown is relative to the real folder
         path = next_numbered_path(root, filename_prefix, ext)
         reporter = make_reporter()
         reporter.start(frames.shape[0], "save video")

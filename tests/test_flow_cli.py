@@ -34,8 +34,8 @@ def test_cli_dis_writes_flow_array(pair, tmp_path, capsys):
     assert np.abs(inner[..., 0] - 3).mean() < 0.1 and np.abs(inner[..., 1] - 2).mean() < 0.1
     assert "wrote" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".flow-")] == []  # no temp left
-    # running again replaces the file atomically
-    assert main(["flow", pair[1], pair[0], str(out)]) == 0
+    # running again replaces the file atomically, when asked to
+    assert main(["flow", pair[1], pair[0], str(out), "--overwrite"]) == 0
     assert np.abs(np.load(out)[8:-8, 8:-8, 0] + 3).mean() < 0.1
 
 

@@ -67,10 +67,10 @@ def test_1_folder_with_only_our_frames_is_replaced_and_an_empty_one_filled(tmp_p
     out = tmp_path / "out"
     out.mkdir()
     assert main(["upscale", small, str(out), "--method", "bicubic"]) == 0          # empty folder: fine
-    assert sorted(os.listdir(out))[:2] == ["frame_000001.png", "frame_000002.png"]
+    assert sorted(os.listdir(out))[:3] == [".vsr-frames.json", "frame_000001.png", "frame_000002.png"]
     assert main(["upscale", small, str(out), "--method", "bicubic"]) == 2          # frames there: ask first
     assert main(["upscale", small, str(out), "--method", "bicubic", "--overwrite", "--frame-load-cap", "3"]) == 0
-    assert sorted(os.listdir(out)) == ["frame_000001.png", "frame_000002.png", "frame_000003.png"]
+    assert sorted(os.listdir(out)) == [".vsr-frames.json", "frame_000001.png", "frame_000002.png", "frame_000003.png"]
 
 
 def test_1_input_inside_the_output_folder_survives(tmp_path, clip):

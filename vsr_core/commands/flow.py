@@ -2,17 +2,19 @@
 
 Writes a float32 [H,W,2] array: for each pixel p of IMG1 the displacement
 (dx, dy) to where it appears in IMG2. The file is written to a temporary
-name next to OUT and renamed, so a failed run never leaves a partial file.
+name next to OUT and renamed, so a failed run never leaves a partial file; an
+existing OUT is replaced only with --overwrite, and never when it is IMG1/IMG2.
 """
 from __future__ import annotations
 
+import io
 import os
 import sys
-import tempfile
 
 import numpy as np
 
-from ..errors import InputError, OutputError
+from ..errors import InputError
+from ..safe_files import check_new_file, write_atomic
 
 
 def register(subparsers) -> None:
@@ -39,6 +41,7 @@ def register(subparsers) -> None:
                    help="RAFT input: unit = normalise to [-1,1] like the references (default); "
                         "mgld_raw = feed 0..1 unnormalised like MGLD-VSR's RAFT_SR")
     p.add_argument("--device", default="cpu", help="torch device for RAFT (default cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never an input image)")
     p.set_defaults(func=run)
 
 
@@ -67,36 +70,12 @@ def read_image(path: str, name: str):
     return torch.from_numpy(rgb)
 
 
-def check_output_path(path: str) -> str:
-    """The folder OUT will be written in, or OutputError if it cannot be."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise OutputError(f"OUT: folder {folder!r} does not exist")
-    if os.path.isdir(path):
-        raise OutputError(f"OUT: {path!r} is a folder, expected a file name")
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"OUT: no permission to write in {folder!r}")
-    return folder
-
-
-def write_npy_atomic(path: str, array: np.ndarray) -> None:
-    """np.save to a temporary file in the same folder, then os.replace (an
-    existing OUT is replaced only once the new file is complete)."""
-    folder = check_output_path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".flow-", suffix=".npy.part", dir=folder)
-    except OSError as err:
-        raise OutputError(f"OUT: cannot write in {folder!r} ({err.strerror})") from err
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def write_npy(path: str, array: np.ndarray, overwrite: bool) -> None:
+    """np.save under a fresh temporary name beside OUT, renamed into place once complete (the shared
+    no-clobber rule: an existing OUT is replaced only with --overwrite)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_atomic(path, buffer.getvalue(), overwrite=overwrite)
 
 
 def run(args) -> int:
@@ -112,14 +91,14 @@ def run(args) -> int:
     if img1.shape != img2.shape:
         raise InputError(f"IMG2: is {img2.shape[1]}x{img2.shape[2]} (HxW) but IMG1 is "
                          f"{img1.shape[1]}x{img1.shape[2]}; both images must have the same size")
-    check_output_path(args.out)  # fail before any work
+    out_path = check_new_file(args.out, "OUT", args.overwrite, inputs=(args.img1, args.img2))   # before any work
     estimator = make_estimator(args.method, preset=args.preset, weights=args.weights,
                                iters=args.iters, input_range=args.input_range, device=args.device)
     with torch.no_grad():
         flow = estimate_pair_flow(img1, img2, estimator)
-    out = np.ascontiguousarray(flow.permute(1, 2, 0).numpy().astype(np.float32))
-    write_npy_atomic(args.out, out)
-    mag = np.sqrt((out ** 2).sum(-1))
-    print(f"wrote {args.out}: float32 {list(out.shape)} ({estimator.name}), mean |flow| "
+    flow_array = np.ascontiguousarray(flow.permute(1, 2, 0).numpy().astype(np.float32))
+    write_npy(out_path, flow_array, args.overwrite)
+    mag = np.sqrt((flow_array ** 2).sum(-1))
+    print(f"wrote {args.out}: float32 {list(flow_array.shape)} ({estimator.name}), mean |flow| "
           f"{mag.mean():.3f} px, max {mag.max():.3f} px", file=sys.stderr)
     return 0

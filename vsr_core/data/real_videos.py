@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import io
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..safe_files import claim_folder, read_json, write_atomic
 
 PACKAGES = (
     "comfyui_workflow_templates_media_api",
@@ -127,9 +129,11 @@ def prepare_real_videos(cache_dir: str, packages=PACKAGES, log=print,
     if not 0.0 <= validation_share <= 0.5:
         raise InputError(f"validation_share={validation_share!r}; expected a share of the training templates "
                          f"from 0 (no validation split) to 0.5")
-    os.makedirs(cache_dir, exist_ok=True)
+    webps = list(find_webps(packages))          # a missing package is reported before anything is written
+    # the clips folder is new, empty or an earlier preparation's: never a folder of the user's
+    claim_folder(cache_dir, "vsr_core prepare-real-videos", "clips folder", legacy=_earlier_preparation)
     clips, skipped = [], []
-    for clip_id, path in find_webps(packages):
+    for clip_id, path in webps:
         try:
             frames = _read(path)
         except InputError as err:
@@ -144,7 +148,9 @@ def prepare_real_videos(cache_dir: str, packages=PACKAGES, log=print,
             continue
         gt, cleaning = _clean_gt(frames)
         name = hashlib.sha1(clip_id.encode()).hexdigest()[:16] + ".npy"
-        np.save(os.path.join(cache_dir, name), np.ascontiguousarray(gt))
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(gt))
+        write_atomic(os.path.join(cache_dir, name), buffer.getvalue())
         clips.append({"id": clip_id, "file": name, "frames": int(gt.shape[0]), "size": [int(gt.shape[2]),
                       int(gt.shape[1])], "motion": round(motion, 2), "gt": cleaning,
                       "split": split_of(clip_id, validation_share)})
@@ -153,9 +159,14 @@ def prepare_real_videos(cache_dir: str, packages=PACKAGES, log=print,
                 "rules": {"min_frames": MIN_FRAMES, "min_motion": MIN_MOTION, "max_frames": MAX_FRAMES,
                           "box_down_min_side": BOX_DOWN_MIN_SIDE, "heldout_share": HELDOUT_SHARE,
                           "validation_share": validation_share}}
-    with open(os.path.join(cache_dir, MANIFEST), "w") as f:
-        json.dump(manifest, f, indent=1)
+    write_atomic(os.path.join(cache_dir, MANIFEST), json.dumps(manifest, indent=1))
     return manifest
+
+
+def _earlier_preparation(folder: str) -> bool:
+    """A clips folder written before such folders carried a marker: its manifest is ours."""
+    manifest = read_json(os.path.join(folder, MANIFEST))
+    return isinstance(manifest, dict) and {"packages", "clips", "skipped", "rules"} <= set(manifest)
 
 
 def _version(package: str) -> str:

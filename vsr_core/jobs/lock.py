@@ -7,9 +7,14 @@ second job can say who is writing. The file is removed on release.
 from __future__ import annotations
 
 import os
+import re
 import socket
+import stat
 
 from ..errors import OutputError
+from ..safe_files import NOFOLLOW, disk_full_is_one_line
+
+LOCK_RECORD = re.compile(rb"^\d+ [^\s]*\n?$")
 
 try:
     import fcntl
@@ -45,13 +50,34 @@ class JobLock:
         self.path, self.what = os.path.abspath(path), what
         self.fd = None
 
+    def _open(self) -> int:
+        """Open or create the lock file, never through a link (anyone who can write the folder could plant
+        one pointing at a file of yours) and never anything but a regular file."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
+        except OSError as err:
+            if os.path.islink(self.path):
+                raise OutputError(f"lock file '{self.path}' for {self.what} is a symbolic link; refusing to follow "
+                                  f"it (remove it if it is yours)") from None
+            raise OutputError(f"cannot create the lock file '{self.path}' for {self.what}: {err.strerror}; "
+                              f"expected a writable folder") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OutputError(f"lock file '{self.path}' for {self.what} is not a regular file; expected a lock "
+                              f"this pack wrote (remove it if it is yours)")
+        return fd
+
+    def _check_record(self, fd: int) -> None:
+        """An existing file is truncated only when it holds a lock record ("PID HOST") or nothing."""
+        content = os.pread(fd, 4096, 0) if hasattr(os, "pread") else b""
+        if content and not LOCK_RECORD.match(content):
+            os.close(fd)
+            raise OutputError(f"'{self.path}' holds something that is not a lock this pack wrote; expected no "
+                              f"file of that name there (it was left untouched)")
+
     def acquire(self) -> "JobLock":
         for _ in range(5):  # retry if the holder removed the file between our open and lock
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as err:
-                raise OutputError(f"cannot create the lock file '{self.path}' for {self.what}: {err.strerror}; "
-                                  f"expected a writable folder") from None
+            fd = self._open()
             if not _try_lock(fd):
                 os.close(fd)
                 raise OutputError(f"{self.what} is already being written by {_holder(self.path)} "
@@ -61,8 +87,14 @@ class JobLock:
             except FileNotFoundError:
                 same = False
             if same:
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+                self._check_record(fd)
+                try:
+                    with disk_full_is_one_line(self.path):
+                        os.ftruncate(fd, 0)
+                        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+                except OSError:
+                    os.close(fd)
+                    raise
                 self.fd = fd
                 return self
             os.close(fd)

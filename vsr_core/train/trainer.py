@@ -35,6 +35,7 @@ from ..checkpoints.shipped import write_card
 from ..errors import InputError
 from ..machine import cpu_name
 from ..progress import Reporter, get_reporter
+from ..safe_files import claim_folder, disk_full_is_one_line, read_json, write_atomic
 from .datasets import TRAIN_FLOW_PRESET
 from .losses import PIXEL_LOSSES, charbonnier, temporal_difference, warping_consistency
 
@@ -246,9 +247,25 @@ register_task("refiner", _refiner_task)
 
 
 # ------------------------------------------------------------------ files
+RUN_FOLDER = "vsr_core train"
+
+
+def _earlier_run(folder: str) -> bool:
+    """A run folder written before run folders carried a marker: the trainer's config.json naming it."""
+    config = read_json(os.path.join(folder, "config.json"))
+    return (isinstance(config, dict) and {"task", "out", "steps"} <= set(config)
+            and any(os.path.exists(os.path.join(folder, n)) for n in ("state.pt", "model.safetensors")))
+
+
 def _atomic(path: str, write: Callable[[str], None]) -> None:
     tmp = path + ".tmp"
-    write(tmp)
+    try:
+        with disk_full_is_one_line(path):
+            write(tmp)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+        raise
     os.replace(tmp, path)
 
 
@@ -304,7 +321,8 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str
     torch.set_num_threads(max(1, int(cfg.threads)))
     torch.manual_seed(cfg.seed)
     rep = get_reporter(reporter)
-    os.makedirs(cfg.out, exist_ok=True)
+    # a run folder is new, empty or an earlier run's: never a folder of the user's (their config.json)
+    claim_folder(cfg.out, RUN_FOLDER, "training run folder (--out)", legacy=_earlier_run)
     task = TASKS[cfg.task](cfg)
     model = task.build_model()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -319,8 +337,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str
         task.set_state(json.loads(st["task_state"]))
         torch.set_rng_state(st["torch_rng"])
         log(f"resumed from {state_path} at step {step}")
-    with open(os.path.join(cfg.out, "config.json"), "w") as f:
-        json.dump(asdict(cfg), f, indent=2)
+    write_atomic(os.path.join(cfg.out, "config.json"), json.dumps(asdict(cfg), indent=2))
     logf = open(os.path.join(cfg.out, "log.jsonl"), "a")
 
     def save_state():

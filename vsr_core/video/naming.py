@@ -5,15 +5,17 @@ import os
 import re
 
 from ..errors import OutputError
+from ..safe_files import resolve
 
 
 def check_output_prefix(root: str, prefix: str) -> str:
     """The absolute '<root>/<prefix>' if it stays inside `root` and can be written there (nothing is created)."""
-    root = os.path.abspath(root)
+    root = resolve(root)
     if not isinstance(prefix, str) or not prefix.strip() or "\0" in prefix:
         raise OutputError(f"filename_prefix {prefix!r} is empty or invalid; expected a relative name such as "
                           f"'vsr/clip'")
-    target = os.path.abspath(os.path.join(root, prefix))
+    # resolved before the containment check: a linked folder inside the output folder may point anywhere
+    target = resolve(os.path.join(root, prefix))
     if os.path.commonpath([root, target]) != root or target == root:
         raise OutputError(f"filename_prefix '{prefix}' points outside the output folder '{root}'; "
                           f"expected a relative name such as 'vsr/clip'")

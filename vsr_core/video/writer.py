@@ -8,6 +8,7 @@ until close() succeeds (see atomic.py).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from fractions import Fraction
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError, OutputError
 from ..progress import Reporter, get_reporter
+from ..safe_files import file_sha256, open_exclusive, resolve, write_new
 from . import atomic
 from .audio import AudioClip, AudioSegment, AudioStreamRef
 from .options import Colour, to_fraction
@@ -153,12 +155,14 @@ class VideoWriter:
         self.path = os.fspath(path)
         self.fps = to_fraction(fps, "fps")
         self.format = validate_output(self.path, fmt, crf, overwrite)
+        self.target = resolve(self.path)      # a link is written through, judged by what it points to
         self.ext = os.path.splitext(self.path)[1].lower()
         self.crf, self.preset, self.audio = crf, preset, audio
         self.colour, self.timestamps, self.first_frame = colour, timestamps, first_frame
         self.reporter = get_reporter(reporter)
-        self.tmp = atomic.temporary_name(self.path)
+        self.tmp = atomic.temporary_name(self.target)
         self.frame_count = 0
+        self.written: dict[str, str] = {}    # PNG frames: name -> SHA-256, recorded for later clean-ups
         self.size = None
         self._container = self._video = self._audio = None
         self._closed = False
@@ -168,7 +172,7 @@ class VideoWriter:
             os.mkdir(self.tmp)
         else:
             try:
-                open(self.tmp, "wb").close()
+                open_exclusive(self.tmp).close()
             except OSError as err:
                 raise OutputError(f"cannot write '{self.path}': {err}") from None
 
@@ -233,7 +237,7 @@ class VideoWriter:
             ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             if not ok:
                 raise OutputError(f"could not encode frame {self.frame_count} as PNG")
-            data.tofile(os.path.join(self.tmp, f"frame_{self.first_frame + self.frame_count + 1:06d}.png"))
+            self._write_png(f"frame_{self.first_frame + self.frame_count + 1:06d}.png", data.tobytes())
         else:
             if self.format == "h264" and (image.shape[0] % 2 or image.shape[1] % 2):
                 image = np.pad(image, ((0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)), mode="edge")
@@ -306,15 +310,18 @@ class VideoWriter:
             return round(index / self.fps / VFR_TIME_BASE)
         return round(self.timestamps(index) / VFR_TIME_BASE)
 
+    def _write_png(self, name: str, data: bytes) -> None:
+        write_new(os.path.join(self.tmp, name), data)      # an OSError keeps its errno (ENOSPC: disk full)
+        self.written[name] = hashlib.sha256(data).hexdigest()
+
     def _append_png_chunk(self, chunk: str) -> int:
-        import shutil
         names = sorted(n for n in os.listdir(chunk) if n.startswith("frame_") and n.endswith(".png"))
-        if self.size is None and names:
-            with open(os.path.join(chunk, names[0]), "rb") as f:
-                image = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_UNCHANGED)
-            self._start(*image.shape[:2])
         for name in names:
-            shutil.copyfile(os.path.join(chunk, name), os.path.join(self.tmp, f"frame_{self.frame_count + 1:06d}.png"))
+            with open(os.path.join(chunk, name), "rb") as f:
+                data = f.read()
+            if self.size is None:
+                self._start(*cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED).shape[:2])
+            self._write_png(f"frame_{self.frame_count + 1:06d}.png", data)
             self.frame_count += 1
         return len(names)
 
@@ -329,6 +336,8 @@ class VideoWriter:
             if self.format == "png":
                 if self.audio is not None:
                     _write_audio_file(self.audio, os.path.join(self.tmp, "audio.mka"))
+                    self.written["audio.mka"] = file_sha256(os.path.join(self.tmp, "audio.mka"))
+                atomic.write_frames_manifest(self.tmp, self.written)
             else:
                 if not self._copying:
                     self._container.mux(self._video.encode(None))
@@ -336,11 +345,13 @@ class VideoWriter:
                     self._audio.write_until(self._container, None)
                     self._audio.close()
                 self._container.close()
-            atomic.commit(self.tmp, self.path, self.overwrite)
+            note = atomic.commit(self.tmp, self.target, self.overwrite)
         except BaseException:
             self.abort()
             raise
         self._closed = True
+        if note:
+            self.reporter.log(note)
         return self.frame_count
 
     def abort(self) -> None:
