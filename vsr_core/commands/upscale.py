@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     p.add_argument("--tile", type=int, default=None,
                    help="LR pixels per spatial tile, 0 for whole frames (default 512 for the learned methods, "
                         "where memory grows with tile area x window: 128 kept 1080p output at 2.2 GB against "
-                        "4.1 GB untiled, see README; default 192 for the heavier detail model)")
+                        "4.1 GB untiled, see README; default 384 for the detail model)")
     p.add_argument("--stabilize", type=float, default=0.0,
                    help="flow-guided temporal stabilisation strength 0..1 on top of the learned upscaler "
                         "(0: off; 0.6 lowers the warping error further at a small speed cost)")

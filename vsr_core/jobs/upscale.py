@@ -29,7 +29,7 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),
     'learned-per-frame' (same network without temporal propagation),
     'detail-per-frame' (``detail`` alone, see _detail_file) or 'bicubic'; None picks 'learned' when its
-    weights are installed. ``tile_lr_px``: LR pixels per tile (None: 512, the detail model 192). Memory is
+    weights are installed. ``tile_lr_px``: LR pixels per tile (None: 512, the detail model 384). Memory is
     bounded by ``window`` frames: windows are decoded, upscaled and encoded as
     the stream goes. The output has the input's frame count, frame times,
     colour and audio. The learned methods keep finished frames, encoded, in

@@ -25,7 +25,11 @@ from ..speed import autocast, autocast_dtype, use_channels_last
 from .memory_fallback import retry_on_oom, smaller_pieces
 from .segments import Resume, run_segments
 
-DETAIL_TILE_LR_PX = 192         # x4plus at 192 LR px: ~1 GB of activations in float32
+# LR pixels per tile. Tiles start flush with the frame's end, so a tile just smaller than the frame is
+# run almost twice (192 on a bordered 320x180 frame ran 4 tiles of 192x192, 2.2x the pixels); 384 keeps
+# 320x180 and 640x360 in one or two tiles. Memory grows with the tile's area at 16x in the x4plus
+# upsampling layers (see benchmarks/bench_detail.py for the peak measured).
+DETAIL_TILE_LR_PX = 384
 DETAIL_TILE_OVERLAP_LR_PX = 16
 BORDER_LR_PX = 10               # the ncnn runtime's prepadding for Real-ESRGAN
 MIN_SIDE = 2                    # a mirrored border needs two pixels
