@@ -21,7 +21,7 @@ from ..file_identity import file_identity
 from ..models.rrdbnet import UNSHUFFLE, RRDBNet, RRDBNetConfig
 from ..models.srvgg import SRVGGConfig, SRVGGNetCompact
 from .io import read_checkpoint
-from .shipped import SHIPPED, read_card, shipped_path
+from .shipped import read_card, shipped_path
 
 # --detail names of the shipped detail models -> their kind in shipped.SHIPPED
 SHIPPED_DETAIL = {"realesrgan-x4plus": "detail_realesrgan_x4plus"}

@@ -36,18 +36,24 @@ def register(subparsers) -> None:
     p.add_argument("--method", default=None, choices=METHODS,
                    help="'learned': the shipped temporally consistent video upscaler (default when its weights "
                         "are installed); 'learned-per-frame': the same network without temporal propagation; "
-                        "'bicubic': the classical baseline")
+                        "'detail-per-frame': the detail model (--detail) alone on every frame, the generative "
+                        "baseline whose texture changes from frame to frame; 'bicubic': the classical baseline")
     p.add_argument("--weights", default=None,
                    help="a VideoUpscaler .safetensors with its .json card (default: the shipped weights)")
+    p.add_argument("--detail", default=None,
+                   help="the detail model: realesrgan-x4plus (shipped, Real-ESRGAN x4plus, BSD-3-Clause) or the "
+                        "path of a Real-ESRGAN RRDBNet / SRVGGNetCompact checkpoint (.safetensors or .pth); used "
+                        "by --method detail-per-frame (default there: realesrgan-x4plus)")
     p.add_argument("--format", default=None, choices=FORMATS,
                    help="output format (default: h264 for a video path, png for a folder)")
     p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 (lossless) to 51")
     p.add_argument("--window", type=int, default=12, help="frames processed together (memory bound)")
     p.add_argument("--overlap", type=int, default=2,
                    help="frames shared by consecutive windows and cross-faded (learned methods)")
-    p.add_argument("--tile", type=int, default=512,
-                   help="LR pixels per spatial tile (memory grows with tile area x window; 128 kept 1080p "
-                        "output at 2.2 GB against 4.1 GB untiled, see README)")
+    p.add_argument("--tile", type=int, default=None,
+                   help="LR pixels per spatial tile, 0 for whole frames (default 512 for the learned methods, "
+                        "where memory grows with tile area x window: 128 kept 1080p output at 2.2 GB against "
+                        "4.1 GB untiled, see README; default 384 for the detail model)")
     p.add_argument("--stabilize", type=float, default=0.0,
                    help="flow-guided temporal stabilisation strength 0..1 on top of the learned upscaler "
                         "(0: off; 0.6 lowers the warping error further at a small speed cost)")
@@ -90,6 +96,6 @@ def run(args) -> int:
                          overwrite=args.overwrite, window=args.window, cache_dir=args.cache_dir,
                          keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 48,
                          workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
-                         reporter=TerminalReporter())
+                         reporter=TerminalReporter(), detail=args.detail)
     print(f"wrote {count} frames to {args.output}")
     return 0

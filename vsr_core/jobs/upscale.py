@@ -1,12 +1,15 @@
 """`upscale`: a video file or frame folder upscaled into a video file or PNG folder, resumable."""
 from __future__ import annotations
 
+from ..checkpoints.detail_loader import DEFAULT_DETAIL, detail_identity, load_detail_model
 from ..checkpoints.shipped import load_default_upscaler, load_upscaler
 from ..errors import InputError
 from ..file_identity import file_identity
 from ..models.upscaler import FLOW_PRESET
 from ..ops.frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
 from ..ops.resize import bicubic_upscale
+from ..pipeline.detail import BORDER_LR_PX, DETAIL_TILE_LR_PX, DETAIL_TILE_OVERLAP_LR_PX, check_detail_options, \
+    detail_segments
 from ..pipeline.upscale import (METHODS, TILE_OVERLAP_LR_PX, check_stream_options, default_method,
                                upscale_segments)
 from ..progress import Reporter, get_reporter
@@ -17,14 +20,16 @@ from .file_job import CacheSettings, OutputSettings, run_file_job
 def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  options: LoadOptions | None = None, fmt: str | None = None, crf: int = 18,
                  overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
-                 stabilize: float = 0.0, tile_lr_px: int = 512, cache_dir: str | None = None,
+                 stabilize: float = 0.0, tile_lr_px: int | None = None, cache_dir: str | None = None,
                  keep_cache: bool = False, chunk_frames: int = 48, model=None, workers: int = 0,
-                 ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None) -> int:
+                 ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None,
+                 detail: str | None = None, detail_model=None) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),
-    'learned-per-frame' (same network without temporal propagation) or
-    'bicubic'; None picks 'learned' when its weights are installed. Memory is
+    'learned-per-frame' (same network without temporal propagation),
+    'detail-per-frame' (``detail`` alone, see _detail_file) or 'bicubic'; None picks 'learned' when its
+    weights are installed. ``tile_lr_px``: LR pixels per tile (None: 512, the detail model 384). Memory is
     bounded by ``window`` frames: windows are decoded, upscaled and encoded as
     the stream goes. The output has the input's frame count, frame times,
     colour and audio. The learned methods keep finished frames, encoded, in
@@ -41,6 +46,11 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
         raise InputError(f"method={method!r}; expected one of {', '.join(METHODS)}")
     if scale not in (2, 4):
         raise InputError(f"scale={scale!r}; expected 2 or 4")
+    if method == "detail-per-frame" or detail is not None or detail_model is not None:
+        return _detail_file(src, method, scale, options, OutputSettings(dst, fmt, crf, overwrite), window, detail,
+                            detail_model, tile_lr_px, stabilize, workers, CacheSettings({}, cache_dir, keep_cache,
+                                                                                        chunk_frames), reporter)
+    tile_lr_px = 512 if tile_lr_px is None else tile_lr_px
     cache = None
     if method == "bicubic":
         model = None
@@ -87,3 +97,38 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
 
     return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
                         f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""))
+
+
+def _detail_file(src: str, method: str, scale: int, options: LoadOptions | None, output: OutputSettings,
+                 window: int, detail: str | None, model, tile_lr_px: int | None, stabilize: float, workers: int,
+                 cache: CacheSettings, reporter: Reporter | None) -> int:
+    """--method detail-per-frame: the detail model alone on every frame, streamed ``window`` frames at a
+    time, cached and resumable like the learned methods (the cache is keyed by the detail model's file).
+    ``detail``: a shipped name or a checkpoint path (default 'realesrgan-x4plus'), or ``model`` already
+    loaded by checkpoints.detail_loader.load_detail_model."""
+    reporter = get_reporter(reporter)
+    if method != "detail-per-frame":        # the relay (#28) will take --detail on the default method
+        raise InputError(f"--detail {detail!r} is used by --method detail-per-frame; with --method {method} "
+                         f"it would be ignored")
+    if stabilize:
+        raise InputError(f"stabilize={stabilize!r}; --method detail-per-frame runs the detail model alone (0)")
+    if workers:
+        raise InputError(f"workers={workers!r}; --method detail-per-frame runs in this process (0)")
+    if not isinstance(window, int) or window < 1:
+        raise InputError(f"window={window!r}; expected an integer >= 1 (frames per segment)")
+    tile = DETAIL_TILE_LR_PX if tile_lr_px is None else tile_lr_px
+    if model is None:
+        model = load_detail_model(detail or DEFAULT_DETAIL)
+    check_detail_options(scale, model.scale, tile, DETAIL_TILE_OVERLAP_LR_PX)
+    cache.key = {"command": "upscale", "scale": scale, "method": "detail-per-frame", "window": window,
+                 "tile": tile, "tile_overlap": DETAIL_TILE_OVERLAP_LR_PX, "border": BORDER_LR_PX,
+                 "detail": detail_identity(model)}
+
+    def work(reader, resume, consumer_state):
+        lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(window))
+        for segment, y, state in detail_segments(lr_chunks, model, scale, window, tile, reporter=reporter,
+                                                 resume=resume):
+            yield segment, float_to_uint8(tchw_to_thwc(y), "detail frames", segment.first_frame), state
+
+    return run_file_job(src, output, work, options, cache, reporter,
+                        f"upscale x{scale} (detail-per-frame, {model.detail_name})")

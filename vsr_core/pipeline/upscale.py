@@ -28,7 +28,7 @@ from .memory_fallback import retry_on_oom, smaller_pieces
 from .segments import run_segments, run_segments_in_parallel
 from .stabilize import FlowStabilizer
 
-METHODS = ("learned", "learned-per-frame", "bicubic")
+METHODS = ("learned", "learned-per-frame", "detail-per-frame", "bicubic")
 TILE_OVERLAP_LR_PX = 16
 
 
