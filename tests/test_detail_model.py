@@ -153,7 +153,7 @@ def test_detail_per_frame_through_the_command_line(tmp_path, clip, capsys):
                  "--format", "ffv1", "--scale", "2", "--tile", "0"]) == 0
     assert _read(tmp_path / "x2.mkv").shape == (3, 64, 64, 3)
     assert main(["upscale", src, str(tmp_path / "o.mkv"), "--method", "bicubic", "--detail", weights]) != 0
-    assert "is used by --method detail-per-frame; with --method bicubic" in capsys.readouterr().err
+    assert "detail-per-frame; with --method bicubic it would be ignored" in capsys.readouterr().err
     assert not (tmp_path / "o.mkv").exists()
 
 
@@ -185,7 +185,7 @@ def test_detail_per_frame_resumes_and_keys_its_cache_by_the_detail_model(tmp_pat
     settings = dict(method="detail-per-frame", fmt="ffv1", window=2, cache_dir=str(cache), chunk_frames=2)
     with pytest.raises(Interrupted):
         upscale_file(src, str(out), detail=first, reporter=StopAfter(), **settings)
-    assert not out.exists() and json.load(open(cache / "job.json"))["detail"]["detail"] == first
+    assert not out.exists() and json.load(open(cache / "job.json"))["key"]["detail"]["detail"] == first
     upscale_file(src, str(out), detail=first, **settings)                 # resumes from the cache
     np.testing.assert_array_equal(_read(out), _expected(load_detail_model(first), frames))
     assert not cache.exists()

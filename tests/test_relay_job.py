@@ -106,3 +106,28 @@ def test_changed_keyframes_start_over_and_missing_ones_are_named(tmp_path, scene
         relay_file(src, str(tmp_path / "b.mkv"), model, folder_keyframes(str(other)), every=EVERY, fmt="ffv1")
     with pytest.raises(InputError, match="does not exist"):
         folder_keyframes(str(tmp_path / "nowhere"))
+
+
+def test_the_command_line_relays_a_detail_model_and_strength_zero_is_the_default(tmp_path, scene):
+    from safetensors.torch import save_file
+    from vsr_core.cli import main
+    from vsr_core.models.srvgg import SRVGGConfig, SRVGGNetCompact
+    hr, src, _ = scene
+    torch.manual_seed(0)
+    tiny = SRVGGNetCompact(SRVGGConfig(num_feat=8, num_conv=3, scale=4)).eval()
+    weights = tmp_path / "tiny_detail.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny.state_dict().items()}, str(weights))
+    common = ["--format", "ffv1", "--threads", "1"]
+    assert main(["upscale", src, str(tmp_path / "default.mkv"), *common]) == 0
+    assert main(["upscale", src, str(tmp_path / "zero.mkv"), "--detail", str(weights), "--detail-strength", "0",
+                 *common]) == 0
+    np.testing.assert_array_equal(_read(tmp_path / "zero.mkv"), _read(tmp_path / "default.mkv"))
+    assert main(["upscale", src, str(tmp_path / "relay.mkv"), "--detail", str(weights), "--keyframe-every", "4",
+                 *common]) == 0
+    relayed, default = _read(tmp_path / "relay.mkv"), _read(tmp_path / "default.mkv")
+    assert relayed.shape == default.shape == hr.shape and not np.array_equal(relayed, default)
+    assert main(["upscale", src, str(tmp_path / "bad.mkv"), "--detail", str(weights), "--detail-strength", "2",
+                 *common]) == 2
+    assert main(["upscale", src, str(tmp_path / "bad.mkv"), "--detail", str(weights), "--keyframe-every", "0",
+                 *common]) == 2
+    assert not (tmp_path / "bad.mkv").exists()

@@ -42,8 +42,15 @@ def register(subparsers) -> None:
                    help="a VideoUpscaler .safetensors with its .json card (default: the shipped weights)")
     p.add_argument("--detail", default=None,
                    help="the detail model: realesrgan-x4plus (shipped, Real-ESRGAN x4plus, BSD-3-Clause) or the "
-                        "path of a Real-ESRGAN RRDBNet / SRVGGNetCompact checkpoint (.safetensors or .pth); used "
-                        "by --method detail-per-frame (default there: realesrgan-x4plus)")
+                        "path of a Real-ESRGAN RRDBNet / SRVGGNetCompact checkpoint (.safetensors or .pth). With "
+                        "the default method it makes the keyframes whose detail is relayed to every frame by "
+                        "motion; --method detail-per-frame runs it alone on every frame (default there: "
+                        "realesrgan-x4plus)")
+    p.add_argument("--keyframe-every", type=int, default=8,
+                   help="with --detail: frames from one keyframe to the next (keyframes also at scene cuts)")
+    p.add_argument("--detail-strength", type=float, default=0.8,
+                   help="with --detail: how much of the keyframes' detail is let in, 0 (the learned output "
+                        "alone) to 1")
     p.add_argument("--format", default=None, choices=FORMATS,
                    help="output format (default: h264 for a video path, png for a folder)")
     p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 (lossless) to 51")
@@ -96,6 +103,7 @@ def run(args) -> int:
                          overwrite=args.overwrite, window=args.window, cache_dir=args.cache_dir,
                          keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 48,
                          workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
-                         reporter=TerminalReporter(), detail=args.detail)
+                         reporter=TerminalReporter(), detail=args.detail, keyframe_every=args.keyframe_every,
+                         detail_strength=args.detail_strength)
     print(f"wrote {count} frames to {args.output}")
     return 0

@@ -13,8 +13,10 @@ from ..pipeline.detail import BORDER_LR_PX, DETAIL_TILE_LR_PX, DETAIL_TILE_OVERL
 from ..pipeline.upscale import (METHODS, TILE_OVERLAP_LR_PX, check_stream_options, default_method,
                                upscale_segments)
 from ..progress import Reporter, get_reporter
+from ..relay import check_strength
 from ..video import LoadOptions
 from .file_job import CacheSettings, OutputSettings, run_file_job
+from .relay import detail_model_keyframes, relay_file
 
 
 def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
@@ -23,13 +25,16 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  stabilize: float = 0.0, tile_lr_px: int | None = None, cache_dir: str | None = None,
                  keep_cache: bool = False, chunk_frames: int = 48, model=None, workers: int = 0,
                  ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None,
-                 detail: str | None = None, detail_model=None) -> int:
+                 detail: str | None = None, detail_model=None, keyframe_every: int = 8,
+                 detail_strength: float = 0.8) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),
     'learned-per-frame' (same network without temporal propagation),
     'detail-per-frame' (``detail`` alone, see _detail_file) or 'bicubic'; None picks 'learned' when its
-    weights are installed. ``tile_lr_px``: LR pixels per tile (None: 512, the detail model 384). Memory is
+    weights are installed. 'learned' with ``detail`` relays the detail model's output on every
+    ``keyframe_every``-th frame (and scene cuts) through the video by motion, scaled by ``detail_strength``
+    (0: the learned output alone; jobs.relay). ``tile_lr_px``: LR pixels per tile (None: 512, the detail model 384). Memory is
     bounded by ``window`` frames: windows are decoded, upscaled and encoded as
     the stream goes. The output has the input's frame count, frame times,
     colour and audio. The learned methods keep finished frames, encoded, in
@@ -46,7 +51,12 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
         raise InputError(f"method={method!r}; expected one of {', '.join(METHODS)}")
     if scale not in (2, 4):
         raise InputError(f"scale={scale!r}; expected 2 or 4")
-    if method == "detail-per-frame" or detail is not None or detail_model is not None:
+    relay = method == "learned" and (detail is not None or detail_model is not None)
+    if relay and check_strength(detail_strength) > 0:
+        return _relay_file(src, dst, scale, options, OutputSettings(dst, fmt, crf, overwrite), weights, model,
+                           detail, detail_model, keyframe_every, detail_strength, tile_lr_px, stabilize, workers,
+                           CacheSettings({}, cache_dir, keep_cache, chunk_frames), reporter)
+    if method == "detail-per-frame" or (not relay and (detail is not None or detail_model is not None)):
         return _detail_file(src, method, scale, options, OutputSettings(dst, fmt, crf, overwrite), window, detail,
                             detail_model, tile_lr_px, stabilize, workers, CacheSettings({}, cache_dir, keep_cache,
                                                                                         chunk_frames), reporter)
@@ -99,6 +109,25 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                         f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""))
 
 
+def _relay_file(src: str, dst: str, scale: int, options: LoadOptions | None, output: OutputSettings,
+                weights: str | None, model, detail: str | None, detail_model, every: int, strength: float,
+                tile_lr_px: int | None, stabilize: float, workers: int, cache: CacheSettings,
+                reporter: Reporter | None) -> int:
+    """--method learned --detail: the learned upscaler plus the detail model's keyframes relayed by motion."""
+    if stabilize:
+        raise InputError(f"stabilize={stabilize!r}; the relay keeps detail steady itself (expected 0 with --detail)")
+    if workers:
+        raise InputError(f"workers={workers!r}; the relay runs in this process (expected 0 with --detail)")
+    if model is None:
+        model = load_upscaler(weights) if weights else load_default_upscaler(scale)
+    if detail_model is None:
+        detail_model = load_detail_model(detail or DEFAULT_DETAIL)
+    return relay_file(src, output.path, model, detail_model_keyframes(detail_model), scale, every, strength,
+                      options=options, fmt=output.fmt, crf=output.crf, overwrite=output.overwrite,
+                      tile_lr_px=512 if tile_lr_px is None else tile_lr_px, cache_dir=cache.folder,
+                      keep_cache=cache.keep, chunk_frames=cache.chunk_frames, reporter=reporter)
+
+
 def _detail_file(src: str, method: str, scale: int, options: LoadOptions | None, output: OutputSettings,
                  window: int, detail: str | None, model, tile_lr_px: int | None, stabilize: float, workers: int,
                  cache: CacheSettings, reporter: Reporter | None) -> int:
@@ -107,9 +136,9 @@ def _detail_file(src: str, method: str, scale: int, options: LoadOptions | None,
     ``detail``: a shipped name or a checkpoint path (default 'realesrgan-x4plus'), or ``model`` already
     loaded by checkpoints.detail_loader.load_detail_model."""
     reporter = get_reporter(reporter)
-    if method != "detail-per-frame":        # the relay (#28) will take --detail on the default method
-        raise InputError(f"--detail {detail!r} is used by --method detail-per-frame; with --method {method} "
-                         f"it would be ignored")
+    if method != "detail-per-frame":
+        raise InputError(f"--detail {detail!r} is used by --method learned (the relay) and detail-per-frame; "
+                         f"with --method {method} it would be ignored")
     if stabilize:
         raise InputError(f"stabilize={stabilize!r}; --method detail-per-frame runs the detail model alone (0)")
     if workers:
