@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 
+from ..numbers import finite_float
 from ..progress import Reporter
 
 TASK_NAMES = ("autoencoder", "latent_diffusion", "temporal_decoder")
@@ -36,12 +37,12 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--frames", type=int, default=d.frames, help="frames per training clip")
     p.add_argument("--lr-size", type=int, default=d.lr_size, help="LR crop side (HR crop = lr-size * scale)")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--lr", type=finite_float, default=d.lr, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=d.warmup)
-    p.add_argument("--grad-clip", type=float, default=d.grad_clip)
+    p.add_argument("--grad-clip", type=finite_float, default=d.grad_clip)
     p.add_argument("--photos", default=None, help="comma-separated training photos (default: TRAIN_PHOTOS)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
-    p.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
+    p.add_argument("--checkpoint-minutes", type=finite_float, default=d.checkpoint_minutes)
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--model", default="{}", help="architecture overrides as JSON")
     p.add_argument("--seed", type=int, default=d.seed)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..jobs.upscale import upscale_file
 from ..machine import set_threads
+from ..numbers import finite_float
 from ..pipeline.upscale import METHODS, default_method
 from ..progress import TerminalReporter
 from ..video import FORMATS, LoadOptions
@@ -48,7 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--tile", type=int, default=512,
                    help="LR pixels per spatial tile (memory grows with tile area x window; 128 kept 1080p "
                         "output at 2.2 GB against 4.1 GB untiled, see README)")
-    p.add_argument("--stabilize", type=float, default=0.0,
+    p.add_argument("--stabilize", type=finite_float, default=0.0,
                    help="flow-guided temporal stabilisation strength 0..1 on top of the learned upscaler "
                         "(0: off; 0.6 lowers the warping error further at a small speed cost)")
     p.add_argument("--threads", type=int, default=0,
