@@ -68,3 +68,111 @@ def test_workflow_number_inputs_refuse_nan_before_running(setting, capsys):
     err = capsys.readouterr().err.strip()
     name = setting.split(".")[1].split("=")[0]
     assert len(err.splitlines()) == 1 and f"'{name}'" in err and "not a finite number" in err
+
+
+# frame folders: gaps and duplicate numbers are reported; accepted, each frame keeps its number's time
+def _folder(path, numbers, names=None):
+    import cv2
+    path.mkdir()
+    frames = _noise(len(numbers), 16, 16)
+    for n, f, name in zip(numbers, frames, names or [f"frame_{n:04d}.png" for n in numbers]):
+        cv2.imwrite(str(path / name), f)
+    return str(path), frames
+
+
+def test_a_folder_with_gaps_is_refused_naming_the_missing_numbers(tmp_path):
+    folder, _ = _folder(tmp_path / "f", [1, 2, 3, 5, 6, 7, 8, 12])
+    with pytest.raises(InputError, match=r"'.*f': numbers 4, 9-11 are missing \(frames 1 to 12\).*"
+                                         r"--accept-numbering"):
+        open_video(folder)
+    assert main(["upscale", folder, str(tmp_path / "out.mkv"), "--method", "bicubic"]) == 2
+    assert not (tmp_path / "out.mkv").exists()
+
+
+def test_duplicate_numbers_are_refused_naming_them(tmp_path):
+    numbers = [1, 2, 3, 1, 2, 3]
+    names = [f"frame_{n}.png" for n in numbers[:3]] + [f"frame_{n:03d}.png" for n in numbers[3:]]
+    folder, _ = _folder(tmp_path / "f", numbers, names)
+    with pytest.raises(InputError, match=r"numbers 1-3 are used by more than one file \(e.g. frame_001.png, "
+                                         r"frame_1.png\)"):
+        open_video(folder)
+    reader = open_video(folder, LoadOptions(accept_numbering=True))
+    assert len(reader.read_all()) == 3 and "first file of each number" in reader.warnings[0]
+
+
+def test_accepted_gaps_keep_each_frames_time_by_number(tmp_path):
+    from vsr_core.jobs.upscale import upscale_file
+    import av
+    numbers = [1, 2, 3, 5, 6, 7, 8, 12]
+    folder, frames = _folder(tmp_path / "f", numbers)
+    reader = open_video(folder, LoadOptions(accept_numbering=True, folder_fps=Fraction(8)))
+    np.testing.assert_array_equal(reader.read_all(), frames[..., ::-1])
+    assert reader.timestamps == [(n - 1) / 8 for n in numbers] and reader.warnings[0].startswith("WARNING")
+    out = tmp_path / "out.mkv"
+    upscale_file(folder, str(out), method="bicubic", fmt="ffv1",
+                 options=LoadOptions(accept_numbering=True, folder_fps=Fraction(8)))
+    with av.open(str(out)) as c:
+        times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+    np.testing.assert_allclose(times, [(n - 1) / 8 for n in numbers], atol=0.002)
+
+
+# non-finite pixels: refused naming file and frame, never turned black
+def _float_tiff(path, nan_at=None):
+    import cv2
+    image = np.random.default_rng(1).random((16, 16, 3)).astype(np.float32)
+    if nan_at is not None:
+        image[nan_at] = np.nan if nan_at[2] else np.inf
+    assert cv2.imwrite(str(path), image)
+    return str(path)
+
+
+def test_a_float_tiff_holding_nan_is_refused_naming_file_and_frame(tmp_path):
+    (tmp_path / "f").mkdir()
+    for i in range(3):
+        _float_tiff(tmp_path / "f" / f"{i:03d}.tif", (2, 5, 1) if i == 1 else None)
+    with pytest.raises(InputError, match=r"frame 1: '.*001\.tif' holds NaN or infinite pixel values "
+                                         r"\(first at x=5, y=2\)"):
+        open_video(str(tmp_path / "f")).read_all()
+    with pytest.raises(InputError, match=r"frame 0: '.*one\.tif' holds NaN"):
+        open_video(_float_tiff(tmp_path / "one.tif", (3, 3, 0))).read_all()
+    good = open_video(_float_tiff(tmp_path / "good.tif")).read_all()       # a clean float TIFF still reads
+    assert good.shape == (1, 16, 16, 3) and good.max() > 200
+
+
+# size bombs: refused from the header, before decoding, with the limit stated
+def _png_header(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+def _gif_header(width: int, height: int) -> bytes:
+    import struct
+    return (b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+            + b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00\x3b")
+
+
+@pytest.mark.parametrize("name,data,stated", [("bomb.png", _png_header(100_000, 100_000), "10000 megapixels"),
+                                              ("bomb.gif", _gif_header(65535, 65535), "4295 megapixels"),
+                                              ("big.gif", _gif_header(12000, 12000), "12000x12000")])
+def test_size_bombs_are_refused_before_decoding(tmp_path, name, data, stated, capsys):
+    (tmp_path / name).write_bytes(data)
+    limit = r"the limit is 64 megapixels per frame \(8192x8192\), refused before decoding"
+    with pytest.raises(InputError, match=f"{stated}.*{limit}"):
+        open_video(str(tmp_path / name))
+    (tmp_path / "frames").mkdir()
+    for i in range(2):
+        (tmp_path / "frames" / f"{i:03d}.png").write_bytes(_png_header(16, 16) if i == 0 else data)
+    assert main(["upscale", str(tmp_path / "frames"), str(tmp_path / "out.mkv"), "--method", "bicubic"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "frame 1:" in err and "refused before decoding" in err
+
+
+def test_a_bomb_given_to_the_flow_command_is_one_line(tmp_path, capsys):
+    (tmp_path / "a.png").write_bytes(_png_header(100_000, 100_000))
+    assert main(["flow", str(tmp_path / "a.png"), str(tmp_path / "a.png"), str(tmp_path / "f.npy")]) == 2
+    assert "refused before decoding" in capsys.readouterr().err

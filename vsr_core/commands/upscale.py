@@ -18,12 +18,16 @@ def add_load_arguments(parser) -> None:
     parser.add_argument("--folder-fps", default="24", help="frame rate of an input image folder")
     parser.add_argument("--allow-damaged", action="store_true",
                         help="read what a damaged or cut-short file still holds (with a warning) instead of failing")
+    parser.add_argument("--accept-numbering", action="store_true",
+                        help="read a frame folder whose numbers have gaps or duplicates (with a warning): each "
+                             "frame keeps the time its number gives, the first file of a number is used")
 
 
 def load_options(args) -> LoadOptions:
     return LoadOptions(frame_load_cap=args.frame_load_cap, skip_first_frames=args.skip_first_frames,
                        select_every_nth=args.select_every_nth, force_rate=args.force_rate,
-                       folder_fps=args.folder_fps, allow_damaged=args.allow_damaged)
+                       folder_fps=args.folder_fps, allow_damaged=args.allow_damaged,
+                       accept_numbering=args.accept_numbering)
 
 
 def register(subparsers) -> None:

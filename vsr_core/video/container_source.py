@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from .options import Colour, VideoInfo
+from .pixel_limit import check_frame_size
 
 # Frame-time deviation (in frames) beyond which a stream counts as variable-rate;
 # Matroska's millisecond timestamps jitter by up to 0.03 frame at 30 fps.
@@ -99,6 +100,7 @@ class ContainerSource:
             height = stream.codec_context.height
             if not width or not height:
                 raise InputError(f"'{path}' has a video stream of size {width}x{height}; expected a decodable video")
+            check_frame_size(path, width, height)
             fps = Fraction(fps)
             declared_frames, duration = _declared(container, stream)
             has_audio = bool(container.streams.audio)
