@@ -14,6 +14,14 @@ from vsr_core.errors import InputError
 from vsr_core.video import LoadOptions, open_video
 
 
+def one_error_line(capsys) -> str:
+    """The command's stderr holds one error line (after any progress bar) and no traceback; returns it."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
 def _noise(frames: int, height: int = 24, width: int = 32, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (frames, height, width, 3), dtype=np.uint8)
 
@@ -168,11 +176,48 @@ def test_size_bombs_are_refused_before_decoding(tmp_path, name, data, stated, ca
     for i in range(2):
         (tmp_path / "frames" / f"{i:03d}.png").write_bytes(_png_header(16, 16) if i == 0 else data)
     assert main(["upscale", str(tmp_path / "frames"), str(tmp_path / "out.mkv"), "--method", "bicubic"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "frame 1:" in err and "refused before decoding" in err
+    err = one_error_line(capsys)
+    assert "frame 1:" in err and "refused before decoding" in err
 
 
 def test_a_bomb_given_to_the_flow_command_is_one_line(tmp_path, capsys):
     (tmp_path / "a.png").write_bytes(_png_header(100_000, 100_000))
     assert main(["flow", str(tmp_path / "a.png"), str(tmp_path / "a.png"), str(tmp_path / "f.npy")]) == 2
-    assert "refused before decoding" in capsys.readouterr().err
+    assert "refused before decoding" in one_error_line(capsys)
+
+
+# concealed decoding errors: reported like truncation, never shipped silently
+@pytest.fixture
+def flipped(tmp_path, clip):
+    """An h264 .mkv with 8 bytes flipped inside its first frame: FFmpeg decodes it, concealing the errors."""
+    import av
+    good = write_media(tmp_path / "good.mkv", clip[:8], video_codec="libx264")
+    with av.open(good) as c:
+        pos, size = next((p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size)
+    data = bytearray((tmp_path / "good.mkv").read_bytes())
+    start = pos + int(size * 0.7)
+    data[start:start + 8] = bytes(b ^ 0xFF for b in data[start:start + 8])
+    (tmp_path / "flipped.mkv").write_bytes(data)
+    with av.open(str(tmp_path / "flipped.mkv")) as c:       # the premise: FFmpeg flags what it concealed
+        assert [i for i, f in enumerate(c.decode(video=0)) if f.is_corrupt] == [0]
+    return str(tmp_path / "flipped.mkv")
+
+
+def test_concealed_decoding_errors_are_refused_naming_the_frame(flipped, tmp_path, capsys):
+    with pytest.raises(InputError, match=r"flipped\.mkv' is damaged: frame 0 was decoded with errors that FFmpeg "
+                                         r"concealed.*--allow-damaged"):
+        open_video(flipped).read_all()
+    out = tmp_path / "out.mkv"
+    assert main(["upscale", flipped, str(out), "--method", "bicubic", "--format", "ffv1"]) == 2
+    assert "frame 0" in one_error_line(capsys) and not out.exists()
+
+
+def test_allow_damaged_keeps_concealed_frames_with_a_loud_warning(flipped, tmp_path, capsys):
+    reader = open_video(flipped, LoadOptions(allow_damaged=True))
+    assert len(reader.read_all()) == 8
+    assert reader.warnings == [f"WARNING: '{flipped}' is damaged: 1 frame(s) were decoded with errors FFmpeg "
+                               f"concealed (frames 0; frames predicted from them may be off too); they are kept "
+                               f"as decoded"]
+    out = tmp_path / "out.mkv"
+    assert main(["upscale", flipped, str(out), "--method", "bicubic", "--format", "ffv1", "--allow-damaged"]) == 0
+    assert "WARNING" in capsys.readouterr().err and len(open_video(str(out)).read_all()) == 8

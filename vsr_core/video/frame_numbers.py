@@ -24,7 +24,8 @@ def frame_number(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _ranges(numbers: list[int]) -> str:
+def number_ranges(numbers: list[int]) -> str:
+    """[4, 9, 10, 11] -> '4, 9-11' (at most LISTED spans, then 'and N more')."""
     spans, start = [], None
     for i, n in enumerate(numbers):
         if start is None:
@@ -54,11 +55,11 @@ def check_numbering(folder: str, names: list[str], fps: Fraction, accept: bool
     doubled = [n for n in ordered if len(by_number[n]) > 1]
     problems, accepted = [], []
     if missing:
-        problems.append(f"numbers {_ranges(missing)} are missing (frames {ordered[0]} to {ordered[-1]})")
+        problems.append(f"numbers {number_ranges(missing)} are missing (frames {ordered[0]} to {ordered[-1]})")
         accepted.append("each frame keeps the time its number gives")
     if doubled:
         example = by_number[doubled[0]]
-        problems.append(f"numbers {_ranges(doubled)} are used by more than one file (e.g. "
+        problems.append(f"numbers {number_ranges(doubled)} are used by more than one file (e.g. "
                         f"{', '.join(example[:3])})")
         accepted.append("the first file of each number in name order is used, the others skipped")
     if problems and not accept:

@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import InputError
 from .audio import AudioSegment, AudioStreamRef, probe_audio
 from .container_source import ContainerSource
+from .frame_numbers import number_ranges
 from .image_sources import IMAGE_EXTENSIONS, AnimatedImageSource, ImageFolderSource, StillImageSource
 from .options import Colour, LoadOptions, VideoInfo
 from .timeline import select
@@ -110,7 +111,13 @@ class VideoReader:
             raise InputError(f"video '{self.path}' contains no frames")
 
     def _check_decoded(self) -> None:
-        """Frames the decoder dropped without an error (corrupt data) are damage too."""
+        """Frames the decoder dropped without an error (corrupt data), or decoded with concealed errors
+        (allow_damaged: the read did not stop at the first), are damage too."""
+        concealed = getattr(self._source, "concealed", None)
+        if concealed:
+            self.warnings.append(f"WARNING: '{self.path}' is damaged: {len(concealed)} frame(s) were decoded "
+                                 f"with errors FFmpeg concealed (frames {number_ranges(concealed)}; frames "
+                                 f"predicted from them may be off too); they are kept as decoded")
         decoded, packets = getattr(self._source, "decoded", None), getattr(self._source, "packets", None)
         if decoded is None or not packets or decoded >= packets:
             return
