@@ -221,3 +221,41 @@ def test_allow_damaged_keeps_concealed_frames_with_a_loud_warning(flipped, tmp_p
     out = tmp_path / "out.mkv"
     assert main(["upscale", flipped, str(out), "--method", "bicubic", "--format", "ffv1", "--allow-damaged"]) == 0
     assert "WARNING" in capsys.readouterr().err and len(open_video(str(out)).read_all()) == 8
+
+
+# train and inspect: bad options and damaged files are one line
+@pytest.mark.parametrize("extra,expected", [
+    (["--model", "not json"], "argument --model: 'not json' is not valid JSON"),
+    (["--model", "[1]"], "argument --model: '[1]' is a JSON list"),
+    (["--degradation", "real", "--degradation-shares", "{nope"], "argument --degradation-shares"),
+])
+def test_train_options_that_are_not_json_objects_are_usage_errors(tmp_path, extra, expected, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--out", str(tmp_path / "run"), "--steps", "1", *extra])
+    assert exit_.value.code == 2 and expected in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("task,config", [("upscaler", "UpscalerConfig"), ("refiner", "RefinerConfig")])
+def test_train_model_with_an_unknown_key_names_it(tmp_path, task, config, capsys):
+    assert main(["train", "--task", task, "--out", str(tmp_path / "run"), "--steps", "1",
+                 "--model", '{"chanels": 8}']) == 2
+    assert f"--model names 'chanels', which {config} does not have; expected keys among" in one_error_line(capsys)
+
+
+def test_train_with_garbage_init_weights_or_a_corrupt_state_is_one_line(tmp_path, capsys):
+    (tmp_path / "w.safetensors").write_bytes(b"garbage" * 10)
+    assert main(["train", "--out", str(tmp_path / "a"), "--steps", "1",
+                 "--init-weights", str(tmp_path / "w.safetensors")]) == 2
+    assert "init_weights: checkpoint" in one_error_line(capsys)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "state.pt").write_bytes(b"not a state" * 10)
+    assert main(["train", "--out", str(tmp_path / "b"), "--steps", "1"]) == 2
+    assert "training state" in one_error_line(capsys)
+    assert (tmp_path / "b" / "state.pt").read_bytes() == b"not a state" * 10      # left for the user
+
+
+@pytest.mark.parametrize("content", [b"hello, I am text\n", b"", os.urandom(300), b"PK\x03\x04broken zip"])
+def test_inspect_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, content, capsys):
+    (tmp_path / "x.ckpt").write_bytes(content)
+    assert main(["inspect", str(tmp_path / "x.ckpt")]) == 2
+    assert "x.ckpt" in one_error_line(capsys)

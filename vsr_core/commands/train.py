@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from ..numbers import finite_float
+from . import json_object
 from ..progress import Reporter
 
 
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=finite_float, default=d.lr, help="peak learning rate")
     p.add_argument("--degradation", default=d.degradation, choices=DEGRADATIONS,
                    help="real: mixed strengths (clean, one codec pass, noise+JPEG, blur, second order)")
-    p.add_argument("--degradation-shares", default=None,
+    p.add_argument("--degradation-shares", type=json_object, default=None,
                    help='with --degradation real: mixture weights as JSON, e.g. \'{"clean": 0.2, "codec": 0.5, '
                         '"noise_jpeg": 0.15, "blur": 0.05, "second_order": 0.1}\' (normalised)')
     p.add_argument("--video-folder", default=None, help="also train on clips from the videos in this folder")
@@ -57,7 +58,8 @@ def register(subparsers) -> None:
                         "what PSNR measures)")
     p.add_argument("--w-temporal", type=finite_float, default=d.w_temporal)
     p.add_argument("--w-warp", type=finite_float, default=d.w_warp)
-    p.add_argument("--model", default="{}", help='architecture overrides as JSON, e.g. \'{"channels": 32}\'')
+    p.add_argument("--model", type=json_object, default={},
+                   help='architecture overrides as JSON, e.g. \'{"channels": 32}\'')
     p.add_argument("--upscaler-weights", default=None, help="refiner task: the upscaler .safetensors to use")
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(func=run)
@@ -84,7 +86,7 @@ def run(args) -> int:
     from ..train.trainer import TrainConfig, train
     cfg = TrainConfig(task=args.task, out=args.out, scale=args.scale, steps=args.steps, batch=args.batch,
                       frames=args.frames, lr_size=args.lr_size, lr=args.lr, degradation=args.degradation,
-                      degradation_shares=json.loads(args.degradation_shares) if args.degradation_shares else None,
+                      degradation_shares=args.degradation_shares,
                       video_folder=args.video_folder, real_videos=args.real_videos,
                       video_fraction=args.video_fraction, flow_preset=args.flow_preset,
                       init_weights=args.init_weights,
@@ -94,7 +96,7 @@ def run(args) -> int:
                       checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
                       keep_evaluated=args.keep_evaluated, w_temporal=args.w_temporal, w_warp=args.w_warp,
                       pixel_loss=args.pixel_loss,
-                      model=json.loads(args.model),
+                      model=args.model,
                       upscaler_weights=args.upscaler_weights, seed=args.seed)
     metrics = train(cfg, reporter=Reporter(), log=lambda s: print(s, flush=True))
     print(f"done: {cfg.out}/model.safetensors  metrics: {json.dumps(metrics)}")

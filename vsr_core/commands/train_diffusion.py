@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 
 from ..numbers import finite_float
+from . import json_object
 from ..progress import Reporter
 
 TASK_NAMES = ("autoencoder", "latent_diffusion", "temporal_decoder")
@@ -44,7 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
     p.add_argument("--checkpoint-minutes", type=finite_float, default=d.checkpoint_minutes)
     p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--model", default="{}", help="architecture overrides as JSON")
+    p.add_argument("--model", type=json_object, default={}, help="architecture overrides as JSON")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--ship", default=None, metavar="NAME",
                    help="after training, write vsr_core/weights/NAME.safetensors + NAME.json from the run")
@@ -60,7 +61,7 @@ def run(args) -> int:
                                warmup=args.warmup, grad_clip=args.grad_clip, threads=args.threads,
                                photos=args.photos.split(",") if args.photos else None,
                                checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
-                               model=json.loads(args.model), seed=args.seed)
+                               model=args.model, seed=args.seed)
     metrics = train(cfg, reporter=Reporter(), log=lambda s: print(s, flush=True))
     print(f"done: {cfg.out}/model.safetensors  metrics: {json.dumps(metrics)}", flush=True)
     if args.ship:
