@@ -259,3 +259,55 @@ def test_inspect_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, content, 
     (tmp_path / "x.ckpt").write_bytes(content)
     assert main(["inspect", str(tmp_path / "x.ckpt")]) == 2
     assert "x.ckpt" in one_error_line(capsys)
+
+
+# nodes: wrong objects and NaN audio are named; names too long for the file system are refused up front
+def test_temporal_decode_and_guided_sample_name_a_latent_without_samples():
+    from conftest import load_node_pack
+    classes = load_node_pack()
+    with pytest.raises(InputError, match=r"latent is a dict with keys \['noise_mask'\]; expected a ComfyUI LATENT"):
+        classes["VSR_TemporalDecode"]().decode({"noise_mask": 1}, None, -1.0, 8, 2, 64, 8)
+    with pytest.raises(InputError, match=r"latent\['samples'\] is \(2, 3\); expected a float tensor"):
+        import torch
+        classes["VSR_TemporalDecode"]().decode({"samples": torch.zeros(2, 3)}, None, -1.0, 8, 2, 64, 8)
+
+
+def test_load_video_names_a_video_in_that_is_not_a_video():
+    from conftest import load_node_pack
+    load = load_node_pack()["VSR_LoadVideo"]()
+    with pytest.raises(InputError, match="video_in is a str; expected a ComfyUI VIDEO"):
+        load.load("", 0, 0, 1, 0.0, video_in="not a video")
+
+
+def test_save_video_refuses_nan_audio_before_writing(tmp_path, monkeypatch):
+    import torch
+    from conftest import load_node_pack
+    monkeypatch.setenv("VSR_OUTPUT_DIR", str(tmp_path))
+    save = load_node_pack()["VSR_SaveVideo"]()
+    wave = torch.zeros(1, 2, 4800)
+    wave[0, 1, 100] = float("nan")
+    with pytest.raises(InputError, match=r"audio waveform holds NaN or infinite samples \(first at channel 1, "
+                                         r"sample 100\)"):
+        save.save(torch.rand(2, 8, 8, 3), 24.0, "clip", "h264-mp4", 18, {"waveform": wave, "sample_rate": 48000})
+    with pytest.raises(InputError, match="sample_rate=nan"):
+        save.save(torch.rand(2, 8, 8, 3), 24.0, "clip", "h264-mp4", 18,
+                  {"waveform": torch.zeros(1, 2, 10), "sample_rate": float("nan")})
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_filename_prefix_too_long_for_the_file_system_is_refused_before_the_graph_runs(tmp_path, monkeypatch):
+    from conftest import load_node_pack
+    monkeypatch.setenv("VSR_OUTPUT_DIR", str(tmp_path))
+    save = load_node_pack()["VSR_SaveVideo"]
+    message = save.VALIDATE_INPUTS(filename_prefix="vsr/" + "x" * 300)
+    assert "filename_prefix: the name 'xxxx" in message and "is 300 bytes long; expected at most 223" in message
+    assert save.VALIDATE_INPUTS(filename_prefix="x" * 200) is True
+
+
+@pytest.mark.parametrize("which", ["output", "train out"])
+def test_a_name_too_long_on_the_command_line_is_one_line(tmp_path, which, capsys):
+    src = write_media(tmp_path / "in.mkv", _noise(3, 16, 16))
+    long = str(tmp_path / ("x" * 300))
+    argv = {"output": ["upscale", src, long + ".mkv", "--method", "bicubic"],
+            "train out": ["train", "--out", long, "--steps", "1"]}[which]
+    assert main(argv) == 2 and "too long" in one_error_line(capsys)
