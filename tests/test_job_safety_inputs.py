@@ -311,3 +311,79 @@ def test_a_name_too_long_on_the_command_line_is_one_line(tmp_path, which, capsys
     argv = {"output": ["upscale", src, long + ".mkv", "--method", "bicubic"],
             "train out": ["train", "--out", long, "--steps", "1"]}[which]
     assert main(argv) == 2 and "too long" in one_error_line(capsys)
+
+
+# Ray: a wrong address fails in seconds with one line; a local cluster dies with its driver
+@pytest.mark.parametrize("address,expected", [("127.0.0.1:1", "no Ray cluster answers at .*:1 \\(Connection refused"),
+                                              ("garbage", "Invalid address format: garbage"),
+                                              ("", "is empty"),
+                                              ("ray://127.0.0.1:1", "no Ray cluster answers at 127.0.0.1:1"),
+                                              ("auto", "Could not find any running Ray instance")])
+def test_a_wrong_ray_address_fails_in_seconds_with_one_line(tmp_path, monkeypatch, address, expected):
+    import time
+    pytest.importorskip("ray")
+    import ray._private.services as services
+    from vsr_core.jobs.upscale import upscale_file
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(services, "find_gcs_addresses", lambda: [])     # no cluster here, whatever else runs
+    monkeypatch.setattr(services, "find_bootstrap_address", lambda temp_dir: None)
+    src = write_media(tmp_path / "in.mkv", _noise(4, 16, 16))
+    start = time.monotonic()
+    with pytest.raises(InputError, match=f"--ray-address '{address}': {expected}"):
+        upscale_file(src, str(tmp_path / "out.mkv"), workers=2, ray_address=address)
+    assert time.monotonic() - start < 15 and not (tmp_path / "out.mkv").exists()
+
+
+DRIVER = """
+import os, time
+from vsr_core.jobs.distributed import RayPool
+class Worker:
+    def pid(self):
+        return os.getpid()
+pool = RayPool(1, None, Worker, (), 1)
+import ray
+ray.get(pool.actors[0].pid.remote())
+print("ready", flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_local_ray_cluster_dies_with_its_driver_killed_by_sigkill(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    pytest.importorskip("ray")
+    import psutil      # Ray puts its own copy on sys.path
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root, RAY_ADDRESS="")
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              env=env, cwd=tmp_path)
+    noted = []
+    try:
+        assert driver.stdout.readline().strip() == b"ready"
+        time.sleep(1)      # the watchdog notes the driver's descendants every half second
+        noted = [(p, p.create_time()) for p in psutil.Process(driver.pid).children(recursive=True)]
+        names = " ".join(p.name() for p, _ in noted)
+        assert "raylet" in names and "Agent" in names      # the agents are what outlived the driver before
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            alive = [p for p, started in noted if _running(psutil, p, started)]
+            if not alive:
+                break
+            time.sleep(0.5)
+        assert not alive, [p.name() for p in alive]
+    finally:
+        driver.kill()
+        for p, started in noted:          # only what this test started
+            if _running(psutil, p, started):
+                p.kill()
+
+
+def _running(psutil, process, started) -> bool:
+    try:
+        return process.create_time() == started and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
