@@ -12,7 +12,7 @@ import json
 from ..errors import InputError
 from ..progress import Reporter, get_reporter
 from .migrate import current_name, rename_old_inputs
-from .shape import check_api_shape
+from .shape import check_api_shape, check_ui_shape
 from .signature import WIDGET_TYPES, check_value, declared_inputs, is_link, is_widget, node_info, types_match
 from .ui_format import is_ui_format, ui_to_api
 
@@ -33,6 +33,7 @@ def load_workflow(path: str, classes: dict[str, type]) -> dict[str, dict]:
         raise InputError(f"workflow '{path}' nests lists or objects too deeply to read; expected a ComfyUI "
                          f"workflow (a few levels deep)") from None
     if is_ui_format(data):
+        check_ui_shape(data, f"workflow '{path}'")
         prompt = ui_to_api(data, classes)
         rename_old_inputs(prompt, classes)       # links into converted widgets carry input names
         return prompt
@@ -160,8 +161,8 @@ def _gather_inputs(node_id: str, node: dict, cls, results: dict | None) -> dict:
         elif name in own and name in given:
             kwargs[name] = given[name]
         elif name in given and inp.kind not in WIDGET_TYPES and inp.kind != "COMBO":
-            raise InputError(f"node {node_id} ({node['class_type']}) input '{name}' is a {inp.kind} socket but "
-                             f"holds the value {given[name]!r:.60}; expected a link [node id, output]")
+            raise InputError(f"node {node_id} ({node['class_type']}) input '{name}' is a socket of type "
+                             f"{inp.kind} but holds the value {given[name]!r:.60}; expected a link [node id, output]")
         elif name in given:
             kwargs[name] = check_value(f"node {node_id} ({node['class_type']}) input '{name}'", inp, given[name])
         elif inp.required and is_widget(inp) and "default" in inp.options:

@@ -18,7 +18,8 @@ def _kind(value) -> str:
 
 
 def _fail(where: str, what: str, value, expected: str):
-    raise InputError(f"{where}: {what} is {_kind(value)} {_short(value)}; expected {expected}")
+    found = "missing (or null)" if value is None else f"{_kind(value)} {_short(value)}"
+    raise InputError(f"{where}: {what} is {found}; expected {expected}")
 
 
 def _short(value) -> str:
