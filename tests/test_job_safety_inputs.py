@@ -387,3 +387,14 @@ def _running(psutil, process, started) -> bool:
         return process.create_time() == started and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def test_the_library_refuses_nan_guidance_and_blend_too():
+    import torch
+    from vsr_core.diffusion.motion_guidance import MotionGuidance
+    from vsr_core.models.refiner import refine
+    with pytest.raises(InputError, match="guidance scale = nan is not a finite number"):
+        MotionGuidance(scale=float("nan"))
+    x = torch.rand(2, 3, 8, 8)
+    with pytest.raises(InputError, match="refine blend w = inf is not a finite number"):
+        refine(x, x, None, w=float("inf"))
