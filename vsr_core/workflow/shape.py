@@ -13,8 +13,8 @@ _SCALAR_ID = (int, str)
 
 
 def _kind(value) -> str:
-    return "null" if value is None else {dict: "object", list: "list", str: "text", bool: "boolean"}.get(
-        type(value), "number" if isinstance(value, (int, float)) else type(value).__name__)
+    return {dict: "an object", list: "a list", str: "text", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else f"a {type(value).__name__}")
 
 
 def _fail(where: str, what: str, value, expected: str):
