@@ -47,8 +47,10 @@ def stop(watchdog: subprocess.Popen | None) -> None:
 def _psutil():
     try:
         import psutil
-    except ImportError:          # Ray ships its own copy and puts it on sys.path when imported
-        import ray  # noqa: F401
+    except ImportError:          # Ray ships its own copy (on sys.path once ray is imported; found here without)
+        import importlib.util
+        ray = importlib.util.find_spec("ray")
+        sys.path.append(os.path.join(os.path.dirname(ray.origin), "thirdparty_files"))
         import psutil
     return psutil
 
