@@ -3,15 +3,26 @@ never shipped silently; bad settings are refused before any work. Every test her
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from fractions import Fraction
+from pathlib import Path
 
+import av
+import cv2
 import numpy as np
 import pytest
+import torch
 
-from conftest import write_media
+from conftest import load_node_pack, run_workflow, write_media
 from vsr_core.cli import main
 from vsr_core.errors import InputError
+from vsr_core.jobs.upscale import upscale_file
 from vsr_core.video import LoadOptions, open_video
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_error_line(capsys) -> str:
@@ -50,17 +61,14 @@ def test_nan_and_inf_command_line_floats_are_one_line_usage_errors(argv, capsys)
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_refine_node_refuses_a_non_finite_blend(value):
-    from conftest import load_node_pack
     refine = load_node_pack()["VSR_Refine"]()
     frames = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
-    import torch
     hr = torch.from_numpy(frames)
     with pytest.raises(InputError, match=r"VSR_Refine input 'blend' = (nan|inf) is not a finite number"):
         refine.refine(hr, hr, "fixed blend (no weights)", value, "none")
 
 
 def test_every_node_checks_its_number_inputs(tmp_path):
-    from conftest import load_node_pack
     from nodes.input_guard import _GUARDED
     for kind, cls in load_node_pack().items():
         assert getattr(getattr(cls, cls.FUNCTION), _GUARDED, False), kind
@@ -69,9 +77,7 @@ def test_every_node_checks_its_number_inputs(tmp_path):
 @pytest.mark.parametrize("setting", ["VSR_Refine.blend=NaN", "VSR_Refine.blend=Infinity",
                                      "VSR_LoadVideo.frame_load_cap=NaN", "VSR_LoadVideo.frame_load_cap=-Infinity"])
 def test_workflow_number_inputs_refuse_nan_before_running(setting, capsys):
-    from conftest import run_workflow
-    from pathlib import Path
-    workflow = Path(__file__).resolve().parents[1] / "workflows" / "api" / "full_pipeline_default.json"
+    workflow = ROOT / "workflows" / "api" / "full_pipeline_default.json"
     assert run_workflow([str(workflow), "--set", setting]) != 0
     err = capsys.readouterr().err.strip()
     name = setting.split(".")[1].split("=")[0]
@@ -80,7 +86,6 @@ def test_workflow_number_inputs_refuse_nan_before_running(setting, capsys):
 
 # frame folders: gaps and duplicate numbers are reported; accepted, each frame keeps its number's time
 def _folder(path, numbers, names=None):
-    import cv2
     path.mkdir()
     frames = _noise(len(numbers), 16, 16)
     for n, f, name in zip(numbers, frames, names or [f"frame_{n:04d}.png" for n in numbers]):
@@ -109,8 +114,6 @@ def test_duplicate_numbers_are_refused_naming_them(tmp_path):
 
 
 def test_accepted_gaps_keep_each_frames_time_by_number(tmp_path):
-    from vsr_core.jobs.upscale import upscale_file
-    import av
     numbers = [1, 2, 3, 5, 6, 7, 8, 12]
     folder, frames = _folder(tmp_path / "f", numbers)
     reader = open_video(folder, LoadOptions(accept_numbering=True, folder_fps=Fraction(8)))
@@ -126,7 +129,6 @@ def test_accepted_gaps_keep_each_frames_time_by_number(tmp_path):
 
 # non-finite pixels: refused naming file and frame, never turned black
 def _float_tiff(path, nan_at=None):
-    import cv2
     image = np.random.default_rng(1).random((16, 16, 3)).astype(np.float32)
     if nan_at is not None:
         image[nan_at] = np.nan if nan_at[2] else np.inf
@@ -190,7 +192,6 @@ def test_a_bomb_given_to_the_flow_command_is_one_line(tmp_path, capsys):
 @pytest.fixture
 def flipped(tmp_path, clip):
     """An h264 .mkv with 8 bytes flipped inside its first frame: FFmpeg decodes it, concealing the errors."""
-    import av
     good = write_media(tmp_path / "good.mkv", clip[:8], video_codec="libx264")
     with av.open(good) as c:
         pos, size = next((p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size)
@@ -263,25 +264,20 @@ def test_inspect_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, content, 
 
 # nodes: wrong objects and NaN audio are named; names too long for the file system are refused up front
 def test_temporal_decode_and_guided_sample_name_a_latent_without_samples():
-    from conftest import load_node_pack
     classes = load_node_pack()
     with pytest.raises(InputError, match=r"latent is a dict with keys \['noise_mask'\]; expected a ComfyUI LATENT"):
         classes["VSR_TemporalDecode"]().decode({"noise_mask": 1}, None, -1.0, 8, 2, 64, 8)
     with pytest.raises(InputError, match=r"latent\['samples'\] is \(2, 3\); expected a float tensor"):
-        import torch
-        classes["VSR_TemporalDecode"]().decode({"samples": torch.zeros(2, 3)}, None, -1.0, 8, 2, 64, 8)
+            classes["VSR_TemporalDecode"]().decode({"samples": torch.zeros(2, 3)}, None, -1.0, 8, 2, 64, 8)
 
 
 def test_load_video_names_a_video_in_that_is_not_a_video():
-    from conftest import load_node_pack
     load = load_node_pack()["VSR_LoadVideo"]()
     with pytest.raises(InputError, match="video_in is a str; expected a ComfyUI VIDEO"):
         load.load("", 0, 0, 1, 0.0, video_in="not a video")
 
 
 def test_save_video_refuses_nan_audio_before_writing(tmp_path, monkeypatch):
-    import torch
-    from conftest import load_node_pack
     monkeypatch.setenv("VSR_OUTPUT_DIR", str(tmp_path))
     save = load_node_pack()["VSR_SaveVideo"]()
     wave = torch.zeros(1, 2, 4800)
@@ -296,7 +292,6 @@ def test_save_video_refuses_nan_audio_before_writing(tmp_path, monkeypatch):
 
 
 def test_a_filename_prefix_too_long_for_the_file_system_is_refused_before_the_graph_runs(tmp_path, monkeypatch):
-    from conftest import load_node_pack
     monkeypatch.setenv("VSR_OUTPUT_DIR", str(tmp_path))
     save = load_node_pack()["VSR_SaveVideo"]
     message = save.VALIDATE_INPUTS(filename_prefix="vsr/" + "x" * 300)
@@ -320,10 +315,8 @@ def test_a_name_too_long_on_the_command_line_is_one_line(tmp_path, which, capsys
                                               ("ray://127.0.0.1:1", "no Ray cluster answers at 127.0.0.1:1"),
                                               ("auto", "Could not find any running Ray instance")])
 def test_a_wrong_ray_address_fails_in_seconds_with_one_line(tmp_path, monkeypatch, address, expected):
-    import time
     pytest.importorskip("ray")
     import ray._private.services as services
-    from vsr_core.jobs.upscale import upscale_file
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setattr(services, "find_gcs_addresses", lambda: [])     # no cluster here, whatever else runs
     monkeypatch.setattr(services, "find_bootstrap_address", lambda temp_dir: None)
@@ -349,14 +342,9 @@ time.sleep(300)
 
 
 def test_a_local_ray_cluster_dies_with_its_driver_killed_by_sigkill(tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
     pytest.importorskip("ray")
     import psutil      # Ray puts its own copy on sys.path
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=root, RAY_ADDRESS="")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_ADDRESS="")
     driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               env=env, cwd=tmp_path)
     noted = []
@@ -390,7 +378,6 @@ def _running(psutil, process, started) -> bool:
 
 
 def test_the_library_refuses_nan_guidance_and_blend_too():
-    import torch
     from vsr_core.diffusion.motion_guidance import MotionGuidance
     from vsr_core.models.refiner import refine
     with pytest.raises(InputError, match="guidance scale = nan is not a finite number"):
