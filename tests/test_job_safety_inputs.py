@@ -385,3 +385,10 @@ def test_the_library_refuses_nan_guidance_and_blend_too():
     x = torch.rand(2, 3, 8, 8)
     with pytest.raises(InputError, match="refine blend w = inf is not a finite number"):
         refine(x, x, None, w=float("inf"))
+
+
+def test_force_rate_on_variable_frame_times_picks_the_frame_shown_at_each_time():
+    from vsr_core.video.timeline import resample_to_rate
+    timed = [(0.0, "a"), (0.1, "b"), (0.4, "c"), (0.45, "d")]           # a GIF's 100/300/50 ms frames
+    out = list(resample_to_rate(timed, Fraction(20), source_fps=Fraction(10)))
+    assert [f for _t, f in out] == ["a", "a", "b", "b", "b", "b", "b", "b", "c", "d", "d"]

@@ -19,7 +19,9 @@ def _on_grid(t: float, fps: Fraction) -> Fraction:
     a frame of it: containers round timestamps (Matroska to 1 ms, so 7/24 s is stored as 0.292 s), and the
     rounding must not decide whether a frame exists."""
     n = round(t * fps)
-    return Fraction(n) / fps if abs(t - n / fps) <= GRID_TOLERANCE / fps else Fraction(t)
+    if abs(t - n / fps) <= GRID_TOLERANCE / fps:
+        return Fraction(n) / fps
+    return Fraction(t).limit_denominator(1_000_000)     # a container time base (1/1000, 1/90000) exactly
 
 
 def resample_to_rate(timed: Iterable[tuple[float, F]], rate: Fraction,
