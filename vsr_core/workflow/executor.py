@@ -74,7 +74,7 @@ def apply_overrides(prompt: dict[str, dict], settings: list[str], classes: dict[
                                  f"'{name}'; expected one of {', '.join(names)}")
         try:
             value = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             value = raw
         node.setdefault("inputs", {})[name] = value
 
