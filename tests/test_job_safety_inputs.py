@@ -392,3 +392,11 @@ def test_force_rate_on_variable_frame_times_picks_the_frame_shown_at_each_time()
     timed = [(0.0, "a"), (0.1, "b"), (0.4, "c"), (0.45, "d")]           # a GIF's 100/300/50 ms frames
     out = list(resample_to_rate(timed, Fraction(20), source_fps=Fraction(10)))
     assert [f for _t, f in out] == ["a", "a", "b", "b", "b", "b", "b", "b", "c", "d", "d"]
+
+
+def test_a_video_stream_over_the_pixel_limit_is_refused_before_decoding(tmp_path, monkeypatch):
+    from vsr_core.video import pixel_limit
+    src = write_media(tmp_path / "in.mkv", _noise(2, 16, 16))
+    monkeypatch.setattr(pixel_limit, "MAX_FRAME_PIXELS", 255)     # a 16x16 stream stands in for a huge one
+    with pytest.raises(InputError, match=r"in\.mkv' declares 16x16 frames \(0 megapixels\); the limit is"):
+        open_video(src)
