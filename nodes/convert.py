@@ -46,8 +46,27 @@ def audio_from_comfy(audio, name: str = "audio") -> AudioClip | None:
     if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
         raise InputError(f"{name} is a {type(audio).__name__}; expected ComfyUI AUDIO "
                          f"{{'waveform': [batch,channels,samples], 'sample_rate': int}}")
-    wave = audio["waveform"]
-    wave = wave.detach().cpu().float().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave, np.float32)
+    wave, rate = audio["waveform"], audio["sample_rate"]
+    try:
+        wave = wave.detach().cpu().float().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave, np.float32)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name} waveform is a {type(wave).__name__} ({err}); expected a float tensor "
+                         f"[batch,channels,samples]") from None
     if wave.ndim == 3:
         wave = wave[0]
-    return AudioClip(wave, int(audio["sample_rate"]))
+    if isinstance(rate, float) and rate.is_integer():
+        rate = int(rate)        # AudioClip names any other non-integer rate (NaN included)
+    return AudioClip(wave, rate)
+
+
+def latent_samples(latent, name: str = "latent") -> torch.Tensor:
+    """The [frames,4,h,w] tensor of a ComfyUI LATENT {"samples": ...}, or an InputError naming what came instead."""
+    if not isinstance(latent, dict) or "samples" not in latent:
+        keys = f" with keys {sorted(map(str, latent))[:6]}" if isinstance(latent, dict) else ""
+        raise InputError(f"{name} is a {type(latent).__name__}{keys}; expected a ComfyUI LATENT "
+                         f"{{'samples': [frames,channels,h,w]}}")
+    samples = latent["samples"]
+    if not isinstance(samples, torch.Tensor) or samples.dim() != 4 or not samples.is_floating_point():
+        shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
+        raise InputError(f"{name}['samples'] is {shape}; expected a float tensor [frames,channels,h,w]")
+    return samples

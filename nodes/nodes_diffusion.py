@@ -13,6 +13,7 @@ from vsr_core.pipeline.vae_codec import decode_latents, encode_frames
 
 from .comfy_bridge import (context_from_conditioning, core_model_denoiser, core_vae_decode, core_vae_encode,
                            is_core_model, is_core_vae, make_reporter, on_compute_device)
+from .convert import latent_samples
 
 CATEGORY = "video super-resolution/diffusion"
 
@@ -104,7 +105,7 @@ class VSR_GuidedSample:
         else:
             raise InputError(f"model is a {type(model).__name__}; expected VSR_DIFFUSION or a ComfyUI MODEL")
         if latent is not None:
-            samples, extra = latent["samples"], {k: v for k, v in latent.items() if k != "samples"}
+            samples, extra = latent_samples(latent), {k: v for k, v in latent.items() if k != "samples"}
         elif upscaled is not None:
             if vae is None:
                 raise InputError("`upscaled` frames need a `vae` to encode them (or give `latent` instead)")
@@ -173,7 +174,7 @@ class VSR_TemporalDecode:
 
     def decode(self, latent, vae, fusion_weight, window, window_overlap, tile_latent, tile_overlap_latent,
                upscaled=None, free_memory_after=True):
-        samples = latent["samples"]
+        samples = latent_samples(latent)
         if is_core_vae(vae):
             return (core_vae_decode(vae, samples),)
         lr = thwc_to_tchw(check_image_batch(upscaled, "upscaled")) if upscaled is not None else None

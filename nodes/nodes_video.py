@@ -115,6 +115,9 @@ class VSR_LoadVideo:
 
 def _from_core_components(video_in, options: LoadOptions):
     """A core VIDEO held in memory: apply the same selection to its decoded frames."""
+    if not callable(getattr(video_in, "get_components", None)):
+        raise InputError(f"video_in is a {type(video_in).__name__}; expected a ComfyUI VIDEO (from Load Video "
+                         f"or Create Video)")
     components = video_in.get_components()
     images = check_image_batch(components.images, "video_in")
     indices, start, fps = select_indices(images.shape[0], to_fraction(components.frame_rate, "video_in fps"),

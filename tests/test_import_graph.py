@@ -11,7 +11,7 @@ PACKAGE = ROOT / "vsr_core"
 
 # Lowest first. A module may import its own layer and the ones below it, never one above.
 LAYERS = [
-    {"errors", "progress", "machine", "safe_files"},
+    {"errors", "progress", "machine", "safe_files", "numbers"},
     {"ops", "speed"},
     {"video", "flow", "data", "metrics", "file_identity"},
     {"models", "diffusion", "relay"},

@@ -20,7 +20,7 @@ def test_selection_order_is_force_rate_skip_nth_cap():
 
 def test_force_rate_repeats_frames_of_a_slower_source():
     timed = [(i / 10, i) for i in range(5)]
-    out = [f for _t, f in resample_to_rate(timed, Fraction(20), last_duration=0.1)]
+    out = [f for _t, f in resample_to_rate(timed, Fraction(20), source_fps=Fraction(10))]
     assert out == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
 
 

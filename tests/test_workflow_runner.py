@@ -227,3 +227,114 @@ def test_every_renamed_input_points_at_a_declared_one(classes):
             assert new in names and old not in names, (kind, old, new)
             renamed += 1
     assert renamed >= 10
+
+
+# malformed workflow files: one line naming the problem, never a traceback (issue 30)
+def _trim_api() -> dict:
+    return json.loads((WORKFLOWS / "api" / "trim_convert.json").read_text())
+
+
+def _trim_ui() -> dict:
+    return json.loads((WORKFLOWS / "trim_convert.json").read_text())
+
+
+def _chain_api(length: int) -> dict:
+    """Load Video -> `length` Refine nodes in a chain -> Save Video (the load fails on a missing file)."""
+    prompt = {"1": {"class_type": "VSR_LoadVideo", "inputs": {"video": "/no/such/clip.mkv"}}}
+    previous = "1"
+    for i in range(2, length + 2):
+        prompt[str(i)] = {"class_type": "VSR_Refine", "inputs": {"upscaled": [previous, 0], "decoded": [previous, 0],
+                                                                 "refiner": "fixed blend (no weights)"}}
+        previous = str(i)
+    prompt["end"] = {"class_type": "VSR_SaveVideo", "inputs": {"frames": [previous, 0], "fps": 24.0}}
+    return prompt
+
+
+def _reroute_chain_ui(length: int) -> dict:
+    ui = _trim_ui()
+    first_id = 100
+    ui["nodes"] += [{"id": first_id + i, "type": "Reroute", "inputs": [{"name": "", "type": "*", "link": 1000 + i}],
+                     "outputs": [{"name": "", "type": "IMAGE", "links": [1001 + i]}]} for i in range(length)]
+    ui["links"] = [link for link in ui["links"] if link[0] != 1]
+    ui["links"] += [[1000, 1, 0, first_id, 0, "IMAGE"]]
+    ui["links"] += [[1001 + i, first_id + i, 0, first_id + i + 1, 0, "IMAGE"] for i in range(length - 1)]
+    ui["links"] += [[1000 + length, first_id + length - 1, 0, 2, 0, "IMAGE"]]
+    save = next(n for n in ui["nodes"] if n["id"] == 2)
+    save["inputs"][0]["link"] = 1000 + length
+    return ui
+
+
+def _broken(case: str):
+    api, ui = _trim_api(), _trim_ui()
+    if case == "nan int":
+        api["1"]["inputs"]["frame_load_cap"] = float("nan")
+    elif case == "inf int":
+        api["1"]["inputs"]["skip_first_frames"] = float("inf")
+    elif case == "class_type list":
+        api["1"]["class_type"] = ["VSR_LoadVideo"]
+    elif case == "_meta not a dict":
+        api["1"]["_meta"] = "Load Video"
+    elif case == "node not an object":
+        api["1"] = ["VSR_LoadVideo"]
+    elif case == "literal into a socket":
+        api["2"]["inputs"]["frames"] = [[0.5]]
+    elif case == "10000-node chain":
+        return _chain_api(10_000)
+    elif case == "10000 reroutes":
+        return _reroute_chain_ui(10_000)
+    elif case == "link without type":
+        ui["links"][0] = ui["links"][0][:5]
+    elif case == "link to missing slot":
+        ui["links"][0][2] = 99
+    elif case == "link slot not a number":
+        ui["links"][0][2] = "zero"
+    elif case == "link too short":
+        ui["links"][0] = [1, 1]
+    elif case == "link not a list":
+        ui["links"][0] = "1->2"
+    elif case == "node in ui not an object":
+        ui["nodes"][0] = 7
+    elif case == "node without type":
+        del ui["nodes"][0]["type"]
+    elif case == "widgets_values a number":
+        ui["nodes"][0]["widgets_values"] = 3
+    elif case == "input link not a number":
+        ui["nodes"][1]["inputs"][0]["link"] = "one"
+    elif case == "inputs not a list":
+        ui["nodes"][1]["inputs"] = {"frames": 1}
+    else:
+        raise AssertionError(case)
+    return api if case in ("nan int", "inf int", "class_type list", "_meta not a dict", "node not an object",
+                           "literal into a socket") else ui
+
+
+MALFORMED = ["nan int", "inf int", "class_type list", "_meta not a dict", "node not an object",
+             "literal into a socket", "10000-node chain", "10000 reroutes", "link without type",
+             "link to missing slot", "link slot not a number", "link too short", "link not a list",
+             "node in ui not an object", "node without type", "widgets_values a number",
+             "input link not a number", "inputs not a list"]
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_workflows_fail_with_one_line(case, tmp_path, capsys):
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(_broken(case)))
+    settings = ["--set", "Load Video (VSR).frame_load_cap=2"] if case == "_meta not a dict" else []
+    assert run_workflow([str(path), *settings, "--output-dir", str(tmp_path / "out")]) == 2
+    _one_error_line(capsys)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.*"))
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, b"[" * 200_000, b'{"a":' * 200_000, b"\xef\xbb\xbf[1, 2]"])
+def test_binary_and_deeply_nested_files_fail_with_one_line(content, tmp_path, capsys):
+    path = tmp_path / "w.json"
+    path.write_bytes(content)
+    assert run_workflow([str(path)]) == 2
+    assert "w.json" in _one_error_line(capsys)

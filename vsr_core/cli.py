@@ -8,11 +8,16 @@ COMMAND_MODULES.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 
 from .errors import Interrupted, VSRError
 from .machine import tune_allocator
+
+# A path the user gave that the operating system refuses, wherever a command meets it, is a message.
+PATH_ERRNOS = (errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP)
 
 # Modules (relative to vsr_core) whose register() adds a command.
 COMMAND_MODULES = [
@@ -55,4 +60,10 @@ def exit_code(func, args) -> int:
         return 130
     except VSRError as err:
         print(f"\nerror: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in PATH_ERRNOS:
+            raise
+        hint = "; each name in a path may hold at most 255 bytes" if err.errno == errno.ENAMETOOLONG else ""
+        print(f"\nerror: cannot use the path '{err.filename}': {os.strerror(err.errno)}{hint}", file=sys.stderr)
         return 2

@@ -141,9 +141,11 @@ def _read_torch(path: str) -> dict:
             f"checkpoint {path}: refusing to load it, because unpickling it would run code "
             f"or build objects other than tensors ({str(e).splitlines()[0]}). Convert it to "
             f".safetensors in a trusted environment.") from None
-    except (zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError) as e:
+    except (zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError,
+            AttributeError, MemoryError) as e:      # what the legacy unpickler raises on text or random bytes
         raise CheckpointError(
-            f"checkpoint {path}: cannot be read as a PyTorch checkpoint ({str(e).splitlines()[0]}); "
+            f"checkpoint {path}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: "
+            f"{(str(e).splitlines() or [''])[0]}); "
             f"the file may be truncated or corrupted") from None
     return _unwrap(obj, path)
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..safe_files import check_new_file, write_atomic
+from ..video.pixel_limit import header_size
 
 
 def register(subparsers) -> None:
@@ -52,7 +53,11 @@ def read_image(path: str, name: str):
 
     if not os.path.isfile(path):
         raise InputError(f"{name}: no file at {path!r} (expected an image file)")
-    img = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    header_size(path, f"{name}: ")
+    try:
+        img = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    except cv2.error:           # OpenCV's own size limit, for formats Pillow cannot parse
+        img = None
     if img is None or img.size == 0:
         raise InputError(f"{name}: cannot read {path!r} as an image (unsupported or corrupt file)")
     if img.dtype == np.uint8:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..diffusion.motion_guidance import MotionGuidance
 from ..jobs.restore import restore_file
 from ..machine import set_threads
+from ..numbers import finite_float
 from ..pipeline.guided_sample import SAMPLER_NAMES, SampleSettings
 from ..pipeline.restore_video import SEAM_MODES, RestoreSettings, load_restore_models
 from ..progress import TerminalReporter
@@ -29,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--sampler", default="ddpm", choices=SAMPLER_NAMES)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--guidance", type=float, default=10.0, help="motion guidance scale (0: off)")
+    p.add_argument("--guidance", type=finite_float, default=10.0, help="motion guidance scale (0: off)")
     p.add_argument("--window", type=int, default=5, help="frames sampled together")
     p.add_argument("--tile", type=int, default=64, help="latent tile for sampling, VAE encode and decode")
     p.add_argument("--upscale-tile", type=int, default=128, help="LR pixels per tile of the upscaler")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 
+from ..numbers import finite_float
+from . import json_object
 from ..progress import Reporter
 
 TASK_NAMES = ("autoencoder", "latent_diffusion", "temporal_decoder")
@@ -36,14 +38,14 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--frames", type=int, default=d.frames, help="frames per training clip")
     p.add_argument("--lr-size", type=int, default=d.lr_size, help="LR crop side (HR crop = lr-size * scale)")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--lr", type=finite_float, default=d.lr, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=d.warmup)
-    p.add_argument("--grad-clip", type=float, default=d.grad_clip)
+    p.add_argument("--grad-clip", type=finite_float, default=d.grad_clip)
     p.add_argument("--photos", default=None, help="comma-separated training photos (default: TRAIN_PHOTOS)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
-    p.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
+    p.add_argument("--checkpoint-minutes", type=finite_float, default=d.checkpoint_minutes)
     p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--model", default="{}", help="architecture overrides as JSON")
+    p.add_argument("--model", type=json_object, default={}, help="architecture overrides as JSON")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--ship", default=None, metavar="NAME",
                    help="after training, write vsr_core/weights/NAME.safetensors + NAME.json from the run")
@@ -59,7 +61,7 @@ def run(args) -> int:
                                warmup=args.warmup, grad_clip=args.grad_clip, threads=args.threads,
                                photos=args.photos.split(",") if args.photos else None,
                                checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
-                               model=json.loads(args.model), seed=args.seed)
+                               model=args.model, seed=args.seed)
     metrics = train(cfg, reporter=Reporter(), log=lambda s: print(s, flush=True))
     print(f"done: {cfg.out}/model.safetensors  metrics: {json.dumps(metrics)}", flush=True)
     if args.ship:

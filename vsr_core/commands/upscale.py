@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..jobs.upscale import upscale_file
 from ..machine import set_threads
+from ..numbers import finite_float
 from ..pipeline.upscale import METHODS, default_method
 from ..progress import TerminalReporter
 from ..video import FORMATS, LoadOptions
@@ -17,12 +18,16 @@ def add_load_arguments(parser) -> None:
     parser.add_argument("--folder-fps", default="24", help="frame rate of an input image folder")
     parser.add_argument("--allow-damaged", action="store_true",
                         help="read what a damaged or cut-short file still holds (with a warning) instead of failing")
+    parser.add_argument("--accept-numbering", action="store_true",
+                        help="read a frame folder whose numbers have gaps or duplicates (with a warning): each "
+                             "frame keeps the time its number gives, the first file of a number is used")
 
 
 def load_options(args) -> LoadOptions:
     return LoadOptions(frame_load_cap=args.frame_load_cap, skip_first_frames=args.skip_first_frames,
                        select_every_nth=args.select_every_nth, force_rate=args.force_rate,
-                       folder_fps=args.folder_fps, allow_damaged=args.allow_damaged)
+                       folder_fps=args.folder_fps, allow_damaged=args.allow_damaged,
+                       accept_numbering=args.accept_numbering)
 
 
 def register(subparsers) -> None:
@@ -48,7 +53,7 @@ def register(subparsers) -> None:
                         "realesrgan-x4plus)")
     p.add_argument("--keyframe-every", type=int, default=8,
                    help="with --detail: frames from one keyframe to the next (keyframes also at scene cuts)")
-    p.add_argument("--detail-strength", type=float, default=0.8,
+    p.add_argument("--detail-strength", type=finite_float, default=0.8,
                    help="with --detail: how much of the keyframes' detail is let in, 0 (the learned output "
                         "alone) to 1")
     p.add_argument("--format", default=None, choices=FORMATS,
@@ -61,7 +66,7 @@ def register(subparsers) -> None:
                    help="LR pixels per spatial tile, 0 for whole frames (default 512 for the learned methods, "
                         "where memory grows with tile area x window: 128 kept 1080p output at 2.2 GB against "
                         "4.1 GB untiled, see README; default 384 for the detail model)")
-    p.add_argument("--stabilize", type=float, default=0.0,
+    p.add_argument("--stabilize", type=finite_float, default=0.0,
                    help="flow-guided temporal stabilisation strength 0..1 on top of the learned upscaler "
                         "(0: off; 0.6 lowers the warping error further at a small speed cost)")
     p.add_argument("--threads", type=int, default=0,

@@ -23,6 +23,7 @@ import torch
 from ..errors import InputError
 from ..flow.field import FlowField
 from ..flow.warp import MGLD_WARP, backward_warp
+from ..numbers import check_finite_setting
 from .schedules import DDPMSchedule
 
 RULES = ("log_variance", "variance")
@@ -58,6 +59,8 @@ class MotionGuidance:
     def __post_init__(self):
         if self.rule not in RULES:
             raise InputError(f"guidance rule={self.rule!r}; expected one of {', '.join(RULES)}")
+        for name in ("scale", "start", "end"):
+            check_finite_setting(getattr(self, name), f"guidance {name}")
         if self.scale < 0:
             raise InputError(f"guidance scale={self.scale}; expected >= 0 (0 disables guidance)")
         if not 0.0 <= self.start <= self.end <= 1.0:

@@ -13,10 +13,13 @@ Ray is optional: `pip install "ray[default]"`.
 """
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import torch
 
 from ..errors import InputError
+from . import ray_watchdog
 
 
 def import_ray():
@@ -25,6 +28,42 @@ def import_ray():
     except ImportError:
         raise InputError('--workers needs Ray, which is optional: pip install "ray[default]"') from None
     return ray
+
+
+PROBE_TIMEOUT_S = 3
+
+
+def resolve_ray_address(address: str | None) -> str | None:
+    """The HOST:PORT of the running cluster `address` names (None: start a local one), checked in seconds.
+
+    Ray itself retries an address where nothing listens for minutes and raises
+    tracebacks for a malformed one or for 'auto' with no cluster; here each is
+    one line, before any work starts.
+    """
+    if address is None or address == "local":
+        return None
+    expected = ("expected HOST:PORT of a running Ray cluster (`ray start --head` prints it), 'auto' for the one "
+                "on this machine, or no --ray-address to start a local one")
+    if not isinstance(address, str) or not address.strip():
+        raise InputError(f"--ray-address {address!r}: is empty; {expected}")
+    import_ray()
+    from ray._private.services import canonicalize_bootstrap_address
+    client = address.startswith("ray://")      # Ray Client: ray.init names a missing ray[client]
+    try:
+        resolved = address[len("ray://"):] if client else canonicalize_bootstrap_address(address)
+    except (ValueError, ConnectionError, OSError) as err:
+        raise InputError(f"--ray-address {address!r}: {str(err).splitlines()[0]}; {expected}") from None
+    if resolved is None:
+        return None
+    host, _, port = resolved.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S):
+            pass
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise InputError(f"--ray-address {address!r}: no Ray cluster answers at {resolved} ({reason}); "
+                         f"{expected}") from None
+    return address if client else resolved
 
 
 class WindowWorker:
@@ -89,9 +128,18 @@ class RayPool:
         ray = import_ray()
         self.ray = ray
         self.started = not ray.is_initialized()
+        self.watchdog = None
         if self.started:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     **({} if address else {"num_cpus": max(workers * threads, 1)}))
+            address = resolve_ray_address(address)
+            if address is None:       # a local cluster ends with this process, even one killed with SIGKILL
+                self.watchdog = ray_watchdog.start()
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         **({} if address else {"num_cpus": max(workers * threads, 1)}))
+            except (ConnectionError, ValueError, RuntimeError, TimeoutError) as err:
+                ray_watchdog.stop(self.watchdog)
+                raise InputError(f"cannot start or join a Ray cluster (--ray-address {address!r}): "
+                                 f"{str(err).splitlines()[0]}") from None
         gpus = 1 if torch.cuda.is_available() else 0
         actor = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=-1, max_task_retries=-1)(worker)
         self.actors = [actor.remote(*args) for _ in range(workers)]
@@ -112,3 +160,4 @@ class RayPool:
             self.ray.kill(a)
         if self.started:
             self.ray.shutdown()
+            ray_watchdog.stop(self.watchdog)

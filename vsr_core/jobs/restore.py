@@ -39,6 +39,8 @@ def restore_file(src: str, dst: str, settings: RestoreSettings = RestoreSettings
         if models is not None:
             raise InputError("workers load their own models: pass worker_models (load_restore_models' "
                              "arguments), not models")
+        from .distributed import resolve_ray_address
+        resolve_ray_address(ray_address)          # a wrong address fails in seconds, before any work
         worker_models = dict(worker_models or {})
         files = {k: worker_models.get(k) for k in ("diffusion", "vae", "upscaler", "refiner")}
         model_files = restore_model_files(restore_model_paths(settings.scale, **files))

@@ -76,6 +76,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                "weights": file_identity(model.weights_path)}
         if workers:        # the same frames for any number of workers, but not those of one process
             key["distributed"] = {"threads_per_worker": worker_threads}
+            from .distributed import resolve_ray_address
+            resolve_ray_address(ray_address)      # a wrong address fails in seconds, before any work
         cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
     reporter = get_reporter(reporter)
 

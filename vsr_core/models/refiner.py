@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..numbers import check_finite_setting
 
 
 @dataclass
@@ -58,6 +59,7 @@ def refine(x_u: torch.Tensor, x_d: torch.Tensor, refiner: Refiner | None = None,
     ``reference`` (default: X_u). Processes ``chunk`` frames at a time.
     """
     from ..ops.colorfix import color_fix as apply_fix
+    check_finite_setting(w, "refine blend w")
     for name, x in (("x_u", x_u), ("x_d", x_d)):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
             raise InputError(f"refine {name}: expected float frames [T,3,H,W], got "

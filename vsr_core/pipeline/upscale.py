@@ -99,7 +99,7 @@ def check_stream_options(window: int, overlap: int, scale: int, model_scale: int
         raise InputError(f"overlap={overlap!r}; expected an integer with 0 <= 2*overlap < window={window}")
     if scale not in (2, 4) or scale > model_scale:
         raise InputError(f"scale={scale!r}; expected 2 or 4 (at most the model's x{model_scale})")
-    if not 0.0 <= stabilize <= 1.0:
+    if not 0.0 <= stabilize <= 1.0:      # NaN fails this too
         raise InputError(f"stabilize={stabilize!r}; expected 0 (off) to 1")
     tile, overlap_px = tile_lr_px, tile_overlap_lr_px
     if not isinstance(tile, int) or isinstance(tile, bool) or (tile != 0 and tile <= 2 * overlap_px):

@@ -77,7 +77,8 @@ class RefinerTask:
 
     def build_model(self):
         from ..models.refiner import Refiner, RefinerConfig
-        return Refiner(RefinerConfig(**self.cfg.model))
+        from .overrides import config_with_overrides
+        return Refiner(config_with_overrides(RefinerConfig, self.cfg.model))
 
     def model_config(self, model) -> dict:
         return model.config.to_dict()

@@ -38,6 +38,7 @@ from ..progress import Reporter, get_reporter
 from ..safe_files import claim_folder, disk_full_is_one_line, read_json, write_atomic
 from .datasets import TRAIN_FLOW_PRESET
 from .losses import PIXEL_LOSSES, charbonnier, temporal_difference, warping_consistency
+from .overrides import config_with_overrides
 
 TASKS: dict[str, Callable] = {}
 
@@ -127,7 +128,7 @@ class UpscalerTask:
 
     def build_model(self) -> torch.nn.Module:
         from ..models.upscaler import UpscalerConfig, VideoUpscaler
-        model = VideoUpscaler(UpscalerConfig(scale=self.cfg.scale, **self.cfg.model))
+        model = VideoUpscaler(config_with_overrides(UpscalerConfig, self.cfg.model, scale=self.cfg.scale))
         if self.cfg.init_weights:
             warm_start(model, self.cfg.init_weights, self.cfg.init_drop or ())
         return model
@@ -193,8 +194,12 @@ def warm_start(model: torch.nn.Module, weights_path: str, drop=()) -> list[str]:
 
     ``drop``: key prefixes of the file to leave out, named explicitly (a block the new architecture no longer
     has, e.g. ``attn.1.``), so a file that does not fit still fails loudly."""
-    from safetensors.torch import load_file
-    sd = load_file(weights_path)
+    from ..checkpoints.io import read_checkpoint
+    from ..errors import CheckpointError
+    try:
+        sd, _ = read_checkpoint(weights_path)
+    except CheckpointError as err:
+        raise InputError(f"init_weights: {err}") from None
     for prefix in drop:
         if not any(k.startswith(prefix) for k in sd):
             raise InputError(f"init_drop prefix {prefix!r} matches no key of '{weights_path}'; "
@@ -312,6 +317,24 @@ def _evaluate(model, task, cfg: TrainConfig, step: int, loss: float | None, logf
     return metrics
 
 
+def _resume(state_path: str, model, opt, task) -> tuple[int, dict]:
+    """Load a run's state.pt into model, optimizer, task and RNG; one InputError if it is not one this
+    run wrote (corrupt, truncated, or from another model), which is left in place for the user."""
+    try:
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        step, metrics = int(st["step"]), json.loads(st["metrics"])
+        task.set_state(json.loads(st["task_state"]))
+        torch.set_rng_state(st["torch_rng"])
+    except Exception as err:        # whatever a damaged pickle raises: the message matters, not the type
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise InputError(f"training state '{state_path}' cannot be resumed ({type(err).__name__}: {reason}); "
+                         f"expected the state.pt a train run with the same settings wrote (move it away to "
+                         f"start over)") from None
+    return step, metrics
+
+
 def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str], None] = print) -> dict:
     """Run (or resume) training; returns the final model card's metrics."""
     if cfg.task not in TASKS:
@@ -330,12 +353,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str
     state_path = os.path.join(cfg.out, "state.pt")
     step, metrics, last_loss = 0, {}, None
     if os.path.exists(state_path):
-        st = torch.load(state_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        step, metrics = int(st["step"]), json.loads(st["metrics"])
-        task.set_state(json.loads(st["task_state"]))
-        torch.set_rng_state(st["torch_rng"])
+        step, metrics = _resume(state_path, model, opt, task)
         log(f"resumed from {state_path} at step {step}")
     write_atomic(os.path.join(cfg.out, "config.json"), json.dumps(asdict(cfg), indent=2))
     logf = open(os.path.join(cfg.out, "log.jsonl"), "a")

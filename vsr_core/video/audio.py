@@ -67,6 +67,10 @@ class AudioClip:
                              f"expected [channels, samples]")
         if not (isinstance(self.sample_rate, (int, np.integer)) and 0 < self.sample_rate <= 768_000):
             raise InputError(f"audio sample_rate={self.sample_rate!r}; expected a positive integer rate in Hz")
+        if not np.isfinite(w).all():
+            channel, sample = np.argwhere(~np.isfinite(w))[0]
+            raise InputError(f"audio waveform holds NaN or infinite samples (first at channel {channel}, sample "
+                             f"{sample}); expected finite samples in -1..1")
         self.waveform = w
         self.sample_rate = int(self.sample_rate)
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from .options import Colour, VideoInfo
+from .pixel_limit import check_frame_size
 
 # Frame-time deviation (in frames) beyond which a stream counts as variable-rate;
 # Matroska's millisecond timestamps jitter by up to 0.03 frame at 30 fps.
@@ -99,6 +100,7 @@ class ContainerSource:
             height = stream.codec_context.height
             if not width or not height:
                 raise InputError(f"'{path}' has a video stream of size {width}x{height}; expected a decodable video")
+            check_frame_size(path, width, height)
             fps = Fraction(fps)
             declared_frames, duration = _declared(container, stream)
             has_audio = bool(container.streams.audio)
@@ -112,6 +114,7 @@ class ContainerSource:
             container.close()
         self.colour: Colour | None = None        # the file's own tags (None: untagged)
         self.decoded: int | None = None
+        self.concealed: list[int] = []          # frames decoded with concealed errors (allow_damaged)
 
     def timed_frames(self) -> Iterator[tuple[float, np.ndarray]]:
         """Yield (seconds since stream start, RGB uint8 [H,W,3]) in presentation order.
@@ -126,6 +129,7 @@ class ContainerSource:
             start = stream.start_time if stream.start_time is not None else 0
             tb = stream.time_base
             count = 0
+            self.concealed = []
             decode_as = None
             for frame in self._decode(container, stream, lambda: count):
                 pts = frame.pts if frame.pts is not None else start + count / (self.info.fps * tb)
@@ -139,11 +143,22 @@ class ContainerSource:
                     raise InputError(
                         f"frame {count} of '{self.path}' is {image.shape[1]}x{image.shape[0]}, "
                         f"expected {self.info.width}x{self.info.height} like the first frame")
+                self._check_concealed(frame, count)
                 count += 1
                 yield float((pts - start) * tb), image
             self.decoded = count
         finally:
             container.close()
+
+    def _check_concealed(self, frame, index: int) -> None:
+        """A frame FFmpeg decoded with errors and concealed them (its corrupt flag) is damage, like truncation."""
+        if not getattr(frame, "is_corrupt", False):
+            return
+        if not self.allow_damaged:
+            raise InputError(f"'{self.path}' is damaged: frame {index} was decoded with errors that FFmpeg "
+                             f"concealed; expected an intact file (or accept it with allow_damaged / "
+                             f"--allow-damaged)")
+        self.concealed.append(index)
 
     def _decode(self, container, stream, count):
         """Frames packet by packet; a broken packet fails the read, or (allow_damaged) is skipped."""

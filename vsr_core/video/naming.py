@@ -22,10 +22,30 @@ def check_output_prefix(root: str, prefix: str) -> str:
     existing = os.path.dirname(target)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
+    _check_name_lengths(prefix, existing)
     if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
         raise OutputError(f"filename_prefix '{prefix}': '{existing}' is not a writable folder; expected a "
                           f"place inside '{root}' this process may write")
     return target
+
+
+# What the writer adds to a prefix's last name: '.' + '_00001' + '.partial-xxxxxxxx' + '.mkv' (the temporary name).
+ADDED_TO_NAME = 32
+
+
+def _check_name_lengths(prefix: str, folder: str) -> None:
+    """Refuse a prefix whose names the file system cannot hold, before anything is written."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    parts = prefix.replace("\\", "/").split("/")
+    for i, part in enumerate(parts):
+        room = limit - (ADDED_TO_NAME if i == len(parts) - 1 else 0)
+        if len(part.encode("utf-8", "surrogateescape")) > room:
+            raise OutputError(f"filename_prefix: the name '{part[:40]}...' is {len(part.encode())} bytes long; "
+                              f"expected at most {room} (the file system allows {limit} per name"
+                              f"{', and a number and extension are added' if i == len(parts) - 1 else ''})")
 
 
 def next_numbered_path(root: str, prefix: str, ext: str) -> str:

@@ -40,6 +40,7 @@ class LoadOptions:
     force_rate: Fraction | None = None   # None keeps the source's own rate
     folder_fps: Fraction = Fraction(24)  # frame rate of an image folder, which has none
     allow_damaged: bool = False          # read what a damaged file still holds (with a warning) instead of failing
+    accept_numbering: bool = False       # a frame folder with gaps or duplicate numbers: time frames by number
 
     def __post_init__(self):
         for name, low in (("frame_load_cap", 0), ("skip_first_frames", 0), ("select_every_nth", 1)):

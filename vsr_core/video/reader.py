@@ -10,7 +10,8 @@ import numpy as np
 from ..errors import InputError
 from .audio import AudioSegment, AudioStreamRef, probe_audio
 from .container_source import ContainerSource
-from .image_sources import IMAGE_EXTENSIONS, AnimatedImageSource, ImageFolderSource
+from .frame_numbers import number_ranges
+from .image_sources import IMAGE_EXTENSIONS, AnimatedImageSource, ImageFolderSource, StillImageSource
 from .options import Colour, LoadOptions, VideoInfo
 from .timeline import select
 
@@ -22,14 +23,16 @@ def _open_source(path: str, options: LoadOptions):
     if not os.path.exists(path):
         raise InputError(f"video '{path}' does not exist; expected a video file or a folder of frames")
     if os.path.isdir(path):
-        return ImageFolderSource(path, options.folder_fps)
+        return ImageFolderSource(path, options.folder_fps, options.accept_numbering)
     ext = os.path.splitext(path)[1].lower()
     if os.path.getsize(path) == 0:
         raise InputError(f"video '{path}' is an empty file (0 bytes)")
     if ext in VIDEO_EXTENSIONS:
         return ContainerSource(path, options.allow_damaged)
-    if ext in ANIMATED_EXTENSIONS or ext in IMAGE_EXTENSIONS:
+    if ext in ANIMATED_EXTENSIONS:
         return AnimatedImageSource(path)
+    if ext in IMAGE_EXTENSIONS:     # decoded like a folder's frames (float TIFF/EXR included)
+        return StillImageSource(path, Fraction(1000, AnimatedImageSource.DEFAULT_FRAME_MS))
     supported = VIDEO_EXTENSIONS + ANIMATED_EXTENSIONS + IMAGE_EXTENSIONS
     raise InputError(f"'{path}' has an unknown extension '{ext}'; expected one of {', '.join(supported)} "
                      f"or a folder of numbered images")
@@ -60,7 +63,7 @@ class VideoReader:
         self.frame_count: int | None = None
         self.start_time: float | None = None
         self.timestamps: list[float] = []         # seconds of each selected frame after the first
-        self.warnings: list[str] = []
+        self.warnings: list[str] = list(getattr(self._source, "notes", []))
         if self.info.damage:
             if not self.options.allow_damaged:
                 raise InputError(f"{self.info.damage}; expected an intact file (repair it, or accept what it "
@@ -108,7 +111,13 @@ class VideoReader:
             raise InputError(f"video '{self.path}' contains no frames")
 
     def _check_decoded(self) -> None:
-        """Frames the decoder dropped without an error (corrupt data) are damage too."""
+        """Frames the decoder dropped without an error (corrupt data), or decoded with concealed errors
+        (allow_damaged: the read did not stop at the first), are damage too."""
+        concealed = getattr(self._source, "concealed", None)
+        if concealed:
+            self.warnings.append(f"WARNING: '{self.path}' is damaged: {len(concealed)} frame(s) were decoded "
+                                 f"with errors FFmpeg concealed (frames {number_ranges(concealed)}; frames "
+                                 f"predicted from them may be off too); they are kept as decoded")
         decoded, packets = getattr(self._source, "decoded", None), getattr(self._source, "packets", None)
         if decoded is None or not packets or decoded >= packets:
             return

@@ -11,17 +11,28 @@ from typing import Iterable, Iterator, TypeVar
 from .options import LoadOptions
 
 F = TypeVar("F")
-_EPS = 1e-6  # seconds; absorbs rounding in container timestamps
+GRID_TOLERANCE = 0.1  # frames; container timestamp rounding is far below this up to 200 fps
+
+
+def _on_grid(t: float, fps: Fraction) -> Fraction:
+    """A source time as an exact Fraction, snapped to the source's frame grid when it is within a tenth of
+    a frame of it: containers round timestamps (Matroska to 1 ms, so 7/24 s is stored as 0.292 s), and the
+    rounding must not decide whether a frame exists."""
+    n = round(t * fps)
+    if abs(t - n / fps) <= GRID_TOLERANCE / fps:
+        return Fraction(n) / fps
+    return Fraction(t).limit_denominator(1_000_000)     # a container time base (1/1000, 1/90000) exactly
 
 
 def resample_to_rate(timed: Iterable[tuple[float, F]], rate: Fraction,
-                     last_duration: float) -> Iterator[tuple[float, F]]:
+                     source_fps: Fraction) -> Iterator[tuple[float, F]]:
     """Re-time a stream to a constant `rate`, repeating or dropping frames.
 
     Output frame k shows the latest source frame whose timestamp is <= k/rate,
     so a 30 fps clip forced to 15 fps keeps every other frame and a 10 fps clip
-    forced to 20 fps shows each frame twice. The last source frame lasts
-    `last_duration` seconds.
+    forced to 20 fps shows each frame twice. The last source frame lasts one
+    source frame (1/source_fps), so N frames at F fps last exactly N/F seconds
+    and give N*rate/F frames (rounded up). Times are compared as exact fractions.
     """
     k = 0
     prev = None
@@ -29,15 +40,15 @@ def resample_to_rate(timed: Iterable[tuple[float, F]], rate: Fraction,
     for t, frame in timed:
         if t0 is None:
             t0 = t
-        t -= t0
+        t = _on_grid(t - t0, source_fps)
         if prev is not None:
-            while float(k / rate) < t - _EPS:
+            while k / rate < t:
                 yield float(k / rate), prev
                 k += 1
         prev = frame
         last_t = t
     if prev is not None:
-        while float(k / rate) < last_t + last_duration - _EPS:
+        while k / rate < last_t + 1 / source_fps:
             yield float(k / rate), prev
             k += 1
 
@@ -46,7 +57,7 @@ def select(timed: Iterable[tuple[float, F]], options: LoadOptions,
            source_fps: Fraction) -> Iterator[tuple[float, F]]:
     """Apply force_rate, skip_first_frames, select_every_nth and frame_load_cap."""
     if options.force_rate is not None:
-        timed = resample_to_rate(timed, options.force_rate, float(1 / source_fps))
+        timed = resample_to_rate(timed, options.force_rate, Fraction(source_fps))
     emitted = 0
     for i, item in enumerate(timed):
         if i < options.skip_first_frames:

@@ -12,32 +12,39 @@ import json
 from ..errors import InputError
 from ..progress import Reporter, get_reporter
 from .migrate import current_name, rename_old_inputs
-from .signature import check_value, declared_inputs, is_link, is_widget, node_info, types_match
+from .shape import check_api_shape, check_ui_shape
+from .signature import WIDGET_TYPES, check_value, declared_inputs, is_link, is_widget, node_info, types_match
 from .ui_format import is_ui_format, ui_to_api
 
 
 def load_workflow(path: str, classes: dict[str, type]) -> dict[str, dict]:
     """Read a workflow file in API or UI format; returns the API format."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             data = json.load(f)
     except OSError as err:
         raise InputError(f"cannot read workflow '{path}': {err}") from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"workflow '{path}' is not a text file (byte {err.start} is not UTF-8); expected the "
+                         f"JSON file ComfyUI saves") from None
     except json.JSONDecodeError as err:
         raise InputError(f"workflow '{path}' is not valid JSON: {err}") from None
+    except RecursionError:
+        raise InputError(f"workflow '{path}' nests lists or objects too deeply to read; expected a ComfyUI "
+                         f"workflow (a few levels deep)") from None
     if is_ui_format(data):
+        check_ui_shape(data, f"workflow '{path}'")
         prompt = ui_to_api(data, classes)
         rename_old_inputs(prompt, classes)       # links into converted widgets carry input names
         return prompt
     if isinstance(data, dict) and isinstance(data.get("prompt"), dict):
         data = data["prompt"]  # the body of a POST /prompt request
     if not isinstance(data, dict) or not all(isinstance(v, dict) and "class_type" in v for v in data.values()):
+        if isinstance(data, dict) and any(isinstance(v, dict) and "class_type" in v for v in data.values()):
+            check_api_shape(data, f"workflow '{path}'")     # names the node that is not one
         raise InputError(f"workflow '{path}' is neither API format ({{id: {{class_type, inputs}}}}) nor the "
                          f"UI format ComfyUI saves (nodes + links)")
-    for node_id, node in data.items():
-        if not isinstance(node.get("inputs", {}), dict):
-            raise InputError(f"workflow '{path}' node {node_id}: 'inputs' is a {type(node['inputs']).__name__}; "
-                             f"expected an object {{input name: value or [node id, output]}}")
+    check_api_shape(data, f"workflow '{path}'")
     rename_old_inputs(data, classes)
     return data
 
@@ -67,7 +74,7 @@ def apply_overrides(prompt: dict[str, dict], settings: list[str], classes: dict[
                                  f"'{name}'; expected one of {', '.join(names)}")
         try:
             value = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             value = raw
         node.setdefault("inputs", {})[name] = value
 
@@ -82,38 +89,57 @@ def _plan(prompt: dict[str, dict], classes: dict[str, type]) -> list[str]:
     if not outputs:
         raise InputError("workflow has no output node (such as a Save Video node), so nothing would run")
     order, state = [], {}
+    for nid in outputs:
+        _visit(nid, prompt, classes, state, order)
+    return order
 
-    def visit(node_id: str, path: tuple):
-        if state.get(node_id) == "done":
-            return
-        if state.get(node_id) == "visiting":
-            raise InputError(f"workflow has a cycle: {' -> '.join(path + (node_id,))}")
-        state[node_id] = "visiting"
-        node = prompt[node_id]
-        cls = classes[node["class_type"]]
-        declared = {d.name: d for d in declared_inputs(node_info(cls))}
-        for name, value in node.get("inputs", {}).items():
-            if not is_link(value):
+
+def _check_links(node_id: str, prompt: dict[str, dict], classes: dict[str, type]) -> list[str]:
+    """The ids of the nodes `node_id` links to, each link checked (source exists, output exists, types)."""
+    node = prompt[node_id]
+    declared = {d.name: d for d in declared_inputs(node_info(classes[node["class_type"]]))}
+    sources = []
+    for name, value in node.get("inputs", {}).items():
+        if not is_link(value):
+            continue
+        src_id, slot = str(value[0]), value[1]
+        if src_id not in prompt:
+            raise InputError(f"node {node_id} input '{name}' links to node {src_id}, which does not exist")
+        src_cls = classes[prompt[src_id]["class_type"]]
+        if not 0 <= slot < len(src_cls.RETURN_TYPES):
+            raise InputError(f"node {node_id} input '{name}' links to output {slot} of node {src_id}, "
+                             f"which has {len(src_cls.RETURN_TYPES)} outputs")
+        if name in declared:
+            want, got = declared[name].kind, src_cls.RETURN_TYPES[slot]
+            if want != "COMBO" and not types_match(want, got):
+                raise InputError(f"node {node_id} input '{name}' expects {want} but node {src_id} "
+                                 f"output {slot} gives {got}")
+        sources.append(src_id)
+    return sources
+
+
+def _visit(start: str, prompt: dict[str, dict], classes: dict[str, type], state: dict, order: list) -> None:
+    """Depth-first from `start`, appending each node after its sources; an explicit stack, not recursion,
+    so a chain of 10,000 nodes is planned like a chain of three."""
+    stack = [(start, None)]       # (node id, its sources still to visit; None before the first visit)
+    while stack:
+        node_id, pending = stack[-1]
+        if pending is None:
+            if state.get(node_id) == "done":
+                stack.pop()
                 continue
-            src_id, slot = str(value[0]), value[1]
-            if src_id not in prompt:
-                raise InputError(f"node {node_id} input '{name}' links to node {src_id}, which does not exist")
-            src_cls = classes[prompt[src_id]["class_type"]]
-            if not 0 <= slot < len(src_cls.RETURN_TYPES):
-                raise InputError(f"node {node_id} input '{name}' links to output {slot} of node {src_id}, "
-                                 f"which has {len(src_cls.RETURN_TYPES)} outputs")
-            if name in declared:
-                want, got = declared[name].kind, src_cls.RETURN_TYPES[slot]
-                if want != "COMBO" and not types_match(want, got):
-                    raise InputError(f"node {node_id} input '{name}' expects {want} but node {src_id} "
-                                     f"output {slot} gives {got}")
-            visit(src_id, path + (node_id,))
+            if state.get(node_id) == "visiting":
+                path = [n for n, _ in stack]
+                raise InputError(f"workflow has a cycle: {' -> '.join(path[path.index(node_id):])}")
+            state[node_id] = "visiting"
+            pending = _check_links(node_id, prompt, classes)[::-1]
+            stack[-1] = (node_id, pending)
+        if pending:
+            stack.append((pending.pop(), None))
+            continue
+        stack.pop()
         state[node_id] = "done"
         order.append(node_id)
-
-    for nid in outputs:
-        visit(nid, ())
-    return order
 
 
 def _own_checks(cls) -> set[str]:
@@ -134,6 +160,9 @@ def _gather_inputs(node_id: str, node: dict, cls, results: dict | None) -> dict:
                 kwargs[name] = results[str(given[name][0])][given[name][1]]
         elif name in own and name in given:
             kwargs[name] = given[name]
+        elif name in given and inp.kind not in WIDGET_TYPES and inp.kind != "COMBO":
+            raise InputError(f"node {node_id} ({node['class_type']}) input '{name}' is a socket of type "
+                             f"{inp.kind} but holds the value {given[name]!r:.60}; expected a link [node id, output]")
         elif name in given:
             kwargs[name] = check_value(f"node {node_id} ({node['class_type']}) input '{name}'", inp, given[name])
         elif inp.required and is_widget(inp) and "default" in inp.options:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..errors import InputError
+from ..numbers import check_finite_setting
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 
@@ -83,6 +84,8 @@ def check_value(where: str, inp: Input, value) -> Any:
         if value not in inp.choices:
             raise InputError(f"{where} = {value!r}; expected one of {inp.choices}")
     elif inp.kind in ("INT", "FLOAT"):
+        if not isinstance(value, bool) and isinstance(value, (int, float)):
+            check_finite_setting(value, where)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                 inp.kind == "INT" and value != int(value)):
             raise InputError(f"{where} = {value!r}; expected {'an integer' if inp.kind == 'INT' else 'a number'}")

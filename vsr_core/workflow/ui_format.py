@@ -4,6 +4,7 @@ into the API/prompt format the executor runs.
 from __future__ import annotations
 
 from ..errors import InputError
+from .shape import check_ui_shape
 from .signature import declared_inputs, has_seed_control, is_widget, node_info
 
 IGNORED_TYPES = {"Note", "MarkdownNote", "PrimitiveNode"}  # carry no computation
@@ -17,7 +18,7 @@ def is_ui_format(data: dict) -> bool:
 def _link_table(ui: dict) -> dict[int, tuple[int, int]]:
     """link id -> (source node id, source slot)."""
     table = {}
-    for link in ui.get("links") or []:
+    for link in ui.get("links") or []:      # shape checked by shape.check_ui_shape
         if isinstance(link, dict):  # newer frontends may store links as objects
             table[link["id"]] = (link["origin_id"], link["origin_slot"])
         else:
@@ -31,30 +32,36 @@ def ui_to_api(ui: dict, classes: dict[str, type] | None = None, infos: dict[str,
     Node signatures come from `classes` (V1 classes) and/or `infos`
     (/object_info-style descriptions, e.g. of core ComfyUI nodes).
     """
+    check_ui_shape(ui, "workflow")
     known = {name: node_info(cls) for name, cls in (classes or {}).items()}
     known.update(infos or {})
     nodes = {n["id"]: n for n in ui["nodes"]}
     links = _link_table(ui)
 
-    def source_of(link_id, seen=()):
-        """Follow reroutes and bypassed nodes back to the node that computes the value."""
-        if link_id not in links:
-            raise InputError(f"workflow link {link_id} is referenced but not defined in 'links'")
-        src_id, slot = links[link_id]
-        src = nodes.get(src_id)
-        if src is None:
-            raise InputError(f"workflow link {link_id} comes from node {src_id}, which does not exist")
-        if src["type"] in IGNORED_TYPES:
-            return None  # a primitive's value is already in the target's widgets_values
-        if src_id in seen:
-            raise InputError(f"workflow has a cycle through node {src_id}")
-        if src["type"] == "Reroute" or src.get("mode") == MODE_BYPASS:
-            out_type = (src.get("outputs") or [{}])[slot].get("type") if src.get("outputs") else None
-            for inp in src.get("inputs") or []:
-                if inp.get("link") is not None and (src["type"] == "Reroute" or inp.get("type") == out_type):
-                    return source_of(inp["link"], seen + (src_id,))
-            return None  # nothing feeds it: the input is left unconnected
-        return [str(src_id), slot]
+    def source_of(link_id):
+        """Follow reroutes and bypassed nodes back to the node that computes the value (a loop, not
+        recursion: a chain of 10,000 reroutes is as fine as one)."""
+        seen = set()
+        while True:
+            if link_id not in links:
+                raise InputError(f"workflow link {link_id} is referenced but not defined in 'links'")
+            src_id, slot = links[link_id]
+            src = nodes.get(src_id)
+            if src is None:
+                raise InputError(f"workflow link {link_id} comes from node {src_id}, which does not exist")
+            if src["type"] in IGNORED_TYPES:
+                return None  # a primitive's value is already in the target's widgets_values
+            if src_id in seen:
+                raise InputError(f"workflow has a cycle through node {src_id}")
+            if src["type"] != "Reroute" and src.get("mode") != MODE_BYPASS:
+                return [str(src_id), slot]
+            seen.add(src_id)
+            outputs = src.get("outputs") or []
+            out_type = outputs[slot].get("type") if slot < len(outputs) else None
+            link_id = next((inp["link"] for inp in src.get("inputs") or [] if inp.get("link") is not None and
+                            (src["type"] == "Reroute" or inp.get("type") == out_type)), None)
+            if link_id is None:
+                return None  # nothing feeds it: the input is left unconnected
 
     prompt = {}
     for node in ui["nodes"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..errors import InputError
 from .signature import (check_value, declared_inputs, has_seed_control, has_upload_button, is_link, is_widget,
                         types_match)
+from .shape import check_ui_shape
 from .ui_format import IGNORED_TYPES, MODE_BYPASS, MODE_NEVER, ui_to_api
 
 
@@ -64,6 +65,10 @@ def validate_prompt(prompt: dict, infos: dict[str, dict], file_inputs=frozenset(
 def validate_ui(ui: dict, infos: dict[str, dict], file_inputs=frozenset()) -> list[str]:
     """Problems of a UI-format workflow: positions of widget values and link types, then
     everything validate_prompt checks on its API conversion."""
+    try:
+        check_ui_shape(ui, "workflow")
+    except InputError as err:
+        return [str(err)]
     problems = []
     nodes = {n["id"]: n for n in ui["nodes"]}
     for node in ui["nodes"]:
@@ -87,7 +92,12 @@ def validate_ui(ui: dict, infos: dict[str, dict], file_inputs=frozenset()) -> li
                 problems.append(f"node {node['id']} ({kind}) output {i} is typed {out.get('type')}, "
                                 f"declared {info['output'][i]}")
     for link in ui.get("links") or []:
-        link_id, src, slot, dst, dst_slot, typ = link[:6]
+        if isinstance(link, dict):
+            link = [link.get(k) for k in ("id", "origin_id", "origin_slot", "target_id", "target_slot", "type")]
+        link_id, src, slot, dst, dst_slot, typ = (list(link[:6]) + [None])[:6]
+        if typ is None:
+            problems.append(f"link {link_id} has no type")
+            continue
         if src not in nodes or dst not in nodes:
             problems.append(f"link {link_id} joins missing nodes {src} -> {dst}")
             continue
