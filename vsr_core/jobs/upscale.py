@@ -34,8 +34,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     'detail-per-frame' (``detail`` alone, see _detail_file) or 'bicubic'; None picks 'learned' when its
     weights are installed. 'learned' with ``detail`` relays the detail model's output on every
     ``keyframe_every``-th frame (and scene cuts) through the video by motion, scaled by ``detail_strength``
-    (0: the learned output alone; jobs.relay). ``tile_lr_px``: LR pixels per tile (None: 512, the detail model 384). Memory is
-    bounded by ``window`` frames: windows are decoded, upscaled and encoded as
+    (0: the learned output alone; jobs.relay). ``tile_lr_px``: LR pixels per tile (None: 512, the detail
+    model 384). Memory is bounded by ``window`` frames: windows are decoded, upscaled and encoded as
     the stream goes. The output has the input's frame count, frame times,
     colour and audio. The learned methods keep finished frames, encoded, in
     ``cache_dir`` (default: a hidden folder beside ``dst``) until the output
@@ -80,7 +80,16 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
             resolve_ray_address(ray_address)      # a wrong address fails in seconds, before any work
         cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
     reporter = get_reporter(reporter)
+    work = _windows_work(model, method, scale, window, overlap, tile_lr_px, stabilize, workers, ray_address,
+                         worker_threads, reporter)
+    return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
+                        f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""))
 
+
+def _windows_work(model, method: str, scale: int, window: int, overlap: int, tile_lr_px: int, stabilize: float,
+                  workers: int, ray_address: str | None, worker_threads: int, reporter: Reporter):
+    """The file job's work for bicubic (``model`` None) and the learned methods: windows through
+    upscale_segments, here or on Ray workers."""
     def work(reader, resume, consumer_state):
         lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(window))
         if model is None:
@@ -106,9 +115,7 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
         finally:
             if pool is not None:
                 pool.close()
-
-    return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
-                        f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""))
+    return work
 
 
 def _relay_file(src: str, dst: str, scale: int, options: LoadOptions | None, output: OutputSettings,
