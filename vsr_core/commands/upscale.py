@@ -1,6 +1,7 @@
 """`python -m vsr_core upscale INPUT OUTPUT`: the main job."""
 from __future__ import annotations
 
+from ..errors import InputError
 from ..jobs.upscale import upscale_file
 from ..machine import set_threads
 from ..pipeline.upscale import METHODS, default_method
@@ -30,8 +31,11 @@ def register(subparsers) -> None:
                               description="Upscale INPUT (a video or a folder of numbered frames) into OUTPUT "
                                           "(a .mp4/.mkv/.mov file, or a folder for PNG frames), keeping the "
                                           "frame count, fps and audio.")
-    p.add_argument("input")
-    p.add_argument("output")
+    p.add_argument("input", nargs="?", help="a video file, an animated GIF/WebP or a folder of numbered frames")
+    p.add_argument("output", nargs="?", help="a .mp4/.mkv/.mov file, or a folder for PNG frames")
+    p.add_argument("--example", action="store_true",
+                   help="upscale the short clip that ships with the pack (160x90, 24 frames): "
+                        "`upscale --example OUT.mp4`")
     p.add_argument("--scale", type=int, default=4, choices=(2, 4))
     p.add_argument("--method", default=None, choices=METHODS,
                    help="'learned': the shipped temporally consistent video upscaler (default when its weights "
@@ -80,16 +84,31 @@ def add_cache_arguments(parser) -> None:
                              "restore)")
 
 
+def input_and_output(args) -> tuple[str, str]:
+    """INPUT OUTPUT, or with --example the shipped clip and the one path given."""
+    if args.example:
+        if args.input is None or args.output is not None:
+            raise InputError("--example takes exactly one path, the output (e.g. `vsr upscale --example "
+                             "out.mp4`); the input is the shipped clip")
+        from ..samples import example_clip
+        return example_clip(), args.input
+    if args.output is None:
+        raise InputError("expected INPUT and OUTPUT (e.g. `vsr upscale in.mp4 out.mp4`), or `--example OUT.mp4` "
+                         "to upscale the shipped sample clip")
+    return args.input, args.output
+
+
 def run(args) -> int:
+    src, dst = input_and_output(args)
     # with Ray workers the driver only decodes, crossfades and encodes: one thread leaves the cores to them
     set_threads(1 if args.workers else args.threads)
     method = args.method or default_method()
-    count = upscale_file(args.input, args.output, scale=args.scale, method=method, weights=args.weights,
+    count = upscale_file(src, dst, scale=args.scale, method=method, weights=args.weights,
                          overlap=args.overlap, stabilize=args.stabilize, tile_lr_px=args.tile,
                          options=load_options(args), fmt=args.format, crf=args.crf,
                          overwrite=args.overwrite, window=args.window, cache_dir=args.cache_dir,
                          keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 48,
                          workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
                          reporter=TerminalReporter())
-    print(f"wrote {count} frames to {args.output}")
+    print(f"wrote {count} frames to {dst}")
     return 0
