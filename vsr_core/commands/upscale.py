@@ -46,12 +46,14 @@ def register(subparsers) -> None:
     p.add_argument("--format", default=None, choices=FORMATS,
                    help="output format (default: h264 for a video path, png for a folder)")
     p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 (lossless) to 51")
-    p.add_argument("--window", type=int, default=12, help="frames processed together (memory bound)")
+    p.add_argument("--window", type=int, default=12,
+                   help="frames processed together (memory grows with it; lowered automatically, and said so, "
+                        "when the job would not fit the free memory)")
     p.add_argument("--overlap", type=int, default=2,
                    help="frames shared by consecutive windows and cross-faded (learned methods)")
     p.add_argument("--tile", type=int, default=512,
-                   help="LR pixels per spatial tile (memory grows with tile area x window; 128 kept 1080p "
-                        "output at 2.2 GB against 4.1 GB untiled, see README)")
+                   help="LR pixels per spatial tile, 0 for whole frames (memory grows with tile area x window; "
+                        "lowered automatically, and said so, when the job would not fit the free memory)")
     p.add_argument("--stabilize", type=float, default=0.0,
                    help="flow-guided temporal stabilisation strength 0..1 on top of the learned upscaler "
                         "(0: off; 0.6 lowers the warping error further at a small speed cost)")

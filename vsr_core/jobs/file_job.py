@@ -110,12 +110,18 @@ def disk_errors(what: str):
 
 
 def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOptions | None = None,
-                 cache: CacheSettings | None = None, reporter: Reporter | None = None, title: str = "") -> int:
-    """Read `src`, run `work`, write the output atomically; returns the frame count."""
+                 cache: CacheSettings | None = None, reporter: Reporter | None = None, title: str = "",
+                 prepare: Callable | None = None) -> int:
+    """Read `src`, run `work`, write the output atomically; returns the frame count.
+
+    ``prepare(reader)``, once the input is open and before anything is locked or written, may refuse the
+    job or settle settings that depend on the input (its size: the memory plan), cache.key included."""
     reporter = get_reporter(reporter)
     check_job_paths(src, output.path, cache.folder if cache else None)
     fmt = validate_output(output.path, output.fmt, output.crf, output.overwrite)
     reader = open_video(src, options)
+    if prepare is not None:
+        prepare(reader)
     for warning in reader.warnings:
         reporter.log(warning)
     logged = len(reader.warnings)

@@ -1,12 +1,15 @@
 """`upscale`: a video file or frame folder upscaled into a video file or PNG folder, resumable."""
 from __future__ import annotations
 
+import torch
+
 from ..checkpoints.shipped import load_default_upscaler, load_upscaler
 from ..errors import InputError
 from ..file_identity import file_identity
 from ..models.upscaler import FLOW_PRESET
 from ..ops.frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
 from ..ops.resize import bicubic_upscale
+from ..pipeline.memory_plan import CLI_FLAGS, FreeMemory, plan_upscale
 from ..pipeline.upscale import (METHODS, TILE_OVERLAP_LR_PX, check_stream_options, default_method,
                                upscale_segments)
 from ..progress import Reporter, get_reporter
@@ -19,7 +22,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
                  stabilize: float = 0.0, tile_lr_px: int = 512, cache_dir: str | None = None,
                  keep_cache: bool = False, chunk_frames: int = 48, model=None, workers: int = 0,
-                 ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None) -> int:
+                 ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None,
+                 memory: FreeMemory | None = None, flags: tuple[str, ...] = CLI_FLAGS) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),
@@ -34,7 +38,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     (the streaming node's), keyed in the cache by the weights file it came from.
     ``workers`` > 0 runs the windows on that many Ray actors (``ray_address``:
     an existing cluster, default a local one; ``worker_threads`` each); the
-    frames are the same for any number of workers (jobs.distributed).
+    frames are the same for any number of workers (jobs.distributed). Tile and window are lowered to fit
+    ``memory`` (default: what is free now) before the first frame, or the job refused (_planner).
     """
     method = method or default_method()
     if method not in METHODS:
@@ -58,8 +63,11 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
             key["distributed"] = {"threads_per_worker": worker_threads}
         cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
     reporter = get_reporter(reporter)
+    chosen = {"tile": tile_lr_px, "window": window, "overlap": overlap}
+    prepare = _planner(chosen, scale, model, memory, flags, cache, reporter)
 
     def work(reader, resume, consumer_state):
+        tile_lr_px, window, overlap = chosen["tile"], chosen["window"], chosen["overlap"]
         lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(window))
         if model is None:
             for x in lr_chunks:
@@ -86,4 +94,22 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                 pool.close()
 
     return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
-                        f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""))
+                        f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""),
+                        prepare=prepare)
+
+
+def _planner(chosen: dict, scale: int, model, memory: FreeMemory | None, flags: tuple[str, ...],
+             cache: CacheSettings | None, reporter: Reporter):
+    """prepare(reader) for run_file_job: the memory plan for the input's frame size, logged, written into
+    ``chosen`` (tile, window, overlap, the requested ones on entry) and into the cache's key."""
+    tile, window, overlap = chosen["tile"], chosen["window"], chosen["overlap"]
+
+    def prepare(reader):
+        device = next(model.parameters()).device if model is not None else torch.device("cpu")
+        plan = plan_upscale(reader.height, reader.width, scale, window, overlap, tile,
+                            memory or FreeMemory.of(device), learned=model is not None, flags=flags)
+        reporter.log(plan.describe(tile, window, flags))
+        chosen.update(tile=plan.tile, window=plan.window, overlap=plan.overlap)
+        if cache is not None:
+            cache.key.update(chosen)
+    return prepare
