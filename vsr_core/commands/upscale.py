@@ -102,6 +102,7 @@ def input_and_output(args) -> tuple[str, str]:
 
 def run(args) -> int:
     src, dst = input_and_output(args)
+    reporter = TerminalReporter()
     # with Ray workers the driver only decodes, crossfades and encodes: one thread leaves the cores to them
     set_threads(1 if args.workers else args.threads)
     method = args.method or default_method()
@@ -111,6 +112,7 @@ def run(args) -> int:
                          overwrite=args.overwrite, window=args.window, cache_dir=args.cache_dir,
                          keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 48,
                          workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
-                         reporter=TerminalReporter())
+                         reporter=reporter)
+    reporter.finish()
     print(f"wrote {count} frames to {dst}")
     return 0

@@ -132,7 +132,7 @@ def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOpti
     with JobLock(output_lock_path(output.path), f"output '{output.path}'"), sigterm_as_interrupt(), \
             disk_errors(f"'{output.path}'"):
         remove_stale_partials(output.path, reporter)
-        reporter.start(reader.info.frame_count_hint or 0, title)
+        reporter.start(reader.expected_frames or 0, title)
         if cache is None:
             with VideoWriter(output.path, reporter=reporter, audio=reader.audio, overwrite=output.overwrite,
                              **writer_settings) as writer:
