@@ -96,6 +96,19 @@ def compute_device() -> torch.device:
     return comfy.model_management.get_torch_device() if IN_COMFYUI else torch.device("cpu")
 
 
+def free_memory(device: torch.device | None = None):
+    """What the upscaler may use (vsr_core.pipeline.memory_plan.FreeMemory): ComfyUI's own figures inside
+    ComfyUI (free RAM, and free VRAM on a GPU, counting what its model management could release), the
+    machine's outside."""
+    from vsr_core.pipeline.memory_plan import FreeMemory
+    device = torch.device(device or compute_device())
+    if not IN_COMFYUI:
+        return FreeMemory.of(device)
+    mm = comfy.model_management
+    ram = int(mm.get_free_memory(torch.device("cpu")))
+    return FreeMemory(ram, None if device.type == "cpu" else int(mm.get_free_memory(device)))
+
+
 def make_reporter() -> Reporter:
     return ComfyReporter() if IN_COMFYUI else TerminalReporter()
 

@@ -24,9 +24,9 @@ from vsr_core.pipeline.restore_video import RestoreModels, RestoreSettings
 from vsr_core.video import LoadOptions, open_video
 from vsr_core.checkpoints.shipped import load_refiner
 
-from .comfy_bridge import make_reporter, on_compute_device, temp_directory, video_from_file
+from .comfy_bridge import free_memory, make_reporter, on_compute_device, temp_directory, video_from_file
 from .convert import core_video_path, frames_to_image
-from .nodes_upscale import CATEGORY
+from .nodes_upscale import CATEGORY, NODE_FLAGS
 
 FORMATS = {"h264-mp4": ("h264", ".mp4"), "ffv1-mkv (lossless)": ("ffv1", ".mkv")}
 OUTPUT_INPUTS = {
@@ -115,7 +115,9 @@ class VSR_UpscaleVideoStreaming:
         fmt, dst = _destination("upscaled", job, format)
         if not os.path.exists(dst):            # the same job finished before: its file is the answer
             with on_compute_device(upscaler):
-                upscale_file(source, dst, model=upscaler, fmt=fmt, reporter=make_reporter(), **settings)
+                upscale_file(source, dst, model=upscaler, fmt=fmt, reporter=make_reporter(),
+                             memory=free_memory(next(upscaler.parameters()).device), flags=NODE_FLAGS,
+                             **settings)
         return _result(dst, preview_frames)
 
 

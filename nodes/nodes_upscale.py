@@ -6,13 +6,14 @@ from vsr_core.errors import InputError
 from vsr_core.ops.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
 from vsr_core.models.refiner import refine
 from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
+from vsr_core.pipeline.memory_plan import check_output_size, output_batch_bytes, plan_upscale
 from vsr_core.ops.resize import resize_frames
 from vsr_core.pipeline.stabilize import stabilize_with_flow
 from vsr_core.pipeline.upscale import upscale_frames
 from vsr_core.checkpoints.shipped import clean_upscaler_path, default_upscaler_path, load_refiner, load_upscaler
 
-from .comfy_bridge import (core_upscale_frames, is_core_upscale_model, make_reporter, missing_model,
-                           model_choices, on_compute_device, register_model_folder, resolve_model)
+from .comfy_bridge import (core_upscale_frames, free_memory, is_core_upscale_model, make_reporter,
+                           missing_model, model_choices, on_compute_device, register_model_folder, resolve_model)
 
 CATEGORY = "video super-resolution/upscale"
 FOLDER = "vsr_upscaler"
@@ -21,6 +22,7 @@ SHIPPED = "default (shipped x4)"
 SHIPPED_CLEAN = "shipped x4, clean photos only (previous default)"
 FIXED_BLEND = "fixed blend (no weights)"
 SHIPPED_REFINER = "default (shipped refiner)"
+NODE_FLAGS = ("tile_px", "window", "scale")     # the Upscale nodes' names for what the memory plan lowers
 
 register_model_folder(FOLDER, set(EXTENSIONS))
 
@@ -104,6 +106,7 @@ class VSR_Upscale:
         frames = check_image_batch(frames, "frames")
         lr = thwc_to_tchw(frames)
         reporter = make_reporter()
+        check_output_size(lr.shape[-2], lr.shape[-1], scale, NODE_FLAGS)
         if is_core_upscale_model(upscaler):
             per_frame = resize_frames(thwc_to_tchw(core_upscale_frames(upscaler, frames)),
                                       lr.shape[-2] * scale, lr.shape[-1] * scale)
@@ -118,9 +121,14 @@ class VSR_Upscale:
                 p = smaller_pieces(p, min_tile=64)
                 return p and {**p, "window_overlap": min(p["window_overlap"], (p["window"] - 1) // 2)}
 
-            # tile 0 (whole frames) can still shrink: it starts as the frame size.
-            pieces = dict(tile_lr_px=tile_px or max(lr.shape[-2:]), window=window, window_overlap=window_overlap)
             with on_compute_device(upscaler, free_memory_after):
+                plan = plan_upscale(lr.shape[-2], lr.shape[-1], scale, window, window_overlap, tile_px,
+                                    free_memory(next(upscaler.parameters()).device),
+                                    extra_ram=output_batch_bytes(lr, scale), flags=NODE_FLAGS)
+                reporter.log(plan.describe(tile_px, window, NODE_FLAGS))
+                # tile 0 (whole frames) can still shrink on out-of-memory: it starts as the frame size.
+                pieces = dict(tile_lr_px=plan.tile or max(lr.shape[-2:]), window=plan.window,
+                              window_overlap=plan.overlap)
                 out, _ = retry_on_oom(attempt, pieces, shrink, "Upscale", reporter)
         return (tchw_to_thwc(out).contiguous(),)
 

@@ -98,7 +98,7 @@ class VSR_LoadVideo:
             path = resolve_input_path(video)
         reader = open_video(path, options)
         reporter = make_reporter()
-        reporter.start(reader.info.frame_count_hint or 0, "load video")
+        reporter.start(reader.expected_frames or 0, "load video")
         windows = []
         for window in reader.windows(16):
             reporter.check_interrupt()

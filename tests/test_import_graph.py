@@ -15,7 +15,7 @@ LAYERS = [
     {"ops", "speed"},
     {"video", "flow", "data", "metrics", "file_identity"},
     {"models", "diffusion", "relay"},
-    {"checkpoints", "weights"},
+    {"checkpoints", "weights", "samples"},
     {"train"},
     {"pipeline"},
     {"jobs", "workflow"},

@@ -1,4 +1,4 @@
-"""`python -m vsr_core <command>`: the command line.
+"""`vsr <command>` (or `python -m vsr_core <command>`): the command line.
 
 Each command lives next to the code it drives and exposes
 `register(subparsers)`, which adds its parser and sets `func` to a function
@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 
+from . import __version__
 from .errors import Interrupted, VSRError
 from .machine import tune_allocator
 
@@ -32,8 +33,9 @@ COMMAND_MODULES = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m vsr_core",
-        description="Temporally consistent video super-resolution.")
+        prog="vsr",
+        description="Temporally consistent video super-resolution (also run as `python -m vsr_core`).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMAND_MODULES:

@@ -54,3 +54,21 @@ def tune_allocator() -> bool:
         return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
     except (OSError, AttributeError):
         return False
+
+
+def ram_bytes() -> tuple[int, int]:
+    """(available, total) RAM in bytes: /proc/meminfo's MemAvailable (what can be used without swapping,
+    page cache included) on Linux, else the free and total physical pages; (0, 0) if neither is known."""
+    try:
+        with open("/proc/meminfo") as fh:
+            fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh if line.strip()}
+        if "MemAvailable" in fields and "MemTotal" in fields:
+            return fields["MemAvailable"], fields["MemTotal"]
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+        page = os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf("SC_AVPHYS_PAGES") * page, os.sysconf("SC_PHYS_PAGES") * page
+    except (OSError, ValueError, AttributeError):
+        return 0, 0

@@ -1,6 +1,7 @@
 """`python -m vsr_core upscale INPUT OUTPUT`: the main job."""
 from __future__ import annotations
 
+from ..errors import InputError
 from ..jobs.upscale import upscale_file
 from ..machine import set_threads
 from ..numbers import finite_float
@@ -35,8 +36,11 @@ def register(subparsers) -> None:
                               description="Upscale INPUT (a video or a folder of numbered frames) into OUTPUT "
                                           "(a .mp4/.mkv/.mov file, or a folder for PNG frames), keeping the "
                                           "frame count, fps and audio.")
-    p.add_argument("input")
-    p.add_argument("output")
+    p.add_argument("input", nargs="?", help="a video file, an animated GIF/WebP or a folder of numbered frames")
+    p.add_argument("output", nargs="?", help="a .mp4/.mkv/.mov file, or a folder for PNG frames")
+    p.add_argument("--example", action="store_true",
+                   help="upscale the short clip that ships with the pack (160x90, 24 frames): "
+                        "`upscale --example OUT.mp4`")
     p.add_argument("--scale", type=int, default=4, choices=(2, 4))
     p.add_argument("--method", default=None, choices=METHODS,
                    help="'learned': the shipped temporally consistent video upscaler (default when its weights "
@@ -59,13 +63,15 @@ def register(subparsers) -> None:
     p.add_argument("--format", default=None, choices=FORMATS,
                    help="output format (default: h264 for a video path, png for a folder)")
     p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 (lossless) to 51")
-    p.add_argument("--window", type=int, default=12, help="frames processed together (memory bound)")
+    p.add_argument("--window", type=int, default=12,
+                   help="frames processed together (memory grows with it; lowered automatically, and said so, "
+                        "when the job would not fit the free memory)")
     p.add_argument("--overlap", type=int, default=2,
                    help="frames shared by consecutive windows and cross-faded (learned methods)")
     p.add_argument("--tile", type=int, default=None,
                    help="LR pixels per spatial tile, 0 for whole frames (default 512 for the learned methods, "
-                        "where memory grows with tile area x window: 128 kept 1080p output at 2.2 GB against "
-                        "4.1 GB untiled, see README; default 384 for the detail model)")
+                        "384 for the detail model; memory grows with tile area x window; lowered automatically, "
+                        "and said so, when the job would not fit the free memory)")
     p.add_argument("--stabilize", type=finite_float, default=0.0,
                    help="flow-guided temporal stabilisation strength 0..1 on top of the learned upscaler "
                         "(0: off; 0.6 lowers the warping error further at a small speed cost)")
@@ -98,17 +104,34 @@ def add_cache_arguments(parser) -> None:
                              "restore)")
 
 
+def input_and_output(args) -> tuple[str, str]:
+    """INPUT OUTPUT, or with --example the shipped clip and the one path given."""
+    if args.example:
+        if args.input is None or args.output is not None:
+            raise InputError("--example takes exactly one path, the output (e.g. `vsr upscale --example "
+                             "out.mp4`); the input is the shipped clip")
+        from ..samples import example_clip
+        return example_clip(), args.input
+    if args.output is None:
+        raise InputError("expected INPUT and OUTPUT (e.g. `vsr upscale in.mp4 out.mp4`), or `--example OUT.mp4` "
+                         "to upscale the shipped sample clip")
+    return args.input, args.output
+
+
 def run(args) -> int:
+    src, dst = input_and_output(args)
+    reporter = TerminalReporter()
     # with Ray workers the driver only decodes, crossfades and encodes: one thread leaves the cores to them
     set_threads(1 if args.workers else args.threads)
     method = args.method or default_method()
-    count = upscale_file(args.input, args.output, scale=args.scale, method=method, weights=args.weights,
+    count = upscale_file(src, dst, scale=args.scale, method=method, weights=args.weights,
                          overlap=args.overlap, stabilize=args.stabilize, tile_lr_px=args.tile,
                          options=load_options(args), fmt=args.format, crf=args.crf,
                          overwrite=args.overwrite, window=args.window, cache_dir=args.cache_dir,
                          keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 48,
                          workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
-                         reporter=TerminalReporter(), detail=args.detail, keyframe_every=args.keyframe_every,
+                         reporter=reporter, detail=args.detail, keyframe_every=args.keyframe_every,
                          detail_strength=args.detail_strength)
-    print(f"wrote {count} frames to {args.output}")
+    reporter.finish()
+    print(f"wrote {count} frames to {dst}")
     return 0

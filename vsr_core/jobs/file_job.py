@@ -134,8 +134,12 @@ def disk_errors(what: str, after: str = "free space or choose another place"):
 
 
 def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOptions | None = None,
-                 cache: CacheSettings | None = None, reporter: Reporter | None = None, title: str = "") -> int:
-    """Read `src`, run `work`, write the output atomically; returns the frame count."""
+                 cache: CacheSettings | None = None, reporter: Reporter | None = None, title: str = "",
+                 prepare: Callable | None = None) -> int:
+    """Read `src`, run `work`, write the output atomically; returns the frame count.
+
+    ``prepare(reader)``, once the input is open and before anything is locked or written, may refuse the
+    job or settle settings that depend on the input (its size: the memory plan), cache.key included."""
     reporter = get_reporter(reporter)
     output = dataclasses.replace(output, path=resolve(output.path))     # decide on what a link points to
     if cache is not None:
@@ -145,6 +149,8 @@ def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOpti
         check_cache_folder(cache.folder)
     fmt = validate_output(output.path, output.fmt, output.crf, output.overwrite)
     reader = open_video(src, options)
+    if prepare is not None:
+        prepare(reader)
     for warning in reader.warnings:
         reporter.log(warning)
     logged = len(reader.warnings)
@@ -158,7 +164,7 @@ def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOpti
             reporter.log(message)
             validate_output(output.path, output.fmt, output.crf, output.overwrite)
         remove_stale_partials(output.path, reporter)
-        start = lambda: reporter.start(reader.info.frame_count_hint or 0, title)   # noqa: E731
+        start = lambda: reporter.start(reader.expected_frames or 0, title)   # noqa: E731
         if cache is None:
             start()
             with VideoWriter(output.path, reporter=reporter, audio=reader.audio, overwrite=output.overwrite,

@@ -1,6 +1,8 @@
 """`upscale`: a video file or frame folder upscaled into a video file or PNG folder, resumable."""
 from __future__ import annotations
 
+import torch
+
 from ..checkpoints.detail_loader import DEFAULT_DETAIL, detail_identity, load_detail_model
 from ..checkpoints.shipped import load_default_upscaler, load_upscaler
 from ..errors import InputError
@@ -10,6 +12,7 @@ from ..ops.frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_fl
 from ..ops.resize import bicubic_upscale
 from ..pipeline.detail import BORDER_LR_PX, DETAIL_TILE_LR_PX, DETAIL_TILE_OVERLAP_LR_PX, check_detail_options, \
     detail_segments
+from ..pipeline.memory_plan import CLI_FLAGS, FreeMemory, plan_upscale
 from ..pipeline.upscale import (METHODS, TILE_OVERLAP_LR_PX, check_stream_options, default_method,
                                upscale_segments)
 from ..progress import Reporter, get_reporter
@@ -26,7 +29,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  keep_cache: bool = False, chunk_frames: int = 48, model=None, workers: int = 0,
                  ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None,
                  detail: str | None = None, detail_model=None, keyframe_every: int = 8,
-                 detail_strength: float = 0.8) -> int:
+                 detail_strength: float = 0.8, memory: FreeMemory | None = None,
+                 flags: tuple[str, ...] = CLI_FLAGS) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),
@@ -44,7 +48,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     (the streaming node's), keyed in the cache by the weights file it came from.
     ``workers`` > 0 runs the windows on that many Ray actors (``ray_address``:
     an existing cluster, default a local one; ``worker_threads`` each); the
-    frames are the same for any number of workers (jobs.distributed).
+    frames are the same for any number of workers (jobs.distributed). Tile and window are lowered to fit
+    ``memory`` (default: what is free now) before the first frame, or the job refused (_planner).
     """
     method = method or default_method()
     if method not in METHODS:
@@ -80,17 +85,20 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
             resolve_ray_address(ray_address)      # a wrong address fails in seconds, before any work
         cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
     reporter = get_reporter(reporter)
-    work = _windows_work(model, method, scale, window, overlap, tile_lr_px, stabilize, workers, ray_address,
-                         worker_threads, reporter)
+    chosen = {"tile": tile_lr_px, "window": window, "overlap": overlap}
+    prepare = _planner(chosen, scale, model, memory, flags, cache, reporter)
+    work = _windows_work(model, method, scale, chosen, stabilize, workers, ray_address, worker_threads, reporter)
     return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
-                        f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""))
+                        f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""),
+                        prepare=prepare)
 
 
-def _windows_work(model, method: str, scale: int, window: int, overlap: int, tile_lr_px: int, stabilize: float,
-                  workers: int, ray_address: str | None, worker_threads: int, reporter: Reporter):
+def _windows_work(model, method: str, scale: int, chosen: dict, stabilize: float, workers: int,
+                  ray_address: str | None, worker_threads: int, reporter: Reporter):
     """The file job's work for bicubic (``model`` None) and the learned methods: windows through
-    upscale_segments, here or on Ray workers."""
+    upscale_segments, here or on Ray workers; ``chosen``: tile, window and overlap once planned."""
     def work(reader, resume, consumer_state):
+        tile_lr_px, window, overlap = chosen["tile"], chosen["window"], chosen["overlap"]
         lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(window))
         if model is None:
             for x in lr_chunks:
@@ -116,6 +124,8 @@ def _windows_work(model, method: str, scale: int, window: int, overlap: int, til
             if pool is not None:
                 pool.close()
     return work
+
+import torch
 
 
 def _relay_file(src: str, dst: str, scale: int, options: LoadOptions | None, output: OutputSettings,

@@ -22,7 +22,7 @@ from ..flow.pairs import PairFlows
 from ..models.upscaler import FLOW_PRESET, MIN_SIDE
 from ..ops.frames import check_frames
 from ..ops.tiling import tiled_map
-from ..progress import Reporter, get_reporter
+from ..progress import PieceProgress, Reporter, get_reporter
 from ..speed import autocast, autocast_dtype, use_channels_last
 from .memory_fallback import retry_on_oom, smaller_pieces
 from .segments import run_segments, run_segments_in_parallel
@@ -40,12 +40,13 @@ def default_method() -> str:
 # ---------------------------------------------------------------- one window
 @torch.inference_mode()
 def _run_window(lr: torch.Tensor, model, flows: tuple[torch.Tensor, torch.Tensor] | None, tile_lr_px: int,
-                tile_overlap_lr_px: int, precision: str = "fp32") -> torch.Tensor:
+                tile_overlap_lr_px: int, precision: str = "fp32", progress: Reporter | None = None) -> torch.Tensor:
     """One temporal window [n,3,h,w] -> [n,3,sh,sw] (model.scale), in spatial tiles of ``tile_lr_px``
     (0: whole frames) blended linearly across their overlaps (ops.tiling.tiled_map).
 
     ``flows``: (forward, backward) [n-1,2,h,w] between its frames; None runs frame by frame.
-    ``precision``: autocast (vsr_core.speed; "auto" is bf16 on CPUs with AMX/AVX512-BF16)."""
+    ``precision``: autocast (vsr_core.speed; "auto" is bf16 on CPUs with AMX/AVX512-BF16). ``progress``
+    hears of each finished tile (progress.PieceProgress)."""
     p = next(model.parameters())
     n, _, h, w = lr.shape
     temporal = flows is not None and n > 1
@@ -61,7 +62,7 @@ def _run_window(lr: torch.Tensor, model, flows: tuple[torch.Tensor, torch.Tensor
 
     tile = tile_lr_px or max(h, w)
     return tiled_map(run, [lr, ff, fb], tile=tile, overlap=min(tile_overlap_lr_px, tile - 1),
-                     out_scale=model.scale, blend="linear", margin=0.0).clamp_(0, 1)
+                     out_scale=model.scale, blend="linear", margin=0.0, reporter=progress).clamp_(0, 1)
 
 
 def _rescale_output(y: torch.Tensor, model_scale: int, scale: int) -> torch.Tensor:
@@ -81,12 +82,12 @@ def window_tiles(tile_lr_px: int, tile_overlap_lr_px: int, lr: torch.Tensor) -> 
 
 
 def upscale_window(lr: torch.Tensor, first_frame: int, model, pair_flows, temporal: bool, tiles: dict,
-                   precision: str, scale: int) -> torch.Tensor:
+                   precision: str, scale: int, progress: Reporter | None = None) -> torch.Tensor:
     """One window [n,3,h,w] starting at video frame ``first_frame`` -> [n,3,sh,sw] at ``scale``: flow between
     its frames (``pair_flows``, a flow.pairs.PairFlows, shares pairs across windows), the network, x2 resampling.
     The single-process job and the Ray workers both run this."""
     flows = pair_flows.window(first_frame, lr) if temporal and len(lr) > 1 else None
-    y = _run_window(lr, model, flows, tiles["tile_lr_px"], tiles["tile_overlap_lr_px"], precision)
+    y = _run_window(lr, model, flows, tiles["tile_lr_px"], tiles["tile_overlap_lr_px"], precision, progress)
     return _rescale_output(y, model.scale, scale)
 
 
@@ -156,8 +157,9 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
         if not current:
             current.update(window_tiles(tile_lr_px, tile_overlap_lr_px, lr))
 
-        def attempt(tiles):
-            return upscale_window(lr, first_frame, model, pair_flows, temporal, tiles, precision, scale)
+        def attempt(tiles):     # the window's new frames (the rest were counted with the window before)
+            progress = PieceProgress(rep, max(len(lr) - (overlap if first_frame else 0), 1))
+            return upscale_window(lr, first_frame, model, pair_flows, temporal, tiles, precision, scale, progress)
         if not retry_oom:
             return attempt(current), {}
         y, fitted = retry_on_oom(attempt, dict(current), lambda p: smaller_pieces(p, min_tile=16),

@@ -67,6 +67,18 @@ def _is_variable_rate(times: list[float], fps: Fraction) -> bool:
     return bool(np.max(np.abs(np.diff(times) - step)) > VFR_TOLERANCE * step)
 
 
+def display_rotation(path: str) -> int:
+    """How far a player turns the stored frames, counter-clockwise in degrees (0, 90, 180 or 270): the
+    display matrix FFmpeg attaches to the first decoded frame (phones store portrait video landscape)."""
+    try:
+        with av.open(path) as container:
+            for frame in container.decode(container.streams.video[0]):
+                return int(round(getattr(frame, "rotation", 0) or 0)) % 360 // 90 * 90
+    except (av.error.FFmpegError, OSError, IndexError):
+        pass            # a damaged start is reported by the scan and the read
+    return 0
+
+
 def frame_colour(frame, height: int) -> Colour | None:
     """The frame's tags where it has them, the usual assumption for its size where not; None if untagged."""
     if frame.colorspace in (0, 2) and frame.color_primaries in (0, 2) and frame.color_trc in (0, 2):
@@ -102,6 +114,10 @@ class ContainerSource:
                 raise InputError(f"'{path}' has a video stream of size {width}x{height}; expected a decodable video")
             check_frame_size(path, width, height)
             fps = Fraction(fps)
+            self.rotation = display_rotation(path)
+            self.stored_height = height
+            if self.rotation in (90, 270):          # frames are read as displayed (upright)
+                width, height = height, width
             declared_frames, duration = _declared(container, stream)
             has_audio = bool(container.streams.audio)
             times, error = _scan_packets(container, stream)
@@ -134,11 +150,13 @@ class ContainerSource:
             for frame in self._decode(container, stream, lambda: count):
                 pts = frame.pts if frame.pts is not None else start + count / (self.info.fps * tb)
                 if decode_as is None:
-                    self.colour = frame_colour(frame, self.info.height)
-                    decode_as = self.colour or Colour.default_for(self.info.height)
+                    self.colour = frame_colour(frame, self.stored_height)
+                    decode_as = self.colour or Colour.default_for(self.stored_height)
                 rgb = frame.reformat(format="rgb24", src_colorspace=decode_as.swscale_matrix,
                                      src_color_range=decode_as.swscale_range)
                 image = rgb.to_ndarray()
+                if self.rotation:
+                    image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))
                 if image.shape[:2] != (self.info.height, self.info.width):
                     raise InputError(
                         f"frame {count} of '{self.path}' is {image.shape[1]}x{image.shape[0]}, "

@@ -75,6 +75,18 @@ class VideoReader:
         """Frame durations differ (and no force_rate re-timed them): keep each frame's time on output."""
         return self.info.variable_rate and self.options.force_rate is None
 
+    @property
+    def expected_frames(self) -> int | None:
+        """How many frames the selection will give, from the source's stated count (None: not stated); the
+        exact count is `frame_count`, known after reading."""
+        n, o = self.info.frame_count_hint, self.options
+        if not n:
+            return None
+        if o.force_rate is not None:
+            n = int(n * o.force_rate / self.info.fps)
+        n = -(-max(n - o.skip_first_frames, 0) // o.select_every_nth)
+        return min(n, o.frame_load_cap) if o.frame_load_cap else n
+
     def timestamp(self, index: int) -> float:
         """Seconds from the first selected frame to frame ``index`` (once it has been read)."""
         return self.timestamps[index]
