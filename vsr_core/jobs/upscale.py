@@ -125,8 +125,6 @@ def _windows_work(model, method: str, scale: int, chosen: dict, stabilize: float
                 pool.close()
     return work
 
-import torch
-
 
 def _relay_file(src: str, dst: str, scale: int, options: LoadOptions | None, output: OutputSettings,
                 weights: str | None, model, detail: str | None, detail_model, every: int, strength: float,
@@ -180,3 +178,20 @@ def _detail_file(src: str, method: str, scale: int, options: LoadOptions | None,
 
     return run_file_job(src, output, work, options, cache, reporter,
                         f"upscale x{scale} (detail-per-frame, {model.detail_name})")
+
+
+def _planner(chosen: dict, scale: int, model, memory: FreeMemory | None, flags: tuple[str, ...],
+             cache: CacheSettings | None, reporter: Reporter):
+    """prepare(reader) for run_file_job: the memory plan for the input's frame size, logged, written into
+    ``chosen`` (tile, window, overlap, the requested ones on entry) and into the cache's key."""
+    tile, window, overlap = chosen["tile"], chosen["window"], chosen["overlap"]
+
+    def prepare(reader):
+        device = next(model.parameters()).device if model is not None else torch.device("cpu")
+        plan = plan_upscale(reader.height, reader.width, scale, window, overlap, tile,
+                            memory or FreeMemory.of(device), learned=model is not None, flags=flags)
+        reporter.log(plan.describe(tile, window, flags))
+        chosen.update(tile=plan.tile, window=plan.window, overlap=plan.overlap)
+        if cache is not None:
+            cache.key.update(chosen)
+    return prepare
