@@ -248,7 +248,9 @@ def test_train_with_garbage_init_weights_or_a_corrupt_state_is_one_line(tmp_path
     assert main(["train", "--out", str(tmp_path / "a"), "--steps", "1",
                  "--init-weights", str(tmp_path / "w.safetensors")]) == 2
     assert "init_weights: checkpoint" in one_error_line(capsys)
-    (tmp_path / "b").mkdir()
+    from vsr_core.safe_files import claim_folder
+    from vsr_core.train.trainer import RUN_FOLDER
+    claim_folder(str(tmp_path / "b"), RUN_FOLDER, "run")          # a run folder of train's own
     (tmp_path / "b" / "state.pt").write_bytes(b"not a state" * 10)
     assert main(["train", "--out", str(tmp_path / "b"), "--steps", "1"]) == 2
     assert "training state" in one_error_line(capsys)
