@@ -131,3 +131,12 @@ def test_the_command_line_relays_a_detail_model_and_strength_zero_is_the_default
     assert main(["upscale", src, str(tmp_path / "bad.mkv"), "--detail", str(weights), "--keyframe-every", "0",
                  *common]) == 2
     assert not (tmp_path / "bad.mkv").exists()
+
+
+def test_the_relay_plans_its_memory_and_refuses_outputs_beyond_8k(tmp_path, scene):
+    _, _, keys = scene
+    big = write_media(tmp_path / "big.mkv", np.zeros((2, 1200, 2000, 3), np.uint8))
+    model = load_default_upscaler(4)
+    with pytest.raises(InputError, match="8K"):
+        relay_file(big, str(tmp_path / "o.mkv"), model, folder_keyframes(str(keys)), every=EVERY, fmt="ffv1")
+    assert not (tmp_path / "o.mkv").exists()

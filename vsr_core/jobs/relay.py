@@ -17,6 +17,8 @@ from ..errors import InputError
 from ..file_identity import file_identity
 from ..models.upscaler import FLOW_PRESET
 from ..ops.frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
+from ..pipeline.memory_fallback import OutOfMemory
+from ..pipeline.memory_plan import CLI_FLAGS, FreeMemory, plan_upscale
 from ..pipeline.relay import check_every, relay_segment_frames, relay_segments
 from ..pipeline.upscale import TILE_OVERLAP_LR_PX, check_stream_options
 from ..progress import Reporter, get_reporter
@@ -25,6 +27,7 @@ from ..video import LoadOptions
 from .file_job import CacheSettings, OutputSettings, run_file_job
 
 KEYFRAME_NAME = "frame_{:06d}.png"
+RELAY_FRAMES_EXTRA = 1.5   # the relay's output, keyframe details and flows, per segment frame (float32 RGB HR)
 
 
 @dataclass(frozen=True)
@@ -99,13 +102,26 @@ def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, scale: int 
            "weights": file_identity(model.weights_path), "keyframes": keyframes.identity}
     cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
     reporter = get_reporter(reporter)
+    chosen = {"tile": tile_lr_px}
+
+    def prepare(reader):      # the upscaler's memory plan for a whole segment, plus the relay's own frames
+        h, w = reader.height, reader.width
+        extra = RELAY_FRAMES_EXTRA * segment * 12 * h * w * scale * scale
+        plan = plan_upscale(h, w, scale, segment, 1, tile_lr_px, FreeMemory.of(next(model.parameters()).device),
+                            extra_ram=extra)
+        if plan.window < segment:
+            raise OutOfMemory(f"{w}x{h} at x{scale} with a keyframe every {every} frames needs segments of "
+                              f"{segment} frames, which do not fit the free memory; use a smaller "
+                              f"--keyframe-every, --scale 2, or free memory")
+        reporter.log(plan.describe(tile_lr_px, segment, CLI_FLAGS))
+        chosen["tile"] = cache.key["tile"] = plan.tile
 
     def work(reader, resume, consumer_state):
         lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(segment))
         for result in relay_segments(lr_chunks, model, keyframes.make, scale, every, strength, detect_cuts,
-                                     tile_lr_px, reporter=reporter, resume=resume):
+                                     chosen["tile"], reporter=reporter, resume=resume):
             frames: np.ndarray = float_to_uint8(tchw_to_thwc(result.frames), "relayed frames", result.first_frame)
             yield result, frames, {}
 
     return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
-                        f"upscale x{scale} with detail relayed from every {every}th frame")
+                        f"upscale x{scale} with detail relayed from every {every}th frame", prepare=prepare)
