@@ -37,11 +37,13 @@ from vsr_core.checkpoints.shipped import load_default_upscaler  # noqa: E402
 from vsr_core.flow import DISFlow  # noqa: E402
 from vsr_core.machine import cpu_name, tune_allocator  # noqa: E402
 from vsr_core.metrics import psnr_y  # noqa: E402
+from vsr_core.pipeline.detail import detail_upscale  # noqa: E402
 from vsr_core.models.upscaler import upscale_clip  # noqa: E402
 from vsr_core.relay import high_pass, nearest_keyframes, relay_clip, select_keyframes  # noqa: E402
 from vsr_core.train.real_eval import real_hr_clips  # noqa: E402
 
 CASES = ("bi", "h264_crf30")
+NIQE_MIN_SIDE = 192     # scikit-video's NIQE parameters need frames larger than this
 
 
 def hf_energy(frames: torch.Tensor) -> float:
@@ -70,6 +72,8 @@ def niqe_score(frames: torch.Tensor) -> float | None:
         niqe = _import_niqe()
     except ImportError:       # optional: pip install scikit-video==1.1.11
         return None
+    if min(frames.shape[-2:]) <= NIQE_MIN_SIDE:
+        return None
     grey = (frames.clamp(0, 1).mean(1) * 255).numpy()
     return float(np.mean(niqe(grey)))
 
@@ -82,7 +86,9 @@ def timed(fn, *args):
 
 
 def per_frame(detail, lr: torch.Tensor) -> torch.Tensor:
-    return torch.cat([detail(lr[t:t + 1]) for t in range(len(lr))]).clamp_(0, 1)
+    """The detail model on every frame, as `--method detail-per-frame` runs it (mirrored border, tiles,
+    precision auto)."""
+    return detail_upscale(lr, detail)
 
 
 def xt_slice(frames: torch.Tensor, row: int) -> np.ndarray:
@@ -143,7 +149,7 @@ def main() -> None:
     ap.add_argument("--real-videos", required=True, help="folder made by `python -m vsr_core prepare-real-videos`")
     ap.add_argument("--frames", type=int, default=17)
     ap.add_argument("--every", type=int, default=8, help="frames from one keyframe to the next")
-    ap.add_argument("--max-side", type=int, default=256, help="HR centre crop (multiple of 8)")
+    ap.add_argument("--max-side", type=int, default=256, help="HR centre crop (multiple of 8; NIQE needs > 192)")
     ap.add_argument("--max-clips", type=int, default=0, help="only the first N held-out clips (0: all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--figure", default=None, help="folder for crop and x-t slice figures")
