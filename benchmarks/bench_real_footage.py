@@ -113,15 +113,20 @@ def methods(old, new, esrgan):
     return out
 
 
+def labelled(image: np.ndarray, name: str, size: tuple[int, int], font_scale: float = 0.5) -> list[np.ndarray]:
+    """uint8 [h,w,3] enlarged (nearest) to ``size`` (w, h) under a white label bar, then a 4 px gap."""
+    big = cv2.resize(image, size, interpolation=cv2.INTER_NEAREST)
+    bar = np.full((22, size[0], 3), 255, np.uint8)
+    cv2.putText(bar, name, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return [np.concatenate([bar, big]), np.full((size[1] + 22, 4, 3), 255, np.uint8)]
+
+
 def save_figure(path, hr, lrs_out, frame, box):
     y, x, s = box
     tiles = []
     for name, img in lrs_out:
         crop = (img[frame, :, y:y + s, x:x + s].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        crop = cv2.resize(crop, (3 * s, 3 * s), interpolation=cv2.INTER_NEAREST)
-        bar = np.full((22, 3 * s, 3), 255, np.uint8)
-        cv2.putText(bar, name, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        tiles += [np.concatenate([bar, crop]), np.full((3 * s + 22, 4, 3), 255, np.uint8)]
+        tiles += labelled(crop, name, (3 * s, 3 * s))
     fig = np.concatenate(tiles[:-1], axis=1)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     cv2.imwrite(path, cv2.cvtColor(fig, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])

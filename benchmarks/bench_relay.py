@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from bench_real_footage import degrade, ewarp, gt_flows, tof  # noqa: E402
+from bench_real_footage import degrade, ewarp, gt_flows, labelled, tof  # noqa: E402
 from vsr_core.checkpoints.detail_loader import load_detail_model  # noqa: E402
 from vsr_core.checkpoints.shipped import load_default_upscaler  # noqa: E402
 from vsr_core.flow import DISFlow  # noqa: E402
@@ -108,15 +108,9 @@ def save_figures(folder: str, name: str, panels: list[tuple[str, torch.Tensor]],
     crops, slices = [], []
     for label, img in panels:
         crop = (img[frame, :, y:y + s, x:x + s].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        crop = cv2.resize(crop, (3 * s, 3 * s), interpolation=cv2.INTER_NEAREST)
-        bar = np.full((22, 3 * s, 3), 255, np.uint8)
-        cv2.putText(bar, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        crops += [np.concatenate([bar, crop]), np.full((3 * s + 22, 4, 3), 255, np.uint8)]
+        crops += labelled(crop, label, (3 * s, 3 * s), 0.45)
         xt = xt_slice(img[:, :, :, x:x + s], y + s // 2)
-        xt = cv2.resize(xt, (3 * s, 6 * xt.shape[0]), interpolation=cv2.INTER_NEAREST)
-        slices += [np.concatenate([np.full((22, 3 * s, 3), 255, np.uint8), xt]),
-                   np.full((xt.shape[0] + 22, 4, 3), 255, np.uint8)]
-        cv2.putText(slices[-2], label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        slices += labelled(xt, label, (3 * s, 6 * xt.shape[0]), 0.45)
     for kind, tiles in (("crops", crops), ("xt", slices)):
         path = os.path.join(folder, f"relay_{kind}_{name}.png")
         cv2.imwrite(path, cv2.cvtColor(np.concatenate(tiles[:-1], axis=1), cv2.COLOR_RGB2BGR),

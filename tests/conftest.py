@@ -15,6 +15,8 @@ import pytest
 import torch
 
 from vsr_core.data import CameraPath, photo, virtual_camera_clip
+from vsr_core.errors import Interrupted
+from vsr_core.progress import Reporter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK_NAME = "vsr_node_pack"
@@ -121,3 +123,20 @@ def seeded_state_dict(shapes: dict, seed: int) -> dict:
             t = 0.1 * r
         out[k] = t.to(torch.float32)
     return out
+
+
+class StopAfter(Reporter):
+    """Cancels (like Ctrl-C or ComfyUI's Cancel) once `frames` output frames were reported; keeps the log."""
+
+    def __init__(self, frames):
+        self.frames, self.done, self.messages = frames, 0, []
+
+    def update(self, n=1):
+        self.done += n
+
+    def check_interrupt(self):
+        if self.done >= self.frames:
+            raise Interrupted("cancelled")
+
+    def log(self, message):
+        self.messages.append(message)

@@ -10,33 +10,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import write_media
+from conftest import StopAfter, write_media
 from vsr_core.checkpoints.shipped import load_default_upscaler
 from vsr_core.data import CameraPath, photo, virtual_camera_clip
 from vsr_core.errors import InputError, Interrupted
 from vsr_core.jobs.relay import folder_keyframes, relay_file
 from vsr_core.metrics import psnr_y
-from vsr_core.progress import Reporter
 from vsr_core.relay import select_keyframes
 from vsr_core.video import open_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FRAMES, EVERY = 20, 4
-
-
-class StopAfter(Reporter):
-    def __init__(self, frames):
-        self.frames, self.done, self.messages = frames, 0, []
-
-    def update(self, n=1):
-        self.done += n
-
-    def check_interrupt(self):
-        if self.done >= self.frames:
-            raise Interrupted("cancelled")
-
-    def log(self, message):
-        self.messages.append(message)
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,9 @@ from vsr_core.errors import Interrupted
 from vsr_core.pipeline.guided_sample import SampleSettings
 from vsr_core.jobs.restore import restore_file
 from vsr_core.pipeline.restore_video import RestoreSettings, load_restore_models
-from vsr_core.progress import Reporter
 from vsr_core.video import open_video
 
-from conftest import write_media
+from conftest import StopAfter, write_media
 
 SETTINGS = RestoreSettings(segment=6, segment_overlap=2, sample=SampleSettings(steps=2), precision="fp32")
 
@@ -52,23 +51,6 @@ def test_restores_every_frame_at_x4_at_the_same_rate_and_cleans_its_cache(tmp_pa
     assert open_video(str(out)).fps == open_video(str(source)).fps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]  # the default cache folder is gone
     np.testing.assert_array_equal(read(out), reference)              # deterministic
-
-
-class StopAfter(Reporter):
-    """Cancels (like Ctrl-C or ComfyUI's Cancel) once `frames` output frames were reported."""
-
-    def __init__(self, frames):
-        self.frames, self.done, self.messages = frames, 0, []
-
-    def update(self, n=1):
-        self.done += n
-
-    def check_interrupt(self):
-        if self.done >= self.frames:
-            raise Interrupted("cancelled")
-
-    def log(self, message):
-        self.messages.append(message)
 
 
 def test_a_cancelled_run_leaves_no_output_and_resumes_to_the_same_frames(tmp_path, source, models, reference):
