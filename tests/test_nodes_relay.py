@@ -155,5 +155,7 @@ def test_detail_upscale_runs_the_shipped_x4plus(classes, clip):
     node = classes["VSR_DetailUpscale"]
     (out,) = node().upscale(image, node.INPUT_TYPES()["required"]["detail_model"][1]["default"], 4)
     assert out.shape == (1, 48, 64, 3) and 0 <= out.min() and out.max() <= 1
-    bicubic = F.interpolate(image.permute(0, 3, 1, 2), scale_factor=4, mode="bicubic").clamp(0, 1)
-    assert psnr_y(out.permute(0, 3, 1, 2), bicubic) > 25
+    # consistent with its input: brought back down to 12x16 it is the input (31.7 dB measured; a flat image of
+    # the input's mean gives 16.3 dB)
+    back = F.interpolate(out.permute(0, 3, 1, 2), scale_factor=0.25, mode="bicubic", antialias=True)
+    assert psnr_y(back, image.permute(0, 3, 1, 2)) > 28
