@@ -1,13 +1,16 @@
 """Thumbnails for ComfyUI's template browser, made from real outputs: workflows/NAME.jpg beside NAME.json.
 
-    python docs/make_thumbnails.py --url http://127.0.0.1:8188 --comfy-dir /path/to/ComfyUI
+    python docs/make_thumbnails.py --url http://127.0.0.1:8188 --comfy-dir /path/to/ComfyUI [--only NAME ...]
 
 Needs a running ComfyUI with this pack installed. A short clip (a virtual camera over a scikit-image
 photo) is written to ComfyUI's input folder; every workflow that runs on the pack's shipped weights is
 queued with it through ComfyUI's /prompt (its API twin in workflows/api/), and its saved or previewed
 output becomes the thumbnail: the input, enlarged with nearest neighbour, beside the output. Workflows
 that need the user's own checkpoints (MGLD-VSR/StableSR, an SD checkpoint) cannot run here: theirs show
-the same graph run on the shipped weights, and say so on the image.
+the same graph run on the shipped weights, and say so on the image. relay_detail runs core Upscale Image
+(using Model) on RealESRGAN_x4plus.pth from ComfyUI's models/upscale_models (Real-ESRGAN's release file;
+the pack's converted vsr_core/weights/detail_realesrgan_x4plus.safetensors, saved as a plain state dict
+under that name, loads there too).
 """
 from __future__ import annotations
 
@@ -85,13 +88,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default="http://127.0.0.1:8188")
     ap.add_argument("--comfy-dir", required=True, help="ComfyUI's folder (its input/, output/ and temp/)")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="make these thumbnails only (workflow names "
+                    "without .json; default: all)")
     args = ap.parse_args()
-    clip = virtual_camera_clip(photo("astronaut"), 8, (72, 128), CameraPath(pan=(1.5, 0.4)))
-    with VideoWriter(os.path.join(args.comfy_dir, "input", CLIP), 24, crf=12) as w:
-        w.write(clip)
     frames = {}
     names = sorted(f[:-5] for f in os.listdir(os.path.join(ROOT, "workflows", "api")) if f.endswith(".json"))
-    for name in [n for n in names if n not in STAND_INS]:
+    unknown = sorted(set(args.only or ()) - set(names))
+    if unknown:
+        ap.error(f"--only {' '.join(unknown)}: no such workflow; expected some of {', '.join(names)}")
+    names = sorted(args.only) if args.only else names
+    clip = virtual_camera_clip(photo("astronaut"), 8, (72, 128), CameraPath(pan=(1.5, 0.4)))
+    # the script's own clip, rewritten on every run
+    with VideoWriter(os.path.join(args.comfy_dir, "input", CLIP), 24, crf=12, overwrite=True) as w:
+        w.write(clip)
+    for name in sorted({STAND_INS.get(n, n) for n in names}):
         with open(os.path.join(ROOT, "workflows", "api", name + ".json")) as f:
             prompt = json.load(f)
         for node in prompt.values():

@@ -7,19 +7,25 @@ import os
 
 import torch
 
+from vsr_core.checkpoints.detail_loader import DEFAULT_DETAIL, load_detail_model
 from vsr_core.errors import InputError
-from vsr_core.file_identity import source_identity
+from vsr_core.file_identity import file_identity, source_identity
 from vsr_core.jobs.relay import folder_keyframes, relay_file, save_keyframes
 from vsr_core.ops.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw, uint8_to_float
+from vsr_core.pipeline.detail import DETAIL_TILE_LR_PX, detail_frames
 from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
 from vsr_core.pipeline.relay import (DEFAULT_KEYFRAME_EVERY, parse_indices, pick_keyframes, pick_keyframes_stream,
                                      relay_frames)
 from vsr_core.video import open_video
 
-from .comfy_bridge import make_reporter, on_compute_device
+from .comfy_bridge import make_reporter, missing_model, model_choices, on_compute_device, resolve_model
 from .nodes_streaming import OUTPUT_INPUTS, _destination, _identity, _result, _source
 
 CATEGORY = "video super-resolution/relay"
+# Detail models are read from ComfyUI's own upscale_models folder (core Load Upscale Model lists it too).
+DETAIL_FOLDERS = ("upscale_models",)
+DETAIL_EXTENSIONS = (".safetensors", ".sft", ".pth", ".pt")
+SHIPPED_DETAIL = "default (shipped Real-ESRGAN x4plus)"
 
 
 class VSR_PickKeyframes:
@@ -102,6 +108,64 @@ class VSR_RelayDetail:
             out, _ = retry_on_oom(attempt, {"tile_lr_px": tile_px}, lambda p: smaller_pieces(p, min_tile=64),
                                   "Relay Detail", reporter)
         return (tchw_to_thwc(out).contiguous(),)
+
+
+class VSR_DetailUpscale:
+    """A Real-ESRGAN detail model on each image alone: the shipped x4plus, or an RRDBNet / SRVGGNetCompact file."""
+
+    _loaded: tuple = (None, None)       # (file key, model): the last model, reused while its file is unchanged
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        files = [n for n in model_choices(DETAIL_FOLDERS, DETAIL_EXTENSIONS) if n != "none found"]
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "Images to upscale, each on its own (e.g. Pick Keyframes' "
+                          "keyframes): a detail model run on every frame of a video would flicker."}),
+                "detail_model": ([SHIPPED_DETAIL] + files, {"default": SHIPPED_DETAIL, "tooltip":
+                                 "The shipped Real-ESRGAN x4plus (BSD-3), or a Real-ESRGAN RRDBNet (x4plus, "
+                                 "x4plus-anime, x2plus) or SRVGGNetCompact (animevideov3, general-x4v3) file "
+                                 "from models/upscale_models. Other architectures: use core Upscale Image "
+                                 "(using Model)."}),
+                "scale": ([4, 2], {"default": 4, "tooltip": "Output scale; at most the model's own (x2 from an "
+                          "x4 model is its output resampled)."}),
+            },
+            "optional": {
+                "tile_px": ("INT", {"default": DETAIL_TILE_LR_PX, "min": 64, "max": 4096, "step": 16, "tooltip":
+                            "Spatial tile size in input pixels; memory grows with it (halved automatically "
+                            "when out of memory)."}),
+                "free_memory_after": ("BOOLEAN", {"default": True, "tooltip":
+                                      "Move the detail model back to system RAM when done."}),
+            },
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, detail_model):
+        return missing_model(detail_model, DETAIL_FOLDERS, "detail model", (SHIPPED_DETAIL,))
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("upscaled",)
+    OUTPUT_TOOLTIPS = ("The images upscaled with invented texture (fur, skin, fabric), same count as the input.",)
+    FUNCTION = "upscale"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Upscale images with a Real-ESRGAN detail model (shipped x4plus by default), e.g. the " \
+                  "keyframes Relay Detail carries through a video."
+
+    def upscale(self, image, detail_model, scale, tile_px=DETAIL_TILE_LR_PX, free_memory_after=True):
+        lr = thwc_to_tchw(check_image_batch(image, "image"))
+        model = self._model(detail_model)
+        with on_compute_device(model, free_memory_after):
+            out = detail_frames(lr, model, scale, tile=tile_px, reporter=make_reporter())
+        return (tchw_to_thwc(out).contiguous(),)
+
+    @classmethod
+    def _model(cls, name: str):
+        path = None if name == SHIPPED_DETAIL else resolve_model(name, DETAIL_FOLDERS, "detail model")
+        key = None if path is None else file_identity(path)         # a file replaced in place is read anew
+        if cls._loaded[1] is None or cls._loaded[0] != (name, key):
+            cls._loaded = (None, None)      # drop the old model before reading the new one
+            cls._loaded = ((name, key), load_detail_model(DEFAULT_DETAIL if path is None else path))
+        return cls._loaded[1]
 
 
 class VSR_PickKeyframesStreaming:
@@ -194,9 +258,11 @@ class VSR_RelayDetailStreaming:
         return save_keyframes(os.path.splitext(folder)[0], images, indices)
 
 
-NODE_CLASS_MAPPINGS = {"VSR_PickKeyframes": VSR_PickKeyframes, "VSR_RelayDetail": VSR_RelayDetail,
+NODE_CLASS_MAPPINGS = {"VSR_PickKeyframes": VSR_PickKeyframes, "VSR_DetailUpscale": VSR_DetailUpscale,
+                       "VSR_RelayDetail": VSR_RelayDetail,
                        "VSR_PickKeyframesStreaming": VSR_PickKeyframesStreaming,
                        "VSR_RelayDetailStreaming": VSR_RelayDetailStreaming}
-NODE_DISPLAY_NAME_MAPPINGS = {"VSR_PickKeyframes": "Pick Keyframes (VSR)", "VSR_RelayDetail": "Relay Detail (VSR)",
+NODE_DISPLAY_NAME_MAPPINGS = {"VSR_PickKeyframes": "Pick Keyframes (VSR)", "VSR_DetailUpscale": "Detail Upscale (VSR)",
+                              "VSR_RelayDetail": "Relay Detail (VSR)",
                               "VSR_PickKeyframesStreaming": "Pick Keyframes (VSR, streaming)",
                               "VSR_RelayDetailStreaming": "Relay Detail (VSR, streaming)"}

@@ -214,3 +214,40 @@ def test_the_benchmark_port_of_animevideov3_loads_through_the_detail_loader(tmp_
     x = torch.rand(1, 3, 10, 12)
     with torch.inference_mode():
         assert torch.equal(loaded(x), port(x))
+
+
+def test_detail_frames_reports_each_frame_and_halves_tiles_when_out_of_memory():
+    """The node's stage: detail_upscale's frames, one progress unit a frame, and a tile that does not fit is
+    halved (the frames after it keep the smaller tile) instead of failing the batch."""
+    from vsr_core.pipeline.detail import detail_frames
+    from vsr_core.progress import Reporter
+
+    class Counting(Reporter):
+        def __init__(self):
+            self.total, self.done, self.notes = None, 0, []
+
+        def start(self, total, desc=""):
+            self.total = total
+
+        def update(self, n=1):
+            self.done += n
+
+        def log(self, message):
+            self.notes.append(message)
+
+    model = tiny("SRVGGNetCompact")
+    seen = []
+
+    def small_tiles_only(module, args):
+        seen.append(args[0].shape[-1])
+        if args[0].shape[-1] > 40:          # a bordered 24-pixel frame is 44 wide: one whole tile is too big
+            raise RuntimeError("CPU out of memory (tried to allocate 1 GiB)")
+    frames = torch.rand(3, 3, 20, 24)
+    expected = detail_upscale(frames, model, tile=34, overlap=16)
+    handle = model.register_forward_pre_hook(small_tiles_only)
+    rep = Counting()
+    out = detail_frames(frames, model, tile=64, overlap=16, reporter=rep)
+    handle.remove()
+    assert torch.equal(out, expected) and rep.total == 3 and rep.done == 3
+    assert seen.count(44) == 1 and max(seen[1:]) <= 34          # only the first frame tried the big tile
+    assert any("tile_lr_px 64 -> 34" in n for n in rep.notes)

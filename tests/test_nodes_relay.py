@@ -92,3 +92,70 @@ def test_streaming_pick_and_relay(classes, clip, tmp_path, monkeypatch):
     assert _psnr(streamed, hr) > _psnr(faithful, hr) + 1.0
     with pytest.raises(InputError, match="no keyframes"):
         classes["VSR_RelayDetailStreaming"]().relay(video, upscaler, 4, 4, 1.0, True, 512, "h264-mp4", 18, 0)
+
+
+def _tiny_detail_file(folder: Path, name: str, scale: int, seed: int) -> str:
+    """A tiny random SRVGGNetCompact (Real-ESRGAN's compact architecture) saved as ComfyUI users keep them."""
+    from safetensors.torch import save_file
+    from vsr_core.models.srvgg import SRVGGConfig, SRVGGNetCompact
+    torch.manual_seed(seed)
+    model = SRVGGNetCompact(SRVGGConfig(num_feat=8, num_conv=3, scale=scale))
+    for p in model.parameters():
+        p.data.uniform_(-0.3, 0.3)
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return str(path)
+
+
+def test_detail_upscale_runs_a_file_from_upscale_models(classes, clip, tmp_path, monkeypatch):
+    from vsr_core.checkpoints.detail_loader import load_detail_model
+    from vsr_core.errors import CheckpointError
+    from vsr_core.pipeline.detail import detail_upscale
+    monkeypatch.setenv("VSR_MODELS_DIR", str(tmp_path))
+    folder = tmp_path / "upscale_models"
+    x4 = _tiny_detail_file(folder, "tiny_x4.safetensors", 4, seed=0)
+    _tiny_detail_file(folder, "compact/tiny_x2.safetensors", 2, seed=1)
+    node = classes["VSR_DetailUpscale"]
+    names = node.INPUT_TYPES()["required"]["detail_model"][0]
+    assert names[0].startswith("default (shipped") and {"tiny_x4.safetensors", "compact/tiny_x2.safetensors"} <= set(names)
+    assert node.VALIDATE_INPUTS("tiny_x4.safetensors") is True
+    assert "upscale_models" in node.VALIDATE_INPUTS("gone.safetensors")
+
+    _, lr = clip
+    image = lr[:2, :12, :16]
+    (out,) = node().upscale(image, "tiny_x4.safetensors", 4)
+    expected = detail_upscale(image.permute(0, 3, 1, 2), load_detail_model(x4))
+    assert out.shape == (2, 48, 64, 3) and torch.equal(out, expected.permute(0, 2, 3, 1))
+    (half,) = node().upscale(image, "tiny_x4.safetensors", 2, tile_px=64, free_memory_after=False)
+    assert half.shape == (2, 24, 32, 3)
+    (x2,) = node().upscale(image[0], "compact/tiny_x2.safetensors", 2)      # a single [H,W,3] image too
+    assert x2.shape == (1, 24, 32, 3)
+    with pytest.raises(InputError, match="scale=4; expected 2 or 4, at most the detail model's x2"):
+        node().upscale(image, "compact/tiny_x2.safetensors", 4)
+
+    # the loaded model is reused while its file is unchanged, and read anew when the file is replaced
+    model = node._model("tiny_x4.safetensors")
+    assert node._model("tiny_x4.safetensors") is model
+    _tiny_detail_file(folder, "tiny_x4.safetensors", 4, seed=2)
+    assert node._model("tiny_x4.safetensors") is not model
+    assert not torch.equal(node().upscale(image, "tiny_x4.safetensors", 4)[0], out)
+
+    torch.save({"encoder.weight": torch.zeros(2)}, str(folder / "other.pth"))
+    with pytest.raises(CheckpointError, match="holds neither detail architecture"):
+        node().upscale(image, "other.pth", 4)
+    with pytest.raises(InputError, match="image has shape"):
+        node().upscale(image[..., :2], "tiny_x4.safetensors", 4)
+
+
+def test_detail_upscale_runs_the_shipped_x4plus(classes, clip):
+    """The shipped Real-ESRGAN x4plus on a tiny image: x4, in range, and a picture of the input."""
+    _, lr = clip
+    image = lr[:1, :12, :16]
+    node = classes["VSR_DetailUpscale"]
+    (out,) = node().upscale(image, node.INPUT_TYPES()["required"]["detail_model"][1]["default"], 4)
+    assert out.shape == (1, 48, 64, 3) and 0 <= out.min() and out.max() <= 1
+    # consistent with its input: brought back down to 12x16 it is the input (31.7 dB measured; a flat image of
+    # the input's mean gives 16.3 dB)
+    back = F.interpolate(out.permute(0, 3, 1, 2), scale_factor=0.25, mode="bicubic", antialias=True)
+    assert psnr_y(back, image.permute(0, 3, 1, 2)) > 28

@@ -89,6 +89,32 @@ def detail_upscale(frames: torch.Tensor, model, tile: int = DETAIL_TILE_LR_PX,
     return torch.cat(out)
 
 
+def detail_frames(frames: torch.Tensor, model, scale: int | None = None, tile: int = DETAIL_TILE_LR_PX,
+                  overlap: int = DETAIL_TILE_OVERLAP_LR_PX, precision: str = "auto",
+                  reporter: Reporter | None = None) -> torch.Tensor:
+    """``detail_upscale`` as a stage of its own, for callers that run the detail model as one step (the
+    ComfyUI node): a progress stage of one unit a frame, and a frame that runs out of memory is retried with
+    halved tiles (later frames keep the tile that fitted) instead of failing the batch."""
+    check_frames(frames, "frames", MIN_SIDE)
+    scale = scale or model.scale
+    check_detail_options(scale, model.scale, tile, overlap)
+    rep = get_reporter(reporter)
+    rep.start(frames.shape[0], f"detail model x{scale}")
+    # whole frames (tile 0) can still shrink: they start as one tile of the bordered frame's size
+    current = {"tile_lr_px": tile or max(frames.shape[-2:]) + 2 * BORDER_LR_PX, "tile_overlap_lr_px": overlap}
+    out = []
+    for i in range(frames.shape[0]):
+        def attempt(p, i=i):
+            return detail_upscale(frames[i:i + 1], model, p["tile_lr_px"], p["tile_overlap_lr_px"], scale,
+                                  precision, reporter=rep)
+        y, fitted = retry_on_oom(attempt, dict(current), lambda p: smaller_pieces(p, min_tile=2 * overlap + 2),
+                                 f"detail model on frame {i}", rep)
+        current.update(fitted)
+        out.append(y)
+        rep.update(1)
+    return torch.cat(out)
+
+
 def detail_segments(chunks: Iterable[torch.Tensor], model, scale: int, window: int = 12,
                     tile: int = DETAIL_TILE_LR_PX, overlap: int = DETAIL_TILE_OVERLAP_LR_PX,
                     precision: str = "auto", reporter: Reporter | None = None,
