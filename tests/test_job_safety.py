@@ -384,10 +384,10 @@ def test_11_out_of_memory_in_upscale_shrinks_tiles(tmp_path, small, monkeypatch)
     from vsr_core.pipeline import upscale as upscale_video
     real = upscale_video._run_window
 
-    def picky(lr, model, flows, tile, tile_overlap, precision):
+    def picky(lr, model, flows, tile, tile_overlap, precision, progress=None):
         if not tile or tile > 20:
             raise torch.OutOfMemoryError("CPU out of memory")
-        return real(lr, model, flows, tile, tile_overlap, precision)
+        return real(lr, model, flows, tile, tile_overlap, precision, progress)
     monkeypatch.setattr(upscale_video, "_run_window", picky)
     log = Log()
     assert upscale_file(small, str(tmp_path / "o.mkv"), fmt="ffv1", window=4, overlap=1, tile_lr_px=128,

@@ -75,13 +75,17 @@ class ChunkCache:
         self._open_folder()
         self.lock = JobLock(os.path.join(self.folder, LOCK_FILE), f"cache folder '{self.folder}'").acquire()
         try:
-            if _read_json(os.path.join(self.folder, JOB_FILE)) not in (None, self.key):
+            previous = _read_json(os.path.join(self.folder, JOB_FILE))
+            if previous not in (None, self.key):
                 self.reporter.log(f"cache {self.folder} holds another job's chunks (input, settings or models "
                                   f"differ); starting over")
                 self._remove(lambda name: True)
             _write_json(os.path.join(self.folder, JOB_FILE), self.key)
             self.chunks: list[dict] = []
             self.resume, self.consumer_state = self._find_resume()
+            if previous == self.key and not self.chunks:
+                self.reporter.log(f"cache {self.folder} holds no finished chunk of this job (the last run "
+                                  f"stopped before one was complete); starting from the first frame")
         except BaseException:
             self.lock.release()
             raise

@@ -17,11 +17,14 @@ from ..video import LoadOptions
 from .file_job import CacheSettings, OutputSettings, run_file_job
 
 
+CHUNK_FRAMES = 48      # frames per cached chunk of a long clip: a cancel loses at most this many
+
+
 def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  options: LoadOptions | None = None, fmt: str | None = None, crf: int = 18,
                  overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
                  stabilize: float = 0.0, tile_lr_px: int = 512, cache_dir: str | None = None,
-                 keep_cache: bool = False, chunk_frames: int = 48, model=None, workers: int = 0,
+                 keep_cache: bool = False, chunk_frames: int | None = None, model=None, workers: int = 0,
                  ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None,
                  memory: FreeMemory | None = None, flags: tuple[str, ...] = CLI_FLAGS) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
@@ -61,10 +64,10 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                "weights": file_identity(model.weights_path)}
         if workers:        # the same frames for any number of workers, but not those of one process
             key["distributed"] = {"threads_per_worker": worker_threads}
-        cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
+        cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames or CHUNK_FRAMES)
     reporter = get_reporter(reporter)
     chosen = {"tile": tile_lr_px, "window": window, "overlap": overlap}
-    prepare = _planner(chosen, scale, model, memory, flags, cache, reporter)
+    prepare = _planner(chosen, scale, model, memory, flags, cache, reporter, chunk_frames is None)
 
     def work(reader, resume, consumer_state):
         tile_lr_px, window, overlap = chosen["tile"], chosen["window"], chosen["overlap"]
@@ -98,10 +101,17 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                         prepare=prepare)
 
 
+def short_clip_chunk(frames: int | None) -> int:
+    """Frames per cached chunk: CHUNK_FRAMES, but at most a quarter of a short clip, so a cancelled short
+    job also resumes (a chunk is closed at the first window boundary past it)."""
+    return CHUNK_FRAMES if not frames else min(CHUNK_FRAMES, max(1, frames // 4))
+
+
 def _planner(chosen: dict, scale: int, model, memory: FreeMemory | None, flags: tuple[str, ...],
-             cache: CacheSettings | None, reporter: Reporter):
+             cache: CacheSettings | None, reporter: Reporter, auto_chunks: bool):
     """prepare(reader) for run_file_job: the memory plan for the input's frame size, logged, written into
-    ``chosen`` (tile, window, overlap, the requested ones on entry) and into the cache's key."""
+    ``chosen`` (tile, window, overlap, the requested ones on entry) and into the cache's key; with
+    ``auto_chunks`` the chunk length for the clip's length."""
     tile, window, overlap = chosen["tile"], chosen["window"], chosen["overlap"]
 
     def prepare(reader):
@@ -112,4 +122,6 @@ def _planner(chosen: dict, scale: int, model, memory: FreeMemory | None, flags: 
         chosen.update(tile=plan.tile, window=plan.window, overlap=plan.overlap)
         if cache is not None:
             cache.key.update(chosen)
+            if auto_chunks:
+                cache.chunk_frames = short_clip_chunk(reader.expected_frames)
     return prepare

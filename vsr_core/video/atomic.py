@@ -45,12 +45,13 @@ def check_destination(path: str, overwrite: bool, fmt: str | None = None) -> Non
                               f"frame_NNNNNN.png frames of an earlier run; choose a new folder")
         if os.listdir(path) and not overwrite:
             raise OutputError(f"output folder '{path}' already holds frames; choose another folder or allow "
-                              f"overwriting")
+                              f"overwriting (--overwrite)")
     elif os.path.exists(path):
         if fmt == "png":
             raise OutputError(f"output '{path}' is a file; expected a folder path for PNG frames")
         if not overwrite:
-            raise OutputError(f"output '{path}' already exists; choose another name or allow overwriting")
+            raise OutputError(f"output '{path}' already exists; choose another name or allow overwriting "
+                              f"(--overwrite)")
 
 
 def temporary_name(path: str) -> str:
