@@ -31,6 +31,17 @@ COMMAND_MODULES = [
 ]
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default, except where there is none to show (None, off) or the help
+    already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vsr",
@@ -40,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(name, __package__).register(subparsers)
+    for command in subparsers.choices.values():
+        command.formatter_class = DefaultsFormatter
+        for action in command._actions:      # options without help text still show their default
+            if action.help is None and action.option_strings and action.default not in (None, False):
+                action.help = "default: %(default)s"
     return parser
 
 
@@ -54,11 +70,9 @@ def exit_code(func, args) -> int:
     """Run a command function; a cancel or a VSRError becomes a one-line message and its exit code."""
     try:
         return int(func(args) or 0)
-    except Interrupted:
-        print("\ninterrupted: nothing was written in place of an existing output", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("\ninterrupted: nothing was written in place of an existing output", file=sys.stderr)
+    except (Interrupted, KeyboardInterrupt) as err:
+        # a job says what it kept (jobs.file_job); elsewhere nothing was written
+        print(f"\ninterrupted: {str(err) or 'no output was written'}", file=sys.stderr)
         return 130
     except VSRError as err:
         print(f"\nerror: {err}", file=sys.stderr)

@@ -10,6 +10,7 @@ from ..pipeline.restore_video import SEAM_MODES, RestoreSettings, load_restore_m
 from ..progress import TerminalReporter
 from ..speed import DEVICES, PRECISIONS
 from ..video import FORMATS
+from .paths import output_folder
 from .upscale import add_cache_arguments, add_load_arguments, add_worker_arguments, load_options
 
 
@@ -76,11 +77,12 @@ def run(args) -> int:
                 channels_last=args.channels_last, compile=args.compile)
     models = None if args.workers else load_restore_models(args.scale, **load)   # workers load their own
     reporter = TerminalReporter()
-    count = restore_file(args.input, args.output, settings, models, options=load_options(args), fmt=args.format,
-                         crf=args.crf, overwrite=args.overwrite, cache_dir=args.cache_dir,
-                         keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 1,
-                         workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
-                         worker_models=load, reporter=reporter)
+    with output_folder(args.output):
+        count = restore_file(args.input, args.output, settings, models, options=load_options(args), fmt=args.format,
+                             crf=args.crf, overwrite=args.overwrite, cache_dir=args.cache_dir,
+                             keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 1,
+                             workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
+                             worker_models=load, reporter=reporter)
     reporter.finish()
     print(f"wrote {count} frames to {args.output}")
     return 0

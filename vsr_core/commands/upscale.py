@@ -6,6 +6,7 @@ from ..jobs.upscale import upscale_file
 from ..machine import set_threads
 from ..numbers import finite_float
 from ..pipeline.upscale import METHODS, default_method
+from .paths import output_folder
 from ..progress import TerminalReporter
 from ..video import FORMATS, LoadOptions
 
@@ -41,7 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--example", action="store_true",
                    help="upscale the short clip that ships with the pack (160x90, 24 frames): "
                         "`upscale --example OUT.mp4`")
-    p.add_argument("--scale", type=int, default=4, choices=(2, 4))
+    p.add_argument("--scale", type=int, default=4, choices=(2, 4), help="output size: x2 or x4 the input")
     p.add_argument("--method", default=None, choices=METHODS,
                    help="'learned': the shipped temporally consistent video upscaler (default when its weights "
                         "are installed); 'learned-per-frame': the same network without temporal propagation; "
@@ -100,8 +101,8 @@ def add_cache_arguments(parser) -> None:
     parser.add_argument("--keep-cache", action="store_true", help="keep the cache after success")
     parser.add_argument("--chunk-frames", type=int, default=None,
                         help="frames per cached chunk, encoded like the output: a cancel loses at most one "
-                             "chunk; longer chunks compress better (default: 48 for upscale, 1 segment for "
-                             "restore)")
+                             "chunk; longer chunks compress better (default: 48 for upscale, at most a quarter "
+                             "of a short clip; 1 segment for restore)")
 
 
 def input_and_output(args) -> tuple[str, str]:
@@ -124,14 +125,15 @@ def run(args) -> int:
     # with Ray workers the driver only decodes, crossfades and encodes: one thread leaves the cores to them
     set_threads(1 if args.workers else args.threads)
     method = args.method or default_method()
-    count = upscale_file(src, dst, scale=args.scale, method=method, weights=args.weights,
-                         overlap=args.overlap, stabilize=args.stabilize, tile_lr_px=args.tile,
-                         options=load_options(args), fmt=args.format, crf=args.crf,
-                         overwrite=args.overwrite, window=args.window, cache_dir=args.cache_dir,
-                         keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 48,
-                         workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
-                         reporter=reporter, detail=args.detail, keyframe_every=args.keyframe_every,
-                         detail_strength=args.detail_strength)
+    with output_folder(dst):
+        count = upscale_file(src, dst, scale=args.scale, method=method, weights=args.weights,
+                             overlap=args.overlap, stabilize=args.stabilize, tile_lr_px=args.tile,
+                             options=load_options(args), fmt=args.format, crf=args.crf,
+                             overwrite=args.overwrite, window=args.window, cache_dir=args.cache_dir,
+                             keep_cache=args.keep_cache, chunk_frames=args.chunk_frames,
+                             workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
+                             reporter=reporter, detail=args.detail, keyframe_every=args.keyframe_every,
+                             detail_strength=args.detail_strength)
     reporter.finish()
     print(f"wrote {count} frames to {dst}")
     return 0

@@ -102,7 +102,8 @@ class ChunkCache:
         self.lock = JobLock(os.path.join(self.folder, LOCK_FILE), f"cache folder '{self.folder}'").acquire()
         try:
             job = read_json(os.path.join(self.folder, JOB_FILE))
-            if job is not None and (not isinstance(job, dict) or job.get("key_sha256") != self.key_sha):
+            same_job = isinstance(job, dict) and job.get("key_sha256") == self.key_sha
+            if job is not None and not same_job:
                 self.reporter.log(f"cache {self.folder} holds another job's chunks (input, settings or models "
                                   f"differ); starting over")
                 self._remove(lambda name: True)
@@ -110,6 +111,9 @@ class ChunkCache:
                                                               "key_sha256": self.key_sha})
             self.chunks: list[dict] = []
             self.resume, self.consumer_state = self._find_resume()
+            if same_job and not self.chunks:
+                self.reporter.log(f"cache {self.folder} holds no finished chunk of this job (the last run "
+                                  f"stopped before one was complete); starting from the first frame")
         except BaseException:
             self.lock.release()
             raise

@@ -158,29 +158,46 @@ def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOpti
                        "timestamps": reader.timestamp if reader.variable_rate else None}
     if reader.variable_rate:
         reporter.log(f"'{src}' has a variable frame rate: each frame keeps its own time")
-    with JobLock(output_lock_path(output.path), f"output '{output.path}'"), sigterm_as_interrupt(), \
-            disk_errors(f"'{output.path}'"):
-        for message in atomic.recover_parked(output.path):
-            reporter.log(message)
-            validate_output(output.path, output.fmt, output.crf, output.overwrite)
-        remove_stale_partials(output.path, reporter)
-        start = lambda: reporter.start(reader.expected_frames or 0, title)   # noqa: E731
-        if cache is None:
-            start()
-            with VideoWriter(output.path, reporter=reporter, audio=reader.audio, overwrite=output.overwrite,
-                             **writer_settings) as writer:
-                for _, frames, _ in work(reader, None, {}):
-                    writer.write(frames)
-            count = writer.frame_count
-        else:
-            count = _cached(reader, src, output, cache, writer_settings, work, reporter, start)
+    existed, kept = os.path.exists(output.path), {}
+    try:
+        with JobLock(output_lock_path(output.path), f"output '{output.path}'"), sigterm_as_interrupt(), \
+                disk_errors(f"'{output.path}'"):
+            for message in atomic.recover_parked(output.path):
+                reporter.log(message)
+                validate_output(output.path, output.fmt, output.crf, output.overwrite)
+            remove_stale_partials(output.path, reporter)
+            start = lambda: reporter.start(reader.expected_frames or 0, title)   # noqa: E731
+            if cache is None:
+                start()
+                with VideoWriter(output.path, reporter=reporter, audio=reader.audio, overwrite=output.overwrite,
+                                 **writer_settings) as writer:
+                    for _, frames, _ in work(reader, None, {}):
+                        writer.write(frames)
+                count = writer.frame_count
+            else:
+                count = _cached(reader, src, output, cache, writer_settings, work, reporter, start, kept)
+    except (KeyboardInterrupt, Interrupted) as err:
+        raise Interrupted(interrupted_message(str(err), output.path, existed, kept)) from None
     for warning in reader.warnings[logged:]:    # found while decoding (allow_damaged)
         reporter.log(warning)
     return count
 
 
+def interrupted_message(why: str, dst: str, existed: bool, kept: dict) -> str:
+    """What a cancelled job leaves: the output as it was (or none), the finished frames kept for a rerun."""
+    if kept.get("frames"):
+        text = (f"{kept['frames']} finished frame(s) are kept in '{kept['folder']}'; run the same command "
+                f"again to resume from there")
+    elif kept:
+        text = "no chunk of frames was finished yet; running the same command again starts from the beginning"
+    else:
+        text = "nothing is kept; running the same command again starts from the beginning"
+    text = f"{text}; '{dst}' " + ("is unchanged" if existed else "was not written")
+    return f"{why.split(';')[0]}; {text}" if why else text
+
+
 def _cached(reader, src, output: OutputSettings, cache: CacheSettings, writer_settings: dict, work: Work,
-            reporter: Reporter, start: Callable[[], None]) -> int:
+            reporter: Reporter, start: Callable[[], None], kept: dict) -> int:
     key = {"version": 2, "input": source_identity(src), "options": _options(reader.options),
            "output": {"fmt": writer_settings["fmt"], "crf": output.crf, "chunk_frames": cache.chunk_frames},
            **cache.key}
@@ -202,6 +219,7 @@ def _cached(reader, src, output: OutputSettings, cache: CacheSettings, writer_se
             for chunk in store.chunk_paths():
                 writer.append_encoded(chunk)
     except BaseException:
+        kept.update(folder=store.folder, frames=sum(chunk["frames"] for chunk in store.chunks))
         store.close()
         raise
     if cache.keep:

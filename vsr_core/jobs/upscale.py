@@ -22,11 +22,14 @@ from .file_job import CacheSettings, OutputSettings, run_file_job
 from .relay import detail_model_keyframes, relay_file
 
 
+CHUNK_FRAMES = 48      # frames per cached chunk of a long clip: a cancel loses at most this many
+
+
 def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  options: LoadOptions | None = None, fmt: str | None = None, crf: int = 18,
                  overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
                  stabilize: float = 0.0, tile_lr_px: int | None = None, cache_dir: str | None = None,
-                 keep_cache: bool = False, chunk_frames: int = 48, model=None, workers: int = 0,
+                 keep_cache: bool = False, chunk_frames: int | None = None, model=None, workers: int = 0,
                  ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None,
                  detail: str | None = None, detail_model=None, keyframe_every: int = 8,
                  detail_strength: float = 0.8, memory: FreeMemory | None = None,
@@ -60,11 +63,11 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     if relay and check_strength(detail_strength) > 0:
         return _relay_file(src, dst, scale, options, OutputSettings(dst, fmt, crf, overwrite), weights, model,
                            detail, detail_model, keyframe_every, detail_strength, tile_lr_px, stabilize, workers,
-                           CacheSettings({}, cache_dir, keep_cache, chunk_frames), reporter)
+                           CacheSettings({}, cache_dir, keep_cache, chunk_frames or CHUNK_FRAMES), reporter)
     if method == "detail-per-frame" or (not relay and (detail is not None or detail_model is not None)):
         return _detail_file(src, method, scale, options, OutputSettings(dst, fmt, crf, overwrite), window, detail,
-                            detail_model, tile_lr_px, stabilize, workers, CacheSettings({}, cache_dir, keep_cache,
-                                                                                        chunk_frames), reporter)
+                            detail_model, tile_lr_px, stabilize, workers,
+                            CacheSettings({}, cache_dir, keep_cache, chunk_frames or CHUNK_FRAMES), reporter)
     tile_lr_px = 512 if tile_lr_px is None else tile_lr_px
     cache = None
     if method == "bicubic":
@@ -83,10 +86,10 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
             key["distributed"] = {"threads_per_worker": worker_threads}
             from .distributed import resolve_ray_address
             resolve_ray_address(ray_address)      # a wrong address fails in seconds, before any work
-        cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
+        cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames or CHUNK_FRAMES)
     reporter = get_reporter(reporter)
     chosen = {"tile": tile_lr_px, "window": window, "overlap": overlap}
-    prepare = _planner(chosen, scale, model, memory, flags, cache, reporter)
+    prepare = _planner(chosen, scale, model, memory, flags, cache, reporter, chunk_frames is None)
     work = _windows_work(model, method, scale, chosen, stabilize, workers, ray_address, worker_threads, reporter)
     return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
                         f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""),
@@ -180,10 +183,17 @@ def _detail_file(src: str, method: str, scale: int, options: LoadOptions | None,
                         f"upscale x{scale} (detail-per-frame, {model.detail_name})")
 
 
+def short_clip_chunk(frames: int | None) -> int:
+    """Frames per cached chunk: CHUNK_FRAMES, but at most a quarter of a short clip, so a cancelled short
+    job also resumes (a chunk is closed at the first window boundary past it)."""
+    return CHUNK_FRAMES if not frames else min(CHUNK_FRAMES, max(1, frames // 4))
+
+
 def _planner(chosen: dict, scale: int, model, memory: FreeMemory | None, flags: tuple[str, ...],
-             cache: CacheSettings | None, reporter: Reporter):
+             cache: CacheSettings | None, reporter: Reporter, auto_chunks: bool):
     """prepare(reader) for run_file_job: the memory plan for the input's frame size, logged, written into
-    ``chosen`` (tile, window, overlap, the requested ones on entry) and into the cache's key."""
+    ``chosen`` (tile, window, overlap, the requested ones on entry) and into the cache's key; with
+    ``auto_chunks`` the chunk length for the clip's length."""
     tile, window, overlap = chosen["tile"], chosen["window"], chosen["overlap"]
 
     def prepare(reader):
@@ -194,4 +204,6 @@ def _planner(chosen: dict, scale: int, model, memory: FreeMemory | None, flags: 
         chosen.update(tile=plan.tile, window=plan.window, overlap=plan.overlap)
         if cache is not None:
             cache.key.update(chosen)
+            if auto_chunks:
+                cache.chunk_frames = short_clip_chunk(reader.expected_frames)
     return prepare

@@ -74,7 +74,7 @@ def check_destination(path: str, overwrite: bool, fmt: str | None = None) -> Non
                           f"the frames an earlier run recorded in {FRAMES_MANIFEST}; choose a new folder")
     if os.listdir(path) and not overwrite:
         raise OutputError(f"output folder '{path}' already holds frames; choose another folder or allow "
-                          f"overwriting")
+                          f"overwriting (--overwrite)")
 
 
 def temporary_name(path: str) -> str:
