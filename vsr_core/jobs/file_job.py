@@ -138,8 +138,9 @@ def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOpti
                  prepare: Callable | None = None) -> int:
     """Read `src`, run `work`, write the output atomically; returns the frame count.
 
-    ``prepare(reader)``, once the input is open and before anything is locked or written, may refuse the
-    job or settle settings that depend on the input (its size: the memory plan), cache.key included."""
+    ``prepare(reader, cache)``, once the input is open and before anything is locked or written, may refuse
+    the job or settle settings that depend on the input (its size: the memory plan) in the job's own
+    CacheSettings (``cache``, with its folder resolved; None without a cache): key and chunk length."""
     reporter = get_reporter(reporter)
     output = dataclasses.replace(output, path=resolve(output.path))     # decide on what a link points to
     if cache is not None:
@@ -150,7 +151,7 @@ def run_file_job(src: str, output: OutputSettings, work: Work, options: LoadOpti
     fmt = validate_output(output.path, output.fmt, output.crf, output.overwrite)
     reader = open_video(src, options)
     if prepare is not None:
-        prepare(reader)
+        prepare(reader, cache)
     for warning in reader.warnings:
         reporter.log(warning)
     logged = len(reader.warnings)

@@ -104,7 +104,7 @@ def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, scale: int 
     reporter = get_reporter(reporter)
     chosen = {"tile": tile_lr_px}
 
-    def prepare(reader):      # the upscaler's memory plan for a whole segment, plus the relay's own frames
+    def prepare(reader, cache):      # the upscaler's memory plan for a whole segment, plus the relay's own frames
         h, w = reader.height, reader.width
         extra = RELAY_FRAMES_EXTRA * segment * 12 * h * w * scale * scale
         plan = plan_upscale(h, w, scale, segment, 1, tile_lr_px, FreeMemory.of(next(model.parameters()).device),

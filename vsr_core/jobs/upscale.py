@@ -89,7 +89,7 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
         cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames or CHUNK_FRAMES)
     reporter = get_reporter(reporter)
     chosen = {"tile": tile_lr_px, "window": window, "overlap": overlap}
-    prepare = _planner(chosen, scale, model, memory, flags, cache, reporter, chunk_frames is None)
+    prepare = _planner(chosen, scale, model, memory, flags, reporter, chunk_frames is None)
     work = _windows_work(model, method, scale, chosen, stabilize, workers, ray_address, worker_threads, reporter)
     return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
                         f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""),
@@ -190,13 +190,13 @@ def short_clip_chunk(frames: int | None) -> int:
 
 
 def _planner(chosen: dict, scale: int, model, memory: FreeMemory | None, flags: tuple[str, ...],
-             cache: CacheSettings | None, reporter: Reporter, auto_chunks: bool):
-    """prepare(reader) for run_file_job: the memory plan for the input's frame size, logged, written into
-    ``chosen`` (tile, window, overlap, the requested ones on entry) and into the cache's key; with
+             reporter: Reporter, auto_chunks: bool):
+    """prepare(reader, cache) for run_file_job: the memory plan for the input's frame size, logged, written
+    into ``chosen`` (tile, window, overlap, the requested ones on entry) and into the cache's key; with
     ``auto_chunks`` the chunk length for the clip's length."""
     tile, window, overlap = chosen["tile"], chosen["window"], chosen["overlap"]
 
-    def prepare(reader):
+    def prepare(reader, cache: CacheSettings | None):
         device = next(model.parameters()).device if model is not None else torch.device("cpu")
         plan = plan_upscale(reader.height, reader.width, scale, window, overlap, tile,
                             memory or FreeMemory.of(device), learned=model is not None, flags=flags)
