@@ -29,7 +29,7 @@ class GateSettings:
     """How strict the warp's trust is. Units: pixels at output resolution, and 0..1 intensity."""
     consistency_px: float = 2.0        # forward-backward mismatch (px) where trust falls to exp(-1)
     consistency_rel: float = 0.05      # ... plus this share of the flow's length (long motion is less exact)
-    photometric: float = 0.06          # local faithful-frame difference where trust falls to exp(-1)
+    photometric: float = 0.12          # local faithful-frame difference where trust falls to exp(-1)
     photometric_window: int = 7        # box window (px) the photometric difference is averaged over
 
 
@@ -66,8 +66,9 @@ def trust(flow_to_key: torch.Tensor, flow_from_key: torch.Tensor, faithful: torc
 
 
 def carry(detail_key: torch.Tensor, flow_to_key: torch.Tensor) -> torch.Tensor:
-    """The keyframe's detail [N,3,H,W] warped onto frame t along ``flow_to_key`` (t -> k)."""
-    return backward_warp(detail_key, flow_to_key, padding_mode="zeros")
+    """The keyframe's detail [N,3,H,W] warped onto frame t along ``flow_to_key`` (t -> k). Bicubic sampling:
+    bilinear's half-pixel averaging took a tenth of a generated keyframe's fine detail away."""
+    return backward_warp(detail_key, flow_to_key, padding_mode="zeros", mode="bicubic")
 
 
 def distance_weight(distance: int) -> float:
@@ -75,17 +76,39 @@ def distance_weight(distance: int) -> float:
     return 1.0 / (1.0 + abs(distance))
 
 
+MAX_BLEND_GAIN = 2 ** 0.5   # what two unrelated textures mixed half and half need; more would boost misaligned ones
+
+
+def _local_mean(x: torch.Tensor, window: int = 7) -> torch.Tensor:
+    return F.avg_pool2d(x, window, stride=1, padding=window // 2, count_include_pad=False)
+
+
+def _keep_variance(a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor) -> torch.Tensor:
+    """[N,1,H,W] gain that gives ``wa*a + wb*b`` (wa + wb = 1) the local energy of ``wa*a² + wb*b²``.
+
+    Two keyframes made by a generative model hold different textures: averaged, they would cancel into a
+    fainter texture halfway between keyframes (and the detail would swell and fade with the distance).
+    Where the two agree (true detail, or the same texture carried twice) the gain is 1."""
+    energy = lambda x: _local_mean(x.pow(2).mean(1, keepdim=True))      # noqa: E731
+    mixed = wa * wa * energy(a) + wb * wb * energy(b) + 2 * wa * wb * _local_mean((a * b).mean(1, keepdim=True))
+    wanted = wa * energy(a) + wb * energy(b)
+    return (wanted / mixed.clamp_min(1e-8)).sqrt().clamp(max=MAX_BLEND_GAIN)
+
+
 def fuse(faithful: torch.Tensor, carried: list[tuple[torch.Tensor, torch.Tensor, int]],
          strength: float = 1.0) -> torch.Tensor:
     """Faithful frame t [N,3,H,W] plus the carried detail of its keyframes, clamped to 0..1.
 
     ``carried``: (warped detail [N,3,H,W], trust [N,1,H,W], distance in frames) per keyframe. Where both
-    keyframes are trusted their detail is averaged by distance; where one is, it alone is used; where
-    neither is, the faithful frame stays."""
+    keyframes are trusted their detail is mixed by distance, keeping its local energy (_keep_variance);
+    where one is, it alone is used; where neither is, the faithful frame stays."""
     if strength == 0 or not carried:
         return faithful
     weights = [w * distance_weight(d) for _, w, d in carried]
-    total = sum(weights)
-    mixed = sum(w * det for (det, _, _), w in zip(carried, weights)) / total.clamp_min(1e-6)
+    total = sum(weights).clamp_min(1e-6)
+    weights = [w / total for w in weights]
+    mixed = sum(w * det for (det, _, _), w in zip(carried, weights))
+    if len(carried) == 2:
+        mixed = mixed * _keep_variance(carried[0][0], carried[1][0], *weights)
     reach = torch.stack([w for _, w, _ in carried]).amax(0)
     return (faithful.float() + strength * reach * mixed).clamp_(0, 1)
