@@ -10,7 +10,7 @@ estimate beside the measured peak RSS):
   copies, the allocator's fragmentation): PER_OUTPUT_PIXEL bytes per output
   pixel. Up to 720p output the measured peaks imply about 300; a 1080p -> 8K
   run was still growing past 550 when the kernel killed it at 21.9 GB (frame
-  18 of 24), so the plan uses 700 and over-estimates small outputs (1.3-1.6x)
+  18 of 24), so the plan uses 700 and over-estimates smaller outputs (1.2-2.3x)
   rather than under-estimate large ones;
 - the window's output frames (float32, the tile blend's sums): PER_WINDOW_OUTPUT_PIXEL
   bytes per output pixel and window frame;
