@@ -25,9 +25,9 @@ def test_defaults_kept_when_they_fit_and_lowered_step_by_step_when_not():
     plan = plan_upscale(180, 320, 4, 12, 2, 512, plenty)
     assert (plan.tile, plan.window, plan.overlap) == (512, 12, 2)
     assert plan.describe(512, 12) .startswith("memory: --tile 512, --window 12 (about")
-    # 1080p x4 (8K) on 20 GB free: smaller tiles first, then a shorter window, and the estimate fits
-    plan = plan_upscale(1080, 1920, 4, 12, 2, 512, FreeMemory(20 * GB))
-    assert plan.tile == 128 and 2 < plan.window < 12 and plan.ram <= mp.BUDGET_SHARE * 20 * GB
+    # 1080p x4 (8K) on 40 GB free: smaller tiles first, then a shorter window, and the estimate fits
+    plan = plan_upscale(1080, 1920, 4, 12, 2, 512, FreeMemory(40 * GB))
+    assert plan.tile == 128 and 2 < plan.window < 12 and plan.ram <= mp.BUDGET_SHARE * 40 * GB
     assert plan.describe(512, 12).startswith("memory: --tile 512 -> 128, --window 12 -> ")
     # every step down the ladder needs less
     needs = [estimate(1080, 1920, 4, w, t)[0] for t, w in mp.ladder(512, 12, 1920)]

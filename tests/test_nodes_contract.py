@@ -245,12 +245,16 @@ def test_requirements_and_pyproject_list_the_same_dependencies():
 
 
 def test_ci_runs_the_readme_commands_verbatim():
+    """.ci/run runs the README's set-up and test commands; only the README's PyTorch line (the CPU build from
+    PyTorch's own index, which CI cannot reach) is replaced there by the CPU build pinned from PyPI."""
     readme = (ROOT / "README.md").read_text()
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     commands = [line for line in ci if line.startswith(("pip ", "python "))]
-    assert len(commands) == 2
-    for command in commands:
+    assert len(commands) == 3 and commands[0] == "pip install torch==2.13.0"
+    assert "    pip install torch --index-url https://download.pytorch.org/whl/cpu\n" in readme
+    for command in commands[1:]:
         assert f"    {command}\n" in readme, command
+    assert readme.index("pip install torch --index-url") < readme.index(commands[1]) < readme.index(commands[2])
 
 
 def test_load_video_names_the_folders_it_searched(tmp_path, monkeypatch):

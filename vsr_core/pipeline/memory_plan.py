@@ -7,7 +7,11 @@ estimate beside the measured peak RSS):
 - a fixed part (Python, torch, the model): FIXED_BYTES;
 - what grows with the output frame but not with the window (the h264
   encoder's look-ahead and reference frames, the crossfade tail, 8-bit
-  copies): PER_OUTPUT_PIXEL bytes per output pixel;
+  copies, the allocator's fragmentation): PER_OUTPUT_PIXEL bytes per output
+  pixel. Up to 720p output the measured peaks imply about 300; a 1080p -> 8K
+  run was still growing past 550 when the kernel killed it at 21.9 GB (frame
+  18 of 24), so the plan uses 700 and over-estimates smaller outputs (1.2-2.3x)
+  rather than under-estimate large ones;
 - the window's output frames (float32, the tile blend's sums): PER_WINDOW_OUTPUT_PIXEL
   bytes per output pixel and window frame;
 - the network's activations: PER_TILE_PIXEL bytes per LR pixel of one tile and window frame.
@@ -31,7 +35,7 @@ from .memory_fallback import OutOfMemory
 
 MB = 1 << 20
 FIXED_BYTES = 600 * MB
-PER_OUTPUT_PIXEL = 280
+PER_OUTPUT_PIXEL = 700      # measured: 1080p -> 8K (tile 128, window 8) passed 21.9 GB by frame 18 of 24
 PER_WINDOW_OUTPUT_PIXEL = 16
 PER_TILE_PIXEL = 1250
 BUDGET_SHARE = 0.7            # of the free memory: room for the allocator, other programs, estimate error
