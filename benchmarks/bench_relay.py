@@ -100,9 +100,9 @@ def save_figures(folder: str, name: str, panels: list[tuple[str, torch.Tensor]],
     import cv2
     os.makedirs(folder, exist_ok=True)
     hr = panels[-1][1]
-    motion = (hr[1:] - hr[:-1]).abs().mean(1).sum(0)
+    texture = high_pass(hr[frame:frame + 1].float(), 4).pow(2).mean(1)[0]   # where the truth has fine detail
     s = 64
-    pooled = torch.nn.functional.avg_pool2d(motion[None, None], s, stride=8)[0, 0]
+    pooled = torch.nn.functional.avg_pool2d(texture[None, None], s, stride=8)[0, 0]
     iy, ix = divmod(int(pooled.argmax()), pooled.shape[1])
     y, x = iy * 8, ix * 8
     crops, slices = [], []
@@ -148,6 +148,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--figure", default=None, help="folder for crop and x-t slice figures")
     ap.add_argument("--figure-clip", default="video_wan21_scail2_character_replacement_int8-1")
+    ap.add_argument("--figure-only", action="store_true", help="run only the figure clip (for the pictures)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tune_allocator()
@@ -155,6 +156,8 @@ def main() -> None:
     clips = real_hr_clips(args.real_videos, args.frames, args.max_side)
     if args.max_clips:
         clips = dict(list(clips.items())[:args.max_clips])
+    if args.figure_only:
+        clips = {cid: hr for cid, hr in clips.items() if args.figure_clip in cid}
     dis = DISFlow("medium")
     print(f"{len(clips)} held-out real videos, {args.frames} frames, HR crop <= {args.max_side}px, keyframe "
           f"every {args.every}; {cpu_name()}, {args.threads} thread(s)")
