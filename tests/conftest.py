@@ -126,16 +126,17 @@ def seeded_state_dict(shapes: dict, seed: int) -> dict:
 
 
 class StopAfter(Reporter):
-    """Cancels (like Ctrl-C or ComfyUI's Cancel) once `frames` output frames were reported; keeps the log."""
+    """Cancels (like Ctrl-C or ComfyUI's Cancel) once `frames` output frames were reported (None: never);
+    keeps the log."""
 
-    def __init__(self, frames):
+    def __init__(self, frames: int | None = None):
         self.frames, self.done, self.messages = frames, 0, []
 
     def update(self, n=1):
         self.done += n
 
     def check_interrupt(self):
-        if self.done >= self.frames:
+        if self.frames is not None and self.done >= self.frames:
             raise Interrupted("cancelled")
 
     def log(self, message):

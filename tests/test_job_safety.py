@@ -16,32 +16,19 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_media, run_workflow
+from conftest import StopAfter, run_workflow, write_media
 from vsr_core.cli import main
 from vsr_core.errors import CheckpointError, InputError, Interrupted, OutputError
 from vsr_core.jobs.file_job import output_lock_path
 from vsr_core.jobs.lock import JobLock
 from vsr_core.jobs.upscale import upscale_file
-from vsr_core.progress import Reporter
 from vsr_core.video import LoadOptions, open_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class Log(Reporter):
-    def __init__(self, stop_after: int | None = None):
-        self.messages, self.done, self.stop_after = [], 0, stop_after
-
-    def log(self, message):
-        self.messages.append(message)
-
-    def update(self, n=1):
-        self.done += n
-
-    def check_interrupt(self):
-        if self.stop_after is not None and self.done >= self.stop_after:
-            raise Interrupted("cancelled")
+Log = StopAfter       # a reporter that keeps the log and may cancel
 
 
 @pytest.fixture
@@ -155,7 +142,7 @@ def test_4_rerendered_frames_of_a_folder_start_the_cache_over(tmp_path, clip):
     out, cache = tmp_path / "out.mkv", tmp_path / "cache"
     with pytest.raises(Interrupted):
         upscale_file(str(folder), str(out), fmt="ffv1", window=4, overlap=1, cache_dir=str(cache), chunk_frames=2,
-                     reporter=Log(stop_after=3))
+                     reporter=Log(3))
     render(255 - clip[:8, :24, :32])                  # new content, same names, sizes and times
     log = Log()
     upscale_file(str(folder), str(out), fmt="ffv1", window=4, overlap=1, cache_dir=str(cache), chunk_frames=2,

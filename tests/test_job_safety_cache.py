@@ -10,30 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_workflow, write_media
+from conftest import StopAfter, run_workflow, write_media
 from vsr_core.cli import main
 from vsr_core.errors import Interrupted, OutputError
 from vsr_core.jobs.upscale import upscale_file
-from vsr_core.progress import Reporter
 from vsr_core.video import open_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 JOB = dict(fmt="ffv1", window=4, overlap=1, chunk_frames=2)
 
 
-class Log(Reporter):
-    def __init__(self, stop_after: int | None = None):
-        self.messages, self.done, self.stop_after = [], 0, stop_after
-
-    def log(self, message):
-        self.messages.append(message)
-
-    def update(self, n=1):
-        self.done += n
-
-    def check_interrupt(self):
-        if self.stop_after is not None and self.done >= self.stop_after:
-            raise Interrupted("cancelled")
+Log = StopAfter       # a reporter that keeps the log and may cancel
 
 
 @pytest.fixture
@@ -51,7 +38,7 @@ def _contents(folder):
 
 def _interrupted(src, out, cache, stop_after=5):
     with pytest.raises(Interrupted):
-        upscale_file(src, str(out), cache_dir=str(cache), reporter=Log(stop_after=stop_after), **JOB)
+        upscale_file(src, str(out), cache_dir=str(cache), reporter=Log(stop_after), **JOB)
     assert any(n.startswith("chunk_") for n in os.listdir(cache))
 
 

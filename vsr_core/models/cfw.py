@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError, InputError
+from .rrdbnet import RRDB, ResidualDenseBlock
 from .vae import AutoencoderKL, Decoder, ResnetBlock, VAEConfig
 
 __all__ = ["CFWResBlock", "ResidualDenseBlock", "RRDB", "FuseBlock", "CFWDecoder",
@@ -47,40 +48,6 @@ class CFWResBlock(ResnetBlock):
 
     def __init__(self, in_channels: int, out_channels: int | None = None):
         super().__init__(in_channels, out_channels, shortcut="conv_out")
-
-
-class ResidualDenseBlock(nn.Module):
-    """ESRGAN residual dense block (basicsr): 5 dense convs, LeakyReLU 0.2, x0.2 residual."""
-
-    def __init__(self, num_feat: int, num_grow_ch: int = 32):
-        super().__init__()
-        self.conv1 = nn.Conv2d(num_feat, num_grow_ch, 3, 1, 1)
-        self.conv2 = nn.Conv2d(num_feat + num_grow_ch, num_grow_ch, 3, 1, 1)
-        self.conv3 = nn.Conv2d(num_feat + 2 * num_grow_ch, num_grow_ch, 3, 1, 1)
-        self.conv4 = nn.Conv2d(num_feat + 3 * num_grow_ch, num_grow_ch, 3, 1, 1)
-        self.conv5 = nn.Conv2d(num_feat + 4 * num_grow_ch, num_feat, 3, 1, 1)
-        self.lrelu = nn.LeakyReLU(negative_slope=0.2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1 = self.lrelu(self.conv1(x))
-        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
-        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
-        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
-        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
-        return x5 * 0.2 + x
-
-
-class RRDB(nn.Module):
-    """Residual-in-residual dense block: three RDBs, x0.2 residual."""
-
-    def __init__(self, num_feat: int, num_grow_ch: int = 32):
-        super().__init__()
-        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
-        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
-        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
 
 
 class FuseBlock(nn.Module):

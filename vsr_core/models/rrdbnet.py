@@ -31,21 +31,30 @@ class RRDBNetConfig:
 
 
 class ResidualDenseBlock(nn.Module):
-    def __init__(self, num_feat: int, num_grow_ch: int):
+    """ESRGAN residual dense block (basicsr): 5 dense convs, LeakyReLU 0.2, x0.2 residual."""
+
+    def __init__(self, num_feat: int, num_grow_ch: int = 32):
         super().__init__()
-        for i in range(5):
-            out = num_feat if i == 4 else num_grow_ch
-            setattr(self, f"conv{i + 1}", nn.Conv2d(num_feat + i * num_grow_ch, out, 3, 1, 1))
+        self.conv1 = nn.Conv2d(num_feat, num_grow_ch, 3, 1, 1)
+        self.conv2 = nn.Conv2d(num_feat + num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv3 = nn.Conv2d(num_feat + 2 * num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv4 = nn.Conv2d(num_feat + 3 * num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv5 = nn.Conv2d(num_feat + 4 * num_grow_ch, num_feat, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = [x]
-        for i in range(1, 5):
-            feats.append(F.leaky_relu(getattr(self, f"conv{i}")(torch.cat(feats, 1)), 0.2))
-        return self.conv5(torch.cat(feats, 1)) * 0.2 + x
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+        return x5 * 0.2 + x
 
 
 class RRDB(nn.Module):
-    def __init__(self, num_feat: int, num_grow_ch: int):
+    """Residual-in-residual dense block: three RDBs, x0.2 residual."""
+
+    def __init__(self, num_feat: int, num_grow_ch: int = 32):
         super().__init__()
         self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
         self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
