@@ -5,6 +5,7 @@ from ..jobs.upscale import upscale_file
 from ..machine import set_threads
 from ..pipeline.upscale import METHODS, default_method
 from ..progress import TerminalReporter
+from ..speed import PRECISIONS
 from ..video import FORMATS, LoadOptions
 
 
@@ -54,6 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads for the learned upscaler (0: PyTorch's default; 1 is often fastest on a "
                         "busy or 2-core machine)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="the network's precision (auto: bf16 where a one-time measurement on this CPU found it "
+                        "faster, cached in ~/.cache/vsr; env VSR_PRECISION=fp32|bf16 sets what auto means)")
     add_cache_arguments(p)
     add_worker_arguments(p, "windows")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
@@ -90,6 +94,6 @@ def run(args) -> int:
                          overwrite=args.overwrite, window=args.window, cache_dir=args.cache_dir,
                          keep_cache=args.keep_cache, chunk_frames=args.chunk_frames or 48,
                          workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
-                         reporter=TerminalReporter())
+                         reporter=TerminalReporter(), precision=args.precision)
     print(f"wrote {count} frames to {args.output}")
     return 0

@@ -19,7 +19,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  overwrite: bool = False, window: int = 12, overlap: int = 2, weights: str | None = None,
                  stabilize: float = 0.0, tile_lr_px: int = 512, cache_dir: str | None = None,
                  keep_cache: bool = False, chunk_frames: int = 48, model=None, workers: int = 0,
-                 ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None) -> int:
+                 ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None,
+                 precision: str = "auto") -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),
@@ -35,6 +36,7 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     ``workers`` > 0 runs the windows on that many Ray actors (``ray_address``:
     an existing cluster, default a local one; ``worker_threads`` each); the
     frames are the same for any number of workers (jobs.distributed).
+    ``precision``: the network's autocast (vsr_core.speed; "auto" is measured per CPU).
     """
     method = method or default_method()
     if method not in METHODS:
@@ -54,6 +56,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
         key = {"command": "upscale", "scale": scale, "method": method, "window": window, "overlap": overlap,
                "tile": tile_lr_px, "stabilize": stabilize, "flow": f"dis:{FLOW_PRESET}",
                "weights": file_identity(model.weights_path)}
+        if precision != "auto":    # "auto" stays out of the key, so caches of earlier versions still resume
+            key["precision"] = precision
         if workers:        # the same frames for any number of workers, but not those of one process
             key["distributed"] = {"threads_per_worker": worker_threads}
         cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
@@ -72,14 +76,14 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
         if workers:            # started once paths, input and locks are checked
             from .distributed import RayPool, WindowWorker
             pool = RayPool(workers, ray_address, WindowWorker,
-                           (model.weights_path, scale, method == "learned", tile_lr_px, "auto", worker_threads),
+                           (model.weights_path, scale, method == "learned", tile_lr_px, precision, worker_threads),
                            worker_threads)
         try:
             for segment, y, state in upscale_segments(lr_chunks, model, scale, window=window, overlap=overlap,
                                                       temporal=(method == "learned"), tile_lr_px=tile_lr_px,
                                                       stabilize=stabilize, reporter=reporter, resume=resume,
                                                       stabilizer_state=consumer_state, retry_oom=pool is None,
-                                                      pool=pool):
+                                                      pool=pool, precision=precision):
                 yield segment, float_to_uint8(tchw_to_thwc(y), "upscaled frames", segment.first_frame), state
         finally:
             if pool is not None:
