@@ -246,6 +246,10 @@ def precision_quality(frames: int) -> tuple[float, float, float]:
 
 
 def print_splits(src: str, out: str) -> None:
+    from vsr_core.machine import free_cores, set_threads
+    threads = free_cores()                 # as the command line's default --threads 0 picks
+    set_threads(threads)
+    print(f"\n(splits on {threads} torch thread(s), load average {os.getloadavg()[0]:.1f})")
     print("\nwhere the default's time goes (one in-process run)\n\n| stage | seconds | share |\n|---|---|---|")
     split = stage_split(src, out)
     for name, sec in split.items():

@@ -116,9 +116,10 @@ def test_probe_times_the_real_network_and_leaves_it_unchanged(monkeypatch):
     assert all(torch.equal(v, before[k]) and v.is_contiguous() for k, v in model.state_dict().items())
 
 
-@pytest.mark.parametrize("cores, load, expected", [(2, 0.0, 2), (2, 0.4, 2), (2, 0.7, 1), (2, 5.0, 1),
+@pytest.mark.parametrize("cores, busy, expected", [(2, 0.0, 2), (2, 0.4, 2), (2, 0.7, 1), (2, 5.0, 1),
                                                    (16, 3.2, 13), (4, 0.0, 4)])
-def test_free_cores_leaves_the_busy_ones(cores, load, expected):
-    from vsr_core.machine import free_cores
-    assert free_cores(cores, load) == expected
+def test_free_cores_leaves_the_busy_ones(cores, busy, expected):
+    from vsr_core.machine import busy_cores, free_cores
+    assert free_cores(cores, busy) == expected
+    assert 0.0 <= busy_cores(0.05) <= (os.cpu_count() or 1) + 1e-6
     assert 1 <= free_cores() <= (os.cpu_count() or 1)

@@ -53,8 +53,8 @@ def register(subparsers) -> None:
                    help="flow-guided temporal stabilisation strength 0..1 on top of the learned upscaler "
                         "(0: off; 0.6 lowers the warping error further at a small speed cost)")
     p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads for the learned upscaler (0: the cores other processes leave free, from the "
-                        "load average, at least 1; on a busy 2-core machine 1 thread was 2.3x faster than 2)")
+                   help="CPU threads for the learned upscaler (0: the cores other processes leave free, measured at "
+                        "start, at least 1; on a busy 2-core machine 1 thread was 2.3x faster than 2)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="the network's precision (auto: bf16 where a one-time measurement on this CPU found it "
                         "faster, cached in ~/.cache/vsr; env VSR_PRECISION=fp32|bf16 sets what auto means)")
