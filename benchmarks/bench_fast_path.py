@@ -14,7 +14,14 @@ DIR when given, else a virtual camera over a scikit-image photo):
    network by part for one 12-frame window (cleaning, features, cues,
    propagation, each attention block, reconstruction, bicubic skip);
 3. quality: PSNR-Y against the ground truth of the default precision (bf16
-   autocast on CPUs with AMX/AVX512-BF16) and of float32 on held-out clips.
+   autocast where this CPU measured it faster, vsr_core.cpu_precision) and of
+   float32, on the held-out real videos of DIR (first 12 frames, 256 px
+   centre crop, BI x4 and h264 CRF 30) or else on held-out photo clips.
+
+The first lines name the CPU, the flags that decide the fast path (AMX,
+AVX512-BF16, VNNI, AVX2) and the precision "auto" chose here, with the
+timings it was chosen from (cached under ~/.cache/vsr, see docs/speed.md);
+the table ends with the default/bicubic time ratio.
 """
 from __future__ import annotations
 
@@ -36,8 +43,12 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
+from vsr_core import cpu_precision  # noqa: E402
 from vsr_core.machine import cpu_name, tune_allocator  # noqa: E402
 from vsr_core.speed import autocast_dtype  # noqa: E402
+
+FLAGS = {"AMX": ("amx_bf16", "amx_tile"), "AVX512-BF16": ("avx512_bf16",), "VNNI": ("avx512_vnni", "avx_vnni"),
+         "AVX2": ("avx2",)}
 from vsr_core.video import VideoWriter, open_video  # noqa: E402
 
 
@@ -151,7 +162,7 @@ def network_split(frames: int = 12, size: tuple[int, int] = (180, 320), runs: in
     targets = [("cleaning stage", model.cleaner, "forward"), ("features", model, "_features"),
                ("flow cues and occlusion masks", model, "_directions"),
                ("propagation (both passes)", model, "_propagate"),
-               ("reconstruction convs", model.recon, "forward"), ("to pixels conv", model.to_pixels, "forward"),
+               ("to pixels conv", model.to_pixels, "forward"),
                ("bicubic skip (phases)", arch, "bicubic_phases")]
     targets += [(f"window attention block {i}", blk, "forward") for i, blk in enumerate(model.attn)]
     spent = {label: [] for label, _, _ in targets}
@@ -170,8 +181,51 @@ def network_split(frames: int = 12, size: tuple[int, int] = (180, 320), runs: in
                 for label in spent:
                     spent[label].append(current.get(label, 0.0))
     out = {label: statistics.median(v) for label, v in spent.items()}
-    out["rest (concatenations, high-frequency shuttle, pixel shuffle)"] = statistics.median(totals) - sum(out.values())
+    # the reconstruction conv runs fused with its LeakyReLU (models.fused_conv), not through its forward
+    out["rest (reconstruction conv, concatenations, high-frequency shuttle, pixel shuffle)"] = (
+        statistics.median(totals) - sum(out.values()))
     out["total"] = statistics.median(totals)
+    return out
+
+
+def cpu_flags() -> str:
+    """Which of the flags that matter here /proc/cpuinfo lists (yes/no each)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            have = next((set(line.split(":", 1)[1].split()) for line in fh if line.startswith("flags")), set())
+    except OSError:
+        have = set()
+    return ", ".join(f"{name} {'yes' if have & set(names) else 'no'}" for name, names in FLAGS.items())
+
+
+def chosen_precision() -> str:
+    """The precision "auto" runs the upscaler in on this CPU (timed now if nothing is cached) and why."""
+    from vsr_core.checkpoints.shipped import load_default_upscaler
+    from vsr_core.pipeline.precision_probe import choose_cpu_precision
+    choice = choose_cpu_precision(load_default_upscaler(4))
+    entry = cpu_precision._read_all(cpu_precision.cache_file()).get(cpu_precision.machine_key(), {})
+    seconds = entry.get("seconds", {}) if isinstance(entry, dict) else {}
+    why = (f"probe fp32 {seconds['fp32']:.3f} s, bf16 {seconds['bf16']:.3f} s, measured {entry.get('measured')}"
+           if {"fp32", "bf16"} <= set(seconds) else "no bf16 instructions or VSR_PRECISION set: not timed")
+    return f"{choice} ({why})"
+
+
+def real_precision_quality(real_videos: str, frames: int) -> dict:
+    """{case: (PSNR-Y default precision, float32, difference)} on the held-out real clips."""
+    from vsr_core.checkpoints.shipped import load_default_upscaler
+    from vsr_core.metrics import psnr_y
+    from vsr_core.pipeline.upscale import upscale_frames
+    from vsr_core.train.real_eval import degrade_case, real_hr_clips
+    model = load_default_upscaler(4)
+    clips = real_hr_clips(real_videos, frames, 256)
+    out = {}
+    for case in ("bi", "h264_crf30"):
+        fast, exact = [], []
+        for hr in clips.values():
+            lr = degrade_case(hr, case, 4)
+            fast.append(psnr_y(upscale_frames(lr, model, precision="auto"), hr))
+            exact.append(psnr_y(upscale_frames(lr, model, precision="fp32"), hr))
+        out[case] = (float(np.mean(fast)), float(np.mean(exact)), float(np.mean(fast) - np.mean(exact)))
     return out
 
 
@@ -193,17 +247,34 @@ def precision_quality(frames: int) -> tuple[float, float, float]:
     return float(np.mean(fast)), float(np.mean(exact)), float(np.mean(fast) - np.mean(exact))
 
 
+def print_splits(src: str, out: str) -> None:
+    from vsr_core.machine import free_cores, set_threads
+    threads = free_cores()                 # as the command line's default --threads 0 picks
+    set_threads(threads)
+    print(f"\n(splits on {threads} torch thread(s), load average {os.getloadavg()[0]:.1f})")
+    print("\nwhere the default's time goes (one in-process run)\n\n| stage | seconds | share |\n|---|---|---|")
+    split = stage_split(src, out)
+    for name, sec in split.items():
+        print(f"| {name} | {sec:.2f} | {100 * sec / split['total']:.0f}% |")
+    print("\nthe network by part, one 12-frame 180x320 window (median of 3)\n")
+    print("| part | seconds | share |\n|---|---|---|")
+    parts = network_split()
+    for name, sec in parts.items():
+        print(f"| {name} | {sec:.3f} | {100 * sec / parts['total']:.0f}% |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--real-videos", default=None)
     ap.add_argument("--no-esrgan", action="store_true")
+    ap.add_argument("--no-split", action="store_true", help="skip the per-stage and per-part splits")
     args = ap.parse_args()
     tune_allocator()
-    dtype = autocast_dtype(torch.device("cpu"), "auto")
-    print(f"{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"default precision on this CPU: {'bf16' if dtype else 'fp32'}")
+    print(f"{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, load average "
+          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}\nflags: {cpu_flags()}\n"
+          f"precision/engine of the default on this CPU: {chosen_precision()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "in_180p.mp4")
         make_clip(src, args.frames, args.real_videos)
@@ -219,22 +290,26 @@ def main() -> None:
                       f"esrgan_job({src!r}, {out!r})"]
         print(f"\n{args.frames} frames 320x180 h264 -> 1280x720 h264, median of {args.runs} fresh processes\n")
         print("| job | seconds | frames/s | user CPU s | system CPU s |\n|---|---|---|---|---|")
+        walls = {}
         for name, cmd in rows.items():
             r = timed_command(cmd, args.runs)
+            walls[name] = r["wall"]
             print(f"| {name} | {r['wall']:.1f} | {args.frames / r['wall']:.2f} | {r['user']:.1f} | {r['sys']:.1f} |",
                   flush=True)
-        print("\nwhere the default's time goes (one in-process run)\n\n| stage | seconds | share |\n|---|---|---|")
-        split = stage_split(src, out)
-        for name, sec in split.items():
-            print(f"| {name} | {sec:.2f} | {100 * sec / split['total']:.0f}% |")
-    print("\nthe network by part, one 12-frame 180x320 window (median of 3)\n")
-    print("| part | seconds | share |\n|---|---|---|")
-    parts = network_split()
-    for name, sec in parts.items():
-        print(f"| {name} | {sec:.3f} | {100 * sec / parts['total']:.0f}% |")
-    fast, exact, diff = precision_quality(12)
-    print(f"\nheld-out photo clips, BI x4, PSNR-Y: default precision {fast:.3f} dB, float32 {exact:.3f} dB "
-          f"(difference {diff:+.3f} dB)")
+        default, bicubic = walls["default (`upscale`)"], walls["`upscale --method bicubic`"]
+        print(f"\ndefault {args.frames / default:.2f} fps, bicubic {args.frames / bicubic:.2f} fps: the default "
+              f"takes {default / bicubic:.2f}x the bicubic job's time (load average now "
+              f"{os.getloadavg()[0]:.1f})", flush=True)
+        if not args.no_split:
+            print_splits(src, out)
+    if args.real_videos:
+        for case, (fast, exact, diff) in real_precision_quality(args.real_videos, 12).items():
+            print(f"\nheld-out real videos, {case} x4, PSNR-Y: default precision {fast:.3f} dB, float32 "
+                  f"{exact:.3f} dB (difference {diff:+.3f} dB)")
+    else:
+        fast, exact, diff = precision_quality(12)
+        print(f"\nheld-out photo clips, BI x4, PSNR-Y: default precision {fast:.3f} dB, float32 {exact:.3f} dB "
+              f"(difference {diff:+.3f} dB)")
 
 
 if __name__ == "__main__":

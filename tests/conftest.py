@@ -45,6 +45,13 @@ def run_workflow(argv: list[str]) -> int:
     return pack_module("nodes.run_workflow").main(argv)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_user_cache(tmp_path_factory):
+    """The CPU precision verdict (vsr_core.cpu_precision) goes to a temporary cache folder, not the user's."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
+    yield
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`): tiny tensors are

@@ -12,7 +12,7 @@ PACKAGE = ROOT / "vsr_core"
 # Lowest first. A module may import its own layer and the ones below it, never one above.
 LAYERS = [
     {"errors", "progress", "machine", "safe_files", "numbers"},
-    {"ops", "speed"},
+    {"ops", "speed", "cpu_precision"},
     {"video", "flow", "data", "metrics", "file_identity"},
     {"models", "diffusion", "relay"},
     {"checkpoints", "weights", "samples"},

@@ -1,10 +1,11 @@
 """Speed settings for the command line and the benchmarks: device, precision, memory format, compile.
 
 - precision "auto" runs float16 autocast on CUDA (bfloat16 where the GPU has
-  it: no overflow in the VAE), bfloat16 on CPUs with native bfloat16 matrix
-  units (AMX or AVX512-BF16: about 1.5x faster convolutions here), and float32
-  on other CPUs, where half precision is emulated and slower; weights stay
-  float32, autocast casts per operation.
+  it: no overflow in the VAE); on a CPU with bfloat16 instructions (AMX or
+  AVX512-BF16) bfloat16 where a measurement said it is faster
+  (vsr_core.cpu_precision: timed once per CPU model, cached; VSR_PRECISION
+  overrides), and float32 on other CPUs, where half precision is emulated and
+  slower; weights stay float32, autocast casts per operation.
 - channels_last stores the 2-D convolution weights NHWC, which oneDNN
   (CPU) and cuDNN run faster for these convolution-heavy VAEs.
 - compile runs a module through torch.compile (optional: the first call
@@ -19,6 +20,7 @@ import functools
 
 import torch
 
+from . import cpu_precision
 from .errors import InputError
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -51,13 +53,19 @@ def cpu_has_fast_bf16() -> bool:
     return False
 
 
+def cpu_auto_precision(run=None) -> str:
+    """'bf16' or 'fp32' for precision "auto" on this CPU (see vsr_core.cpu_precision). ``run(precision)``
+    runs a small piece of the actual network: given, and with nothing cached yet, it is timed both ways."""
+    return cpu_precision.resolve(run, cpu_has_fast_bf16())
+
+
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """The autocast dtype for `precision` on `device` (None: run in float32)."""
     if precision not in PRECISIONS:
         raise InputError(f"precision={precision!r}; expected one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         if device.type == "cpu":
-            return torch.bfloat16 if cpu_has_fast_bf16() else None
+            return torch.bfloat16 if cpu_auto_precision() == "bf16" else None
         if device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

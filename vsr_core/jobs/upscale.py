@@ -33,7 +33,7 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None,
                  detail: str | None = None, detail_model=None, keyframe_every: int = 8,
                  detail_strength: float = 0.8, memory: FreeMemory | None = None,
-                 flags: tuple[str, ...] = CLI_FLAGS) -> int:
+                 flags: tuple[str, ...] = CLI_FLAGS, precision: str = "auto") -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),
@@ -53,6 +53,7 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     an existing cluster, default a local one; ``worker_threads`` each); the
     frames are the same for any number of workers (jobs.distributed). Tile and window are lowered to fit
     ``memory`` (default: what is free now) before the first frame, or the job refused (_planner).
+    ``precision``: the network's autocast (vsr_core.speed; "auto" is measured per CPU).
     """
     method = method or default_method()
     if method not in METHODS:
@@ -82,6 +83,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
         key = {"command": "upscale", "scale": scale, "method": method, "window": window, "overlap": overlap,
                "tile": tile_lr_px, "stabilize": stabilize, "flow": f"dis:{FLOW_PRESET}",
                "weights": file_identity(model.weights_path)}
+        if precision != "auto":    # "auto" stays out of the key, so caches of earlier versions still resume
+            key["precision"] = precision
         if workers:        # the same frames for any number of workers, but not those of one process
             key["distributed"] = {"threads_per_worker": worker_threads}
             from .distributed import resolve_ray_address
@@ -90,14 +93,15 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     reporter = get_reporter(reporter)
     chosen = {"tile": tile_lr_px, "window": window, "overlap": overlap}
     prepare = _planner(chosen, scale, model, memory, flags, reporter, chunk_frames is None)
-    work = _windows_work(model, method, scale, chosen, stabilize, workers, ray_address, worker_threads, reporter)
+    work = _windows_work(model, method, scale, chosen, stabilize, workers, ray_address, worker_threads, precision,
+                         reporter)
     return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
                         f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""),
                         prepare=prepare)
 
 
 def _windows_work(model, method: str, scale: int, chosen: dict, stabilize: float, workers: int,
-                  ray_address: str | None, worker_threads: int, reporter: Reporter):
+                  ray_address: str | None, worker_threads: int, precision: str, reporter: Reporter):
     """The file job's work for bicubic (``model`` None) and the learned methods: windows through
     upscale_segments, here or on Ray workers; ``chosen``: tile, window and overlap once planned."""
     def work(reader, resume, consumer_state):
@@ -114,14 +118,14 @@ def _windows_work(model, method: str, scale: int, chosen: dict, stabilize: float
         if workers:            # started once paths, input and locks are checked
             from .distributed import RayPool, WindowWorker
             pool = RayPool(workers, ray_address, WindowWorker,
-                           (model.weights_path, scale, method == "learned", tile_lr_px, "auto", worker_threads),
+                           (model.weights_path, scale, method == "learned", tile_lr_px, precision, worker_threads),
                            worker_threads)
         try:
             for segment, y, state in upscale_segments(lr_chunks, model, scale, window=window, overlap=overlap,
                                                       temporal=(method == "learned"), tile_lr_px=tile_lr_px,
                                                       stabilize=stabilize, reporter=reporter, resume=resume,
                                                       stabilizer_state=consumer_state, retry_oom=pool is None,
-                                                      pool=pool):
+                                                      pool=pool, precision=precision):
                 yield segment, float_to_uint8(tchw_to_thwc(y), "upscaled frames", segment.first_frame), state
         finally:
             if pool is not None:

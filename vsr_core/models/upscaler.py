@@ -46,6 +46,7 @@ from ..flow.warp import grid_warp, inside_mask, sampling_grid
 from ..ops.frames import check_frames
 from ..ops.resize import bicubic_phases
 from .blurpool import downsample, low_pass
+from .fused_conv import conv_add, conv_leaky
 
 MIN_SIDE = 8
 # DIS preset of the propagation's flow at inference: "fast" is 2.8x cheaper than "medium" per 180x320 pair here,
@@ -102,7 +103,7 @@ class ResBlock(nn.Module):
         nn.init.zeros_(self.conv2.bias)
 
     def forward(self, x):
-        return x + self.conv2(F.leaky_relu(self.conv1(x), 0.1))
+        return conv_add(self.conv2, conv_leaky(self.conv1, x, 0.1), x)     # fused on CPUs (models.fused_conv)
 
 
 class Propagation(nn.Module):
@@ -149,7 +150,7 @@ class Cleaner(nn.Module):
         nn.init.zeros_(self.tail.bias)
 
     def forward(self, x):
-        return x + self.tail(self.body(F.leaky_relu(self.head(x), 0.1)))
+        return conv_add(self.tail, self.body(conv_leaky(self.head, x, 0.1)), x)
 
 
 @functools.lru_cache(maxsize=8)
@@ -251,7 +252,7 @@ class VideoUpscaler(nn.Module):
 
     # -- stages -----------------------------------------------------------
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f0 = F.leaky_relu(self.head(x), 0.1)
+        f0 = conv_leaky(self.head, x, 0.1)
         f = self.feat(f0)
         h, w = f.shape[-2:]
         ctx = self.context(F.leaky_relu(self.down(f), 0.1))
@@ -351,7 +352,7 @@ class VideoUpscaler(nn.Module):
         y = y.reshape(b * t, h, w, c).permute(0, 3, 1, 2)                # channels-last view, no copy
         if self.hf_proj is not None:
             y = y + self.hf_proj(shallow - low_pass(shallow))
-        y = self.to_pixels(F.leaky_relu(self.recon(y), 0.1))
+        y = self.to_pixels(conv_leaky(self.recon, y, 0.1))
         with torch.autocast(y.device.type, enabled=False):   # the bicubic base keeps float32 precision
             y = F.pixel_shuffle(y.float() + bicubic_phases(flat.float(), self.config.scale), self.config.scale)
         out = y.reshape(b, t, 3, h * self.config.scale, w * self.config.scale)

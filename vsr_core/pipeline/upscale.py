@@ -24,6 +24,7 @@ from ..ops.frames import check_frames
 from ..ops.tiling import tiled_map
 from ..progress import PieceProgress, Reporter, get_reporter
 from ..speed import autocast, autocast_dtype, use_channels_last
+from .precision_probe import choose_cpu_precision
 from .memory_fallback import retry_on_oom, smaller_pieces
 from .segments import run_segments, run_segments_in_parallel
 from .stabilize import FlowStabilizer
@@ -132,6 +133,8 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
     flight, and come back in order (the stabiliser stays here).
     """
     check_stream_options(window, overlap, scale, model.scale, stabilize, tile_lr_px, tile_overlap_lr_px)
+    if precision == "auto" and next(model.parameters()).device.type == "cpu":
+        choose_cpu_precision(model)     # bf16 or fp32 on this CPU: timed once, then cached
     if autocast_dtype(next(model.parameters()).device, precision) is not None:
         use_channels_last(model)    # oneDNN's reduced-precision convolutions run NHWC (2.0 vs 2.6 s a window here)
     rep = get_reporter(reporter)
