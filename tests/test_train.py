@@ -230,3 +230,25 @@ def test_training_flow_preset_is_an_option_recorded_in_the_card():
     assert task.data.flow.preset == "fast" and task.data_card()["flow"] == "dis:fast on LR"
     with pytest.raises(InputError, match="'slow'"):
         ClipDataset(flow_preset="slow", photos=photos)
+
+
+def test_a_full_disk_while_saving_the_training_state_is_one_line(tmp_path, capsys, monkeypatch):
+    """torch.save raised its own RuntimeError on a full disk; the state is now serialised first and written by
+    the shared writer, whose disk-full error is one line naming the file."""
+    import errno
+    from vsr_core import safe_files
+    from vsr_core.cli import main
+    real = safe_files._write_bytes
+
+    def full(f, data, path):
+        if "state.pt" in path:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(f, data, path)
+    monkeypatch.setattr(safe_files, "_write_bytes", full)
+    out = tmp_path / "run"
+    rc = main(["train", "--out", str(out), "--steps", "1", "--batch", "1", "--frames", "2", "--lr-size", "12",
+               "--eval-every", "0", "--photos", "skimage:astronaut",
+               "--model", '{"channels": 8, "heads": 2, "feat_blocks": 1, "prop_blocks": 1, "attn_blocks": 1}'])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert rc == 2 and len(err) == 1 and "state.pt" in err[0] and "No space left on device" in err[0]
+    assert not (out / "state.pt").exists() and not [n for n in os.listdir(out) if n.endswith(".tmp")]

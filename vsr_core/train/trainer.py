@@ -20,6 +20,7 @@ stays small and loads on top of the user's base weights.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -29,13 +30,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save as save_safetensors
 
 from ..checkpoints.shipped import write_card
 from ..errors import InputError
 from ..machine import cpu_name
 from ..progress import Reporter, get_reporter
-from ..safe_files import claim_folder, disk_full_is_one_line, read_json, write_atomic
+from ..safe_files import claim_folder, read_json, write_atomic
 from .datasets import TRAIN_FLOW_PRESET
 from .losses import PIXEL_LOSSES, charbonnier, temporal_difference, warping_consistency
 from .overrides import config_with_overrides
@@ -262,18 +263,6 @@ def _earlier_run(folder: str) -> bool:
             and any(os.path.exists(os.path.join(folder, n)) for n in ("state.pt", "model.safetensors")))
 
 
-def _atomic(path: str, write: Callable[[str], None]) -> None:
-    tmp = path + ".tmp"
-    try:
-        with disk_full_is_one_line(path):
-            write(tmp)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
-        raise
-    os.replace(tmp, path)
-
-
 def export_model(model, task, cfg: TrainConfig, step: int, out_dir: str, metrics: dict, loss: float | None,
                  name: str = "model") -> str:
     """Write ``<name>.safetensors`` + ``<name>.json`` (the model card). Returns the weights path."""
@@ -283,7 +272,7 @@ def export_model(model, task, cfg: TrainConfig, step: int, out_dir: str, metrics
         keep = {n for n, p in model.named_parameters() if p.requires_grad}
         sd = {k: v for k, v in sd.items() if k in keep}
     wpath = os.path.join(out_dir, f"{name}.safetensors")
-    _atomic(wpath, lambda p: save_file(sd, p, metadata={"architecture": task.architecture}))
+    write_atomic(wpath, save_safetensors(sd, metadata={"architecture": task.architecture}))
     card = {
         "architecture": task.architecture,
         "config": task.model_config(model),
@@ -359,11 +348,11 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str
     logf = open(os.path.join(cfg.out, "log.jsonl"), "a")
 
     def save_state():
-        def w(p):
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                        "metrics": json.dumps(metrics), "task_state": json.dumps(task.get_state(), default=int),
-                        "torch_rng": torch.get_rng_state()}, p)
-        _atomic(state_path, w)
+        buf = io.BytesIO()         # serialised first: a full disk is then the shared writer's one-line error
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                    "metrics": json.dumps(metrics), "task_state": json.dumps(task.get_state(), default=int),
+                    "torch_rng": torch.get_rng_state()}, buf)
+        write_atomic(state_path, buf.getvalue())
         export_model(model, task, cfg, step, cfg.out, metrics, last_loss)
 
     if step == 0 and cfg.eval_every and cfg.init_weights:
