@@ -132,6 +132,12 @@ def seeded_state_dict(shapes: dict, seed: int) -> dict:
     return out
 
 
+def read_video(path) -> np.ndarray:
+    """Every frame of a video file or PNG folder, uint8 [T,H,W,3], as the pack's reader gives them."""
+    from vsr_core.video import open_video
+    return open_video(str(path)).read_all()
+
+
 class StopAfter(Reporter):
     """Cancels (like Ctrl-C or ComfyUI's Cancel) once `frames` output frames were reported (None: never);
     keeps the log."""

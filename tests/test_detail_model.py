@@ -18,6 +18,7 @@ from vsr_core.errors import CheckpointError, InputError
 from vsr_core.models.rrdbnet import RRDBNet, RRDBNetConfig
 from vsr_core.models.srvgg import SRVGGConfig, SRVGGNetCompact
 from vsr_core.pipeline.detail import detail_upscale
+from conftest import read_video as _read
 
 TINY = {"RRDBNet": [RRDBNetConfig(num_block=2, num_feat=8, num_grow_ch=4, scale=s) for s in (4, 2)],
         "SRVGGNetCompact": [SRVGGConfig(num_feat=8, num_conv=3, scale=s) for s in (4, 2)]}
@@ -126,11 +127,6 @@ def test_tiles_and_border_stay_close_to_the_whole_frame():
         detail_upscale(x, model, tile=20, overlap=16)
     with pytest.raises(InputError, match="at most the detail model's x2"):
         detail_upscale(x, tiny("SRVGGNetCompact", 1), scale=4)
-
-
-def _read(path) -> np.ndarray:
-    from vsr_core.video import open_video
-    return open_video(str(path)).read_all()
 
 
 def _expected(model, lr_uint8: np.ndarray, scale: int = 4) -> np.ndarray:

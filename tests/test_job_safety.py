@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import StopAfter, run_workflow, write_media
+from conftest import StopAfter, run_workflow, write_media, read_video as read
 from vsr_core.cli import main
 from vsr_core.errors import CheckpointError, InputError, Interrupted, OutputError
 from vsr_core.jobs.file_job import output_lock_path
@@ -34,10 +34,6 @@ Log = StopAfter       # a reporter that keeps the log and may cancel
 @pytest.fixture
 def small(tmp_path, clip):
     return write_media(tmp_path / "in.mkv", clip[:9, :24, :32])
-
-
-def read(path):
-    return open_video(str(path)).read_all()
 
 
 # 1 -------------------------------------------------------------- folder outputs delete only our frames

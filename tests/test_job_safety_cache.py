@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import StopAfter, run_workflow, write_media
+from conftest import StopAfter, run_workflow, write_media, read_video as read
 from vsr_core.cli import main
 from vsr_core.errors import Interrupted, OutputError
 from vsr_core.jobs.upscale import upscale_file
-from vsr_core.video import open_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 JOB = dict(fmt="ffv1", window=4, overlap=1, chunk_frames=2)
@@ -26,10 +25,6 @@ Log = StopAfter       # a reporter that keeps the log and may cancel
 @pytest.fixture
 def small(tmp_path, clip):
     return write_media(tmp_path / "in.mkv", clip[:9, :24, :32])
-
-
-def read(path):
-    return open_video(str(path)).read_all()
 
 
 def _contents(folder):

@@ -10,14 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import StopAfter, write_media
+from conftest import StopAfter, write_media, read_video as _read
 from vsr_core.checkpoints.shipped import load_default_upscaler
 from vsr_core.data import CameraPath, photo, virtual_camera_clip
 from vsr_core.errors import InputError, Interrupted
 from vsr_core.jobs.relay import folder_keyframes, relay_file
 from vsr_core.metrics import psnr_y
 from vsr_core.relay import select_keyframes
-from vsr_core.video import open_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FRAMES, EVERY = 20, 4
@@ -36,10 +35,6 @@ def scene(tmp_path_factory):
     for k in select_keyframes(FRAMES, EVERY):
         cv2.imwrite(str(keys / f"frame_{k:06d}.png"), cv2.cvtColor(hr[k], cv2.COLOR_RGB2BGR))
     return hr, src, keys
-
-
-def _read(path):
-    return open_video(str(path)).read_all()
 
 
 def _psnr(a, b):

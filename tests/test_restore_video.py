@@ -14,7 +14,7 @@ from vsr_core.jobs.restore import restore_file
 from vsr_core.pipeline.restore_video import RestoreSettings, load_restore_models
 from vsr_core.video import open_video
 
-from conftest import StopAfter, write_media
+from conftest import StopAfter, write_media, read_video as read
 
 SETTINGS = RestoreSettings(segment=6, segment_overlap=2, sample=SampleSettings(steps=2), precision="fp32")
 
@@ -30,10 +30,6 @@ def models():
 @pytest.fixture(scope="module")
 def source(tmp_path_factory, clip):
     return write_media(tmp_path_factory.mktemp("in") / "in.mkv", clip[:11, :24, :40])
-
-
-def read(path):
-    return open_video(str(path)).read_all()
 
 
 @pytest.fixture(scope="module")
