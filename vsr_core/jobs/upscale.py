@@ -60,12 +60,13 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
         raise InputError(f"method={method!r}; expected one of {', '.join(METHODS)}")
     if scale not in (2, 4):
         raise InputError(f"scale={scale!r}; expected 2 or 4")
-    relay = method == "learned" and (detail is not None or detail_model is not None)
+    detailed = detail is not None or detail_model is not None
+    relay = method == "learned" and detailed
     if relay and check_strength(detail_strength) > 0:
         return _relay_file(src, dst, scale, options, OutputSettings(dst, fmt, crf, overwrite), weights, model,
                            detail, detail_model, keyframe_every, detail_strength, tile_lr_px, stabilize, workers,
                            CacheSettings({}, cache_dir, keep_cache, chunk_frames or CHUNK_FRAMES), reporter)
-    if method == "detail-per-frame" or (not relay and (detail is not None or detail_model is not None)):
+    if method == "detail-per-frame" or (detailed and not relay):
         return _detail_file(src, method, scale, options, OutputSettings(dst, fmt, crf, overwrite), window, detail,
                             detail_model, tile_lr_px, stabilize, workers,
                             CacheSettings({}, cache_dir, keep_cache, chunk_frames or CHUNK_FRAMES), reporter)

@@ -89,9 +89,9 @@ def _keep_variance(a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor, wb: torch
     Two keyframes made by a generative model hold different textures: averaged, they would cancel into a
     fainter texture halfway between keyframes (and the detail would swell and fade with the distance).
     Where the two agree (true detail, or the same texture carried twice) the gain is 1."""
-    energy = lambda x: _local_mean(x.pow(2).mean(1, keepdim=True))      # noqa: E731
-    mixed = wa * wa * energy(a) + wb * wb * energy(b) + 2 * wa * wb * _local_mean((a * b).mean(1, keepdim=True))
-    wanted = wa * energy(a) + wb * energy(b)
+    ea, eb = (_local_mean(x.pow(2).mean(1, keepdim=True)) for x in (a, b))
+    mixed = wa * wa * ea + wb * wb * eb + 2 * wa * wb * _local_mean((a * b).mean(1, keepdim=True))
+    wanted = wa * ea + wb * eb
     return (wanted / mixed.clamp_min(1e-8)).sqrt().clamp(max=MAX_BLEND_GAIN)
 
 
