@@ -60,3 +60,17 @@ def virtual_camera_clip(image: np.ndarray, frames: int, size: tuple[int, int],
         out[t] = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                                 borderMode=cv2.BORDER_REFLECT101)
     return out
+
+
+def camera_flow(path: CameraPath, t: int, k: int, size: tuple[int, int], center: tuple[float, float]) -> np.ndarray:
+    """float32 [2,h,w]: the true flow from frame t to frame k of ``virtual_camera_clip(..., path, start=center)``
+    in output pixels (frame t's pixel p shows what frame k shows at p + flow(p); channel 0 is x)."""
+    h, w = size
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    m_t, m_k = path.matrix(t, size, center), path.matrix(k, size, center)
+    px = m_t[0, 0] * xs + m_t[0, 1] * ys + m_t[0, 2]          # frame t -> photo
+    py = m_t[1, 0] * xs + m_t[1, 1] * ys + m_t[1, 2]
+    inv = np.linalg.inv(m_k[:, :2])                             # photo -> frame k
+    qx = inv[0, 0] * (px - m_k[0, 2]) + inv[0, 1] * (py - m_k[1, 2])
+    qy = inv[1, 0] * (px - m_k[0, 2]) + inv[1, 1] * (py - m_k[1, 2])
+    return np.stack([qx - xs, qy - ys]).astype(np.float32)

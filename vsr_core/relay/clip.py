@@ -12,6 +12,7 @@ from ..errors import InputError
 from ..flow.dis import DISFlow
 from ..progress import Reporter, get_reporter
 from .keyframes import nearest_keyframes
+from .learned import fused_detail, fusion_inputs
 from .transfer import GateSettings, carry, fuse, keyframe_detail, trust
 
 RELAY_FLOW_PRESET = "medium"   # DIS between faithful frames at output size: +2.4 dB at 4 frames (LR flow: +1.0)
@@ -37,38 +38,54 @@ def check_keyframes(keyframes: dict, faithful: torch.Tensor) -> None:
             raise InputError(f"keyframe {k} contains NaN or infinite values")
 
 
+def frame_carried(t: int, faithful: torch.Tensor, details: dict, cuts, estimator,
+                  gate: GateSettings = GateSettings()) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    """(carried detail, trust, distance t - k) of frame t's nearest keyframes in its scene (``details``
+    {k: [1,3,H,W]}); a keyframe itself comes alone, at distance 0, fully trusted."""
+    here = faithful[t:t + 1].float()
+    carried = []
+    for k in dict.fromkeys(nearest_keyframes(t, sorted(details), cuts)):
+        if k is None:
+            continue
+        if k == t:
+            return [(details[k], torch.ones_like(here[:, :1]), 0)]
+        there = faithful[k:k + 1].float()
+        to_key, from_key = estimator(here, there), estimator(there, here)
+        carried.append((carry(details[k], to_key), trust(to_key, from_key, here, there, gate), t - k))
+    return carried
+
+
+def relay_frame(here: torch.Tensor, carried: list, strength: float, fusion=None) -> torch.Tensor:
+    """Faithful frame [1,3,H,W] plus its carried detail: the learned ``fusion``'s where one is given and
+    the frame is not a keyframe, else the hand-designed mix (transfer.fuse)."""
+    if fusion is None or not carried or carried[0][2] == 0 or strength == 0:
+        return fuse(here, carried, strength)
+    detail = fused_detail(fusion, fusion_inputs(here, carried))
+    return (here.float() + strength * detail).clamp_(0, 1)
+
+
 @torch.inference_mode()
 def relay_clip(faithful: torch.Tensor, keyframes: dict, scale: int, strength: float = 1.0,
                cuts: list[int] | tuple[int, ...] = (), estimator=None, gate: GateSettings = GateSettings(),
-               reporter: Reporter | None = None) -> torch.Tensor:
+               reporter: Reporter | None = None, fusion=None) -> torch.Tensor:
     """Faithful frames [T,3,H,W] (0..1) plus the detail of ``keyframes`` {index: HR [3,H,W]} -> [T,3,H,W].
 
     ``scale``: output/input size ratio (the detail finer than the input's pixels is what is carried);
     ``cuts``: indices where a scene starts (detail never crosses them); ``strength`` 0 returns ``faithful``
-    unchanged. Each frame is fused from at most two keyframes of its scene."""
+    unchanged. Each frame is fused from at most two keyframes of its scene: by the learned ``fusion``
+    (models/relay_fusion.py) when one is given, else by the hand-designed mix."""
     strength = check_strength(strength)
     check_keyframes(keyframes, faithful)
     if strength == 0.0 or not keyframes:
         return faithful
     rep = get_reporter(reporter)
     estimator = estimator or DISFlow(RELAY_FLOW_PRESET)
-    keys = sorted(keyframes)
     details = {k: keyframe_detail(keyframes[k].reshape(1, *faithful.shape[1:]).to(faithful.device),
-                                  faithful[k:k + 1], scale) for k in keys}
+                                  faithful[k:k + 1], scale) for k in sorted(keyframes)}
     out = torch.empty_like(faithful, dtype=torch.float32)
     for t in range(faithful.shape[0]):
         rep.check_interrupt()
-        here = faithful[t:t + 1].float()
-        carried = []
-        for k in dict.fromkeys(nearest_keyframes(t, keys, cuts)):
-            if k is None:
-                continue
-            if k == t:
-                carried = [(details[k], torch.ones_like(here[:, :1]), 0)]
-                break
-            there = faithful[k:k + 1].float()
-            to_key, from_key = estimator(here, there), estimator(there, here)
-            carried.append((carry(details[k], to_key), trust(to_key, from_key, here, there, gate), t - k))
-        out[t] = fuse(here, carried, strength)[0]
+        carried = frame_carried(t, faithful, details, cuts, estimator, gate)
+        out[t] = relay_frame(faithful[t:t + 1].float(), carried, strength, fusion)[0]
         rep.update(1)
     return out.to(faithful.dtype)

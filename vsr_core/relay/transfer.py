@@ -95,15 +95,12 @@ def _keep_variance(a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor, wb: torch
     return (wanted / mixed.clamp_min(1e-8)).sqrt().clamp(max=MAX_BLEND_GAIN)
 
 
-def fuse(faithful: torch.Tensor, carried: list[tuple[torch.Tensor, torch.Tensor, int]],
-         strength: float = 1.0) -> torch.Tensor:
-    """Faithful frame t [N,3,H,W] plus the carried detail of its keyframes, clamped to 0..1.
+def mix_detail(carried: list[tuple[torch.Tensor, torch.Tensor, int]]) -> torch.Tensor:
+    """[N,3,H,W] the hand-designed mix of the carried detail (before ``strength``).
 
     ``carried``: (warped detail [N,3,H,W], trust [N,1,H,W], distance in frames) per keyframe. Where both
     keyframes are trusted their detail is mixed by distance, keeping its local energy (_keep_variance);
-    where one is, it alone is used; where neither is, the faithful frame stays."""
-    if strength == 0 or not carried:
-        return faithful
+    where one is, it alone is used; where neither is, nothing is added."""
     weights = [w * distance_weight(d) for _, w, d in carried]
     total = sum(weights).clamp_min(1e-6)
     weights = [w / total for w in weights]
@@ -111,4 +108,13 @@ def fuse(faithful: torch.Tensor, carried: list[tuple[torch.Tensor, torch.Tensor,
     if len(carried) == 2:
         mixed = mixed * _keep_variance(carried[0][0], carried[1][0], *weights)
     reach = torch.stack([w for _, w, _ in carried]).amax(0)
-    return (faithful.float() + strength * reach * mixed).clamp_(0, 1)
+    return reach * mixed
+
+
+def fuse(faithful: torch.Tensor, carried: list[tuple[torch.Tensor, torch.Tensor, int]],
+         strength: float = 1.0) -> torch.Tensor:
+    """Faithful frame t [N,3,H,W] plus ``strength`` times the carried detail's mix (mix_detail), clamped
+    to 0..1; the faithful frame itself where nothing is carried or ``strength`` is 0."""
+    if strength == 0 or not carried:
+        return faithful
+    return (faithful.float() + strength * mix_detail(carried)).clamp_(0, 1)

@@ -1,0 +1,136 @@
+"""Training samples of the relay's learned fusion, made once and cached (the detail model, the faithful
+upscaler and the flows are the expensive parts; training then only reads tensors).
+
+Two kinds, alternating:
+
+- ``truth``: a real training clip (prepare-real-videos' 'train' split); keyframes 0 and 8 are the ground
+  truth; the target of frame t is S_t + high_pass(GT_t - S_t): the true detail, wherever the real motion
+  (occlusion, deformation, lighting) let it be carried or not.
+- ``generated``: a real training frame (or a training photo) filmed by a virtual camera, so the motion is
+  known exactly; keyframes 0 and 8 are the detail model's (Real-ESRGAN x4plus) on the LR keyframes; the
+  target is that invented detail carried by the *true* motion and mixed like the relay mixes it: what a
+  perfect relay of generated detail shows.
+
+The LR clip is bicubic x4, quantised, and in a share of the samples also through h264 (CRF 23-33). The
+faithful frames S come from the shipped upscaler. Each sample stores, for frames 1..7, the fusion's inputs
+exactly as the relay computes them at inference (relay/clip.py, relay/learned.py) and the target.
+"""
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import torch
+
+from ..data.clips import TRAIN_PHOTOS, load_photo, random_path
+from ..data.real_videos import RealVideoClips
+from ..data.virtual_camera import camera_flow, virtual_camera_clip
+from ..flow.dis import DISFlow
+from ..flow.warp import inside_mask
+from ..relay.clip import RELAY_FLOW_PRESET, frame_carried
+from ..relay.learned import fusion_inputs
+from ..relay.transfer import carry, high_pass, keyframe_detail, mix_detail
+from ..safe_files import write_atomic
+from .codec import codec_roundtrip
+from .degradations import bi_downsample, quantize
+
+FRAMES = 9                  # keyframes at 0 and 8, the relay's default spacing
+KEYS = (0, FRAMES - 1)
+H264_SHARE = 0.4
+H264_CRF = (23, 33)
+PHOTO_SHARE = 0.3           # generated samples filmed over a training photo instead of a real frame
+INPUT_ORDER = ("faithful", "prev_detail", "prev_trust", "next_detail", "next_trust", "mix")
+SAMPLE_NAME = "sample_{:06d}.pt"
+
+
+def _degrade(hr: torch.Tensor, rng: np.random.Generator, scale: int) -> tuple[torch.Tensor, str]:
+    lr = quantize(bi_downsample(hr, scale))
+    if rng.random() >= H264_SHARE:
+        return lr, "bi"
+    crf = int(rng.integers(H264_CRF[0], H264_CRF[1] + 1))
+    return quantize(codec_roundtrip(lr, "libx264", crf=crf)), f"h264 crf {crf}"
+
+
+def _truth_clip(clips: RealVideoClips, rng: np.random.Generator, side: int) -> torch.Tensor:
+    window = None
+    while window is None:       # a drawn clip smaller than the crop is skipped
+        window = clips.window(rng, FRAMES, side)
+    return torch.from_numpy(window).permute(0, 3, 1, 2).float() / 255
+
+
+def _source_image(clips: RealVideoClips, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < PHOTO_SHARE:
+        return load_photo(TRAIN_PHOTOS[int(rng.integers(len(TRAIN_PHOTOS)))])
+    clip = clips.clips[int(rng.integers(len(clips.clips)))]
+    arr = clips.frames(clip)
+    return np.array(arr[int(rng.integers(len(arr)))])
+
+
+def _camera_clip(clips: RealVideoClips, rng: np.random.Generator, side: int):
+    """(HR [T,3,side,side], the true flow t -> k [1,2,side,side] for every t and keyframe k)."""
+    image = _source_image(clips, rng)
+    ih, iw = image.shape[:2]
+    path = random_path(rng, max_pan=4.0, max_zoom=0.015, max_roll=0.5)
+    half = side / 2
+    center = (float(rng.uniform(min(half, iw / 2), max(half, iw - half))),
+              float(rng.uniform(min(half, ih / 2), max(half, ih - half))))
+    hr = virtual_camera_clip(image, FRAMES, (side, side), path, start=center)
+    flows = {(t, k): torch.from_numpy(camera_flow(path, t, k, (side, side), center))[None]
+             for t in range(FRAMES) for k in KEYS}
+    return torch.from_numpy(hr).permute(0, 3, 1, 2).float() / 255, flows
+
+
+def _true_targets(faithful: torch.Tensor, details: dict, flows: dict) -> list[torch.Tensor]:
+    """Frames 1..7: the keyframes' detail carried by the true motion, mixed as the relay mixes it."""
+    out = []
+    for t in range(1, FRAMES - 1):
+        carried = [(carry(details[k], flows[(t, k)]), inside_mask(flows[(t, k)]), t - k) for k in KEYS]
+        out.append((faithful[t:t + 1] + mix_detail(carried)).clamp(0, 1))
+    return out
+
+
+@torch.inference_mode()
+def make_sample(kind: str, clips: RealVideoClips, rng: np.random.Generator, upscaler, make_keyframe,
+                lr_side: int = 48, scale: int = 4) -> dict:
+    """One cached sample: inputs [7,14,H,W] and target [7,3,H,W] (float16), nearness [7,2], and its labels.
+    ``make_keyframe(lr [1,3,h,w]) -> HR [1,3,H,W]``: the detail model as the relay runs it on keyframes."""
+    from ..models.upscaler import upscale_clip
+    side = lr_side * scale
+    hr, flows = (_truth_clip(clips, rng, side), None) if kind == "truth" else _camera_clip(clips, rng, side)
+    lr, degradation = _degrade(hr, rng, scale)
+    faithful = upscale_clip(upscaler, lr)
+    keys = {k: hr[k:k + 1] if kind == "truth" else make_keyframe(lr[k:k + 1]) for k in KEYS}
+    details = {k: keyframe_detail(keys[k], faithful[k:k + 1], scale) for k in KEYS}
+    if kind == "truth":
+        targets = [faithful[t:t + 1] + high_pass(hr[t:t + 1] - faithful[t:t + 1], scale)
+                   for t in range(1, FRAMES - 1)]
+    else:
+        targets = _true_targets(faithful, details, flows)
+    estimator = DISFlow(RELAY_FLOW_PRESET)
+    inputs, nearness = [], []
+    for t in range(1, FRAMES - 1):
+        feed = fusion_inputs(faithful[t:t + 1], frame_carried(t, faithful, details, (), estimator))
+        inputs.append(torch.cat([feed[name] for name in INPUT_ORDER], 1))
+        nearness.append(feed["nearness"])
+    return {"inputs": torch.cat(inputs).half(), "target": torch.cat(targets).clamp(0, 1).half(),
+            "nearness": torch.cat(nearness), "kind": kind, "degradation": degradation}
+
+
+def prepare_fusion_data(out: str, real_videos: str, samples: int, upscaler, make_keyframe, split: str = "train",
+                        lr_side: int = 48, seed: int = 0, log=print) -> int:
+    """Write ``samples`` samples (kinds alternating) to ``out``/sample_NNNNNN.pt; ones already there are kept,
+    so an interrupted run continues. Each sample's draw depends only on (seed, index). Returns the count."""
+    clips = RealVideoClips(real_videos, split)
+    os.makedirs(out, exist_ok=True)
+    for i in range(samples):
+        path = os.path.join(out, SAMPLE_NAME.format(i))
+        if os.path.exists(path):
+            continue
+        kind = "truth" if i % 2 == 0 else "generated"
+        sample = make_sample(kind, clips, np.random.default_rng([seed, i]), upscaler, make_keyframe, lr_side)
+        buffer = io.BytesIO()
+        torch.save(sample, buffer)
+        write_atomic(path, buffer.getvalue())
+        log(f"{split} sample {i}: {kind}, {sample['degradation']}")
+    return samples
