@@ -25,6 +25,7 @@ SHIPPED = {
     "vae": "tiny_vae.safetensors",
     # the per-frame detail model (--detail realesrgan-x4plus), converted from Real-ESRGAN's ncnn release
     "detail_realesrgan_x4plus": "detail_realesrgan_x4plus.safetensors",
+    "relay_fusion": "relay_fusion.safetensors",       # the relay's learned fusion (models/relay_fusion.py)
 }
 
 
@@ -115,6 +116,26 @@ def load_refiner(weights_path: str | None = None, device: str | torch.device = "
     model = Refiner(RefinerConfig(**card["config"]))
     _load_state(model, path)
     model.card = card
+    return model.to(device).eval()
+
+
+def load_relay_fusion(weights_path: str | None = None, device: str | torch.device = "cpu"):
+    """The relay's learned fusion from a weights file with a card (default: the shipped one)."""
+    from ..models.relay_fusion import RelayFusion, RelayFusionConfig
+    path = weights_path or os.path.join(WEIGHTS_DIR, SHIPPED["relay_fusion"])
+    if not os.path.exists(path):
+        raise InputError(f"relay fusion weights '{path}' do not exist; use the hand-designed relay (fusion "
+                         f"'hand') or train them (`python -m vsr_core train --task relay_fusion`)")
+    card = read_card(path)
+    if card.get("architecture") != "RelayFusion":
+        raise CheckpointError(f"'{path}' is a {card.get('architecture')!r}, expected a RelayFusion")
+    try:
+        model = RelayFusion(RelayFusionConfig.from_dict(card.get("config", {})))
+    except (TypeError, InputError) as err:
+        raise CheckpointError(f"model card of '{path}' has an invalid config ({err})") from None
+    _load_state(model, path)
+    model.card = card
+    model.weights_path = os.path.abspath(path)
     return model.to(device).eval()
 
 

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
                               description="Train on virtual-camera clips over photos shipped by PyPI packages "
                                           "(and optionally a folder of your videos). Re-running with the same "
                                           "--out resumes from its state.pt.")
-    p.add_argument("--task", default=d.task, help="upscaler or refiner (or a task added with register_task)")
+    p.add_argument("--task", default=d.task, help="upscaler, refiner or relay_fusion (or a task added with register_task)")
     p.add_argument("--out", default=d.out, help="run folder: log, state.pt, model.safetensors + model.json")
     p.add_argument("--scale", type=int, default=d.scale, choices=(2, 4))
     p.add_argument("--steps", type=int, default=d.steps)
@@ -61,6 +61,10 @@ def register(subparsers) -> None:
     p.add_argument("--model", type=json_object, default={},
                    help='architecture overrides as JSON, e.g. \'{"channels": 32}\'')
     p.add_argument("--upscaler-weights", default=None, help="refiner task: the upscaler .safetensors to use")
+    p.add_argument("--fusion-data", default=None,
+                   help="relay_fusion task: the folder `prepare-relay-fusion` wrote")
+    p.add_argument("--w-hf", type=finite_float, default=d.w_hf,
+                   help="relay_fusion task: weight of the local high-frequency energy loss")
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(func=run)
     q = subparsers.add_parser("prepare-real-videos", help="extract real training clips from ComfyUI's media packages",
@@ -135,7 +139,8 @@ def run(args) -> int:
                       keep_evaluated=args.keep_evaluated, w_temporal=args.w_temporal, w_warp=args.w_warp,
                       pixel_loss=args.pixel_loss,
                       model=args.model,
-                      upscaler_weights=args.upscaler_weights, seed=args.seed)
+                      upscaler_weights=args.upscaler_weights, fusion_data=args.fusion_data, w_hf=args.w_hf,
+                      seed=args.seed)
     metrics = train(cfg, reporter=Reporter(), log=lambda s: print(s, flush=True))
     print(f"done: {cfg.out}/model.safetensors  metrics: {json.dumps(metrics)}")
     return 0

@@ -87,10 +87,11 @@ def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, scale: int 
                strength: float = 1.0, detect_cuts: bool = True, options: LoadOptions | None = None,
                fmt: str | None = None, crf: int = 18, overwrite: bool = False, tile_lr_px: int = 512,
                cache_dir: str | None = None, keep_cache: bool = False, chunk_frames: int = 48,
-               reporter: Reporter | None = None, clean="auto") -> int:
+               reporter: Reporter | None = None, clean="auto", fusion=None) -> int:
     """Upscale ``src`` with ``model`` (a VideoUpscaler, cleaning by ``clean``: pipeline.cleaning) and relay
     ``keyframes``' detail into ``dst``; returns the frame count. Memory holds one segment of ``every * m + 1``
-    frames (pipeline.relay)."""
+    frames (pipeline.relay). ``fusion``: the relay's learned fusion (checkpoints.shipped.load_relay_fusion),
+    None for the hand-designed mix."""
     check_every(every)
     clean = parse_clean(clean)
     strength = check_strength(strength)
@@ -105,6 +106,11 @@ def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, scale: int 
            "weights": file_identity(model.weights_path), "keyframes": keyframes.identity}
     if clean != "auto":      # "auto" stays out of the key, so caches of earlier versions still resume
         key["clean"] = clean
+    if fusion is not None:   # likewise: the hand-designed relay keys its cache as before
+        if getattr(fusion, "weights_path", None) is None:
+            raise InputError("the relay fusion has no weights file to key the resume cache by; expected one "
+                             "loaded with vsr_core.checkpoints.shipped.load_relay_fusion")
+        key["relay"]["fusion"] = file_identity(fusion.weights_path)
     cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
     reporter = get_reporter(reporter)
     chosen = {"tile": tile_lr_px}
@@ -124,7 +130,8 @@ def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, scale: int 
     def work(reader, resume, consumer_state):
         lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(segment))
         for result in relay_segments(lr_chunks, model, keyframes.make, scale, every, strength, detect_cuts,
-                                     chosen["tile"], reporter=reporter, resume=resume, clean=clean):
+                                     chosen["tile"], reporter=reporter, resume=resume, clean=clean,
+                                     fusion=fusion):
             frames: np.ndarray = float_to_uint8(tchw_to_thwc(result.frames), "relayed frames", result.first_frame)
             yield result, frames, {}
 

@@ -104,9 +104,10 @@ def parse_indices(text, num_frames: int, count: int) -> list[int]:
 
 def relay_frames(lr: torch.Tensor, keyframes: torch.Tensor, indices, model, scale: int = 4,
                  strength: float = 1.0, detect_cuts: bool = True, window: int = 12, tile_lr_px: int = 512,
-                 reporter: Reporter | None = None, clean="auto") -> torch.Tensor:
+                 reporter: Reporter | None = None, clean="auto", fusion=None) -> torch.Tensor:
     """LR clip [T,3,h,w] + HR keyframes [K,3,H',W'] at frames ``indices`` -> [T,3,h*scale,w*scale].
-    ``clean``: the faithful upscale's cleaning (pipeline.cleaning)."""
+    ``clean``: the faithful upscale's cleaning (pipeline.cleaning); ``fusion``: the relay's learned fusion
+    (checkpoints.shipped.load_relay_fusion), None for the hand-designed mix."""
     check_frames(lr, "frames", MIN_SIDE)
     strength = check_strength(strength)
     indices = parse_indices(indices, lr.shape[0], keyframes.shape[0] if isinstance(keyframes, torch.Tensor) else -1)
@@ -118,7 +119,7 @@ def relay_frames(lr: torch.Tensor, keyframes: torch.Tensor, indices, model, scal
     fitted = fit_keyframes(keyframes, *faithful.shape[-2:])
     cuts = scene_starts(lr) if detect_cuts else []
     rep.start(lr.shape[0], "relay detail")
-    return relay_clip(faithful, dict(zip(indices, fitted)), scale, strength, cuts, reporter=rep)
+    return relay_clip(faithful, dict(zip(indices, fitted)), scale, strength, cuts, reporter=rep, fusion=fusion)
 
 
 def relay_segment_frames(every: int) -> int:
@@ -137,13 +138,14 @@ def segment_keyframes(num_frames: int, first_frame: int, every: int, cuts: list[
 def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[int, torch.Tensor], torch.Tensor],
                    scale: int = 4, every: int = DEFAULT_KEYFRAME_EVERY, strength: float = 1.0,
                    detect_cuts: bool = True, tile_lr_px: int = 512, precision: str = "auto",
-                   reporter: Reporter | None = None, resume=None, clean="auto") -> Iterator:
+                   reporter: Reporter | None = None, resume=None, clean="auto", fusion=None) -> Iterator:
     """Stream of LR chunks -> SegmentResults of relayed HR frames, resumable (pipeline.segments).
 
     ``keyframe(index, lr [1,3,h,w]) -> HR [1,3,H',W']``: the keyframe source (a detail model such as
     Real-ESRGAN, or a folder of keyframes made elsewhere), asked once for each keyframe. Segments overlap
     by their boundary keyframe, cross-faded with itself. ``clean``: the faithful upscale's cleaning
-    (pipeline.cleaning), its level read from the first chunk."""
+    (pipeline.cleaning), its level read from the first chunk. ``fusion``: the relay's learned fusion, None
+    for the hand-designed mix."""
     check_every(every)
     clean = parse_clean(clean)
     clip: dict = {}
@@ -163,7 +165,7 @@ def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[in
             given = state.get("boundary_key") if k == 0 else None
             made[k] = given if given is not None else \
                 fit_keyframes(keyframe(first_frame + k, lr[k:k + 1]), *faithful.shape[-2:])[0]
-        out = relay_clip(faithful, made, scale, strength, cuts)
+        out = relay_clip(faithful, made, scale, strength, cuts, fusion=fusion)
         return out, {"boundary_key": made[len(lr) - 1]}
 
     rep = get_reporter(reporter)

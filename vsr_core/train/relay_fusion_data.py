@@ -22,12 +22,13 @@ import os
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..data.clips import TRAIN_PHOTOS, load_photo, random_path
 from ..data.real_videos import RealVideoClips
 from ..data.virtual_camera import camera_flow, virtual_camera_clip
 from ..flow.dis import DISFlow
-from ..flow.warp import inside_mask
+from ..flow.warp import backward_warp, inside_mask
 from ..relay.clip import RELAY_FLOW_PRESET, frame_carried
 from ..relay.learned import fusion_inputs
 from ..relay.transfer import carry, high_pass, keyframe_detail, mix_detail
@@ -40,6 +41,7 @@ KEYS = (0, FRAMES - 1)
 H264_SHARE = 0.4
 H264_CRF = (23, 33)
 PHOTO_SHARE = 0.3           # generated samples filmed over a training photo instead of a real frame
+MAX_TARGET_GAIN = 1.5       # the most a moved texture's energy is restored by (bicubic fades it far less)
 INPUT_ORDER = ("faithful", "prev_detail", "prev_trust", "next_detail", "next_trust", "mix")
 SAMPLE_NAME = "sample_{:06d}.pt"
 
@@ -81,11 +83,24 @@ def _camera_clip(clips: RealVideoClips, rng: np.random.Generator, side: int):
     return torch.from_numpy(hr).permute(0, 3, 1, 2).float() / 255, flows
 
 
+def _local_energy(x: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(x.pow(2).mean(1, keepdim=True), 7, stride=1, padding=3, count_include_pad=False)
+
+
+def _moved_at_energy(detail: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """The keyframe's detail moved along ``flow`` at its own local energy: a texture that moves keeps its
+    strength, while resampling it (bicubic, at fractional positions) fades it a little."""
+    moved = carry(detail, flow)
+    wanted = backward_warp(_local_energy(detail), flow, padding_mode="border")
+    gain = (wanted / _local_energy(moved).clamp_min(1e-10)).sqrt().clamp(1.0, MAX_TARGET_GAIN)
+    return moved * gain
+
+
 def _true_targets(faithful: torch.Tensor, details: dict, flows: dict) -> list[torch.Tensor]:
     """Frames 1..7: the keyframes' detail carried by the true motion, mixed as the relay mixes it."""
     out = []
     for t in range(1, FRAMES - 1):
-        carried = [(carry(details[k], flows[(t, k)]), inside_mask(flows[(t, k)]), t - k) for k in KEYS]
+        carried = [(_moved_at_energy(details[k], flows[(t, k)]), inside_mask(flows[(t, k)]), t - k) for k in KEYS]
         out.append((faithful[t:t + 1] + mix_detail(carried)).clamp(0, 1))
     return out
 

@@ -8,7 +8,7 @@ cosine decay, gradient clipping, a JSON-lines log, resumable checkpoints
 ``model.safetensors`` + ``model.json`` (the model card: architecture config,
 data, degradation, steps, loss, metrics).
 
-Tasks here: ``upscaler`` (the video upscaler) and ``refiner``. The backbone
+Tasks here: ``upscaler`` (the video upscaler), ``refiner`` and ``relay_fusion``. The backbone
 adapters (SFA/TFA in the UNet and VAE decoder, the temporal decoder) plug in
 through ``register_task``: write a task whose ``build_model`` loads the frozen
 base (e.g. SD 2.1 UNet from the user's checkpoint), calls
@@ -100,6 +100,8 @@ class TrainConfig:
     estimated_level_prob: float = 0.25               # share of steps conditioned on the estimate, not the label
     model: dict = field(default_factory=dict)       # architecture overrides
     upscaler_weights: str | None = None              # refiner task: the frozen upscaler
+    fusion_data: str | None = None                   # relay_fusion task: the folder prepare-relay-fusion wrote
+    w_hf: float = 0.5                                # relay_fusion task: local high-frequency energy vs the target
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -273,6 +275,14 @@ def _refiner_task(cfg):
 
 
 register_task("refiner", _refiner_task)
+
+
+def _relay_fusion_task(cfg):
+    from .relay_fusion_task import RelayFusionTask
+    return RelayFusionTask(cfg)
+
+
+register_task("relay_fusion", _relay_fusion_task)
 
 
 # ------------------------------------------------------------------ files

@@ -1,0 +1,143 @@
+"""The relay's learned fusion (#28): it starts as the hand-designed relay, strength 0 is the faithful output,
+shapes and bad inputs, the true motion of virtual-camera clips, the cached samples and the train task."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vsr_core.data import CameraPath, photo, virtual_camera_clip
+from vsr_core.data.real_videos import MANIFEST
+from vsr_core.data.virtual_camera import camera_flow
+from vsr_core.errors import InputError
+from vsr_core.flow.warp import backward_warp, inside_mask
+from vsr_core.models.relay_fusion import RelayFusion
+from vsr_core.relay import relay_clip
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _clip(frames=5, size=(48, 64), scale=4):
+    hr = virtual_camera_clip(photo("astronaut"), frames, size, CameraPath(pan=(1.5, 0.5)))
+    hr = torch.from_numpy(hr).permute(0, 3, 1, 2).float() / 255
+    faithful = F.interpolate(F.avg_pool2d(hr, scale), scale_factor=scale, mode="bicubic",
+                             align_corners=False).clamp(0, 1)
+    return hr, faithful
+
+
+def _trained(seed=0) -> RelayFusion:
+    """A fusion whose head is no longer zero: it changes what it is given."""
+    torch.manual_seed(seed)
+    fusion = RelayFusion(channels=8, blocks=1)
+    torch.nn.init.normal_(fusion.head.weight, std=0.05)
+    return fusion.eval()
+
+
+def test_untrained_fusion_is_exactly_the_hand_designed_relay():
+    hr, faithful = _clip()
+    keys = {0: hr[0], 4: hr[4]}
+    hand = relay_clip(faithful, keys, 4)
+    assert torch.equal(relay_clip(faithful, keys, 4, fusion=RelayFusion().eval()), hand)
+    assert torch.equal(relay_clip(faithful, keys, 4, strength=0.5, fusion=RelayFusion().eval()),
+                       relay_clip(faithful, keys, 4, strength=0.5))
+
+
+def test_strength_zero_is_the_faithful_output_and_keyframes_keep_their_detail():
+    hr, faithful = _clip()
+    keys = {0: hr[0], 4: hr[4]}
+    fusion = _trained()
+    assert torch.equal(relay_clip(faithful, keys, 4, strength=0.0, fusion=fusion), faithful)
+    fused, hand = relay_clip(faithful, keys, 4, fusion=fusion), relay_clip(faithful, keys, 4)
+    assert torch.equal(fused[0], hand[0]) and torch.equal(fused[4], hand[4])   # keyframes: the hand path
+    assert not torch.equal(fused[2], hand[2])                                  # between them: the network's
+    assert fused.min() >= 0 and fused.max() <= 1
+
+
+def test_sides_that_are_no_multiple_of_four_are_padded_and_cropped_back():
+    hr, faithful = _clip(frames=3, size=(36, 44), scale=2)       # x2 output 36x44 -> 9x11 cells of 4... plus pad
+    hr, faithful = hr[..., :34, :42], faithful[..., :34, :42]
+    out = relay_clip(faithful, {0: hr[0], 2: hr[2]}, 2, fusion=_trained())
+    assert out.shape == faithful.shape and torch.isfinite(out).all()
+
+
+def test_fusion_shapes_and_bad_inputs():
+    fusion = RelayFusion(channels=8, blocks=1)
+    x3, x1 = torch.rand(2, 3, 16, 24), torch.rand(2, 1, 16, 24)
+    assert fusion(x3, x3, x1, x3, x1, x3, torch.rand(2, 2)).shape == (2, 3, 16, 24)
+    with pytest.raises(InputError, match="multiples of 4"):
+        y3, y1 = torch.rand(1, 3, 15, 16), torch.rand(1, 1, 15, 16)
+        fusion(y3, y3, y1, y3, y1, y3, torch.rand(1, 2))
+    with pytest.raises(InputError, match="channels >= 1"):
+        RelayFusion(channels=0)
+
+
+def test_camera_flow_is_the_true_motion():
+    path, center, size = CameraPath(pan=(3.0, -2.0), zoom=1.01, roll=0.4), (250.0, 260.0), (48, 64)
+    clip = torch.from_numpy(virtual_camera_clip(photo("astronaut"), 5, size, path, start=center))
+    frames = clip.permute(0, 3, 1, 2).float() / 255
+    flow = torch.from_numpy(camera_flow(path, 1, 4, size, center))[None]
+    inside = inside_mask(flow)
+    error = ((backward_warp(frames[4:5], flow) - frames[1:2]).abs() * inside).sum() / inside.sum() / 3
+    shifted = ((backward_warp(frames[4:5], flow + 0.5) - frames[1:2]).abs() * inside).sum() / inside.sum() / 3
+    assert error < 0.01 and error < shifted / 2
+
+
+# ---------------------------------------------------------------- data and training
+def _real_videos(folder, clip) -> str:
+    np.save(os.path.join(folder, "a.npy"), np.concatenate([clip, clip[::-1]]))
+    manifest = {"packages": {}, "skipped": [], "rules": {},
+                "clips": [{"id": "p/a.webp", "file": "a.npy", "frames": 2 * len(clip), "split": "train"}]}
+    with open(os.path.join(folder, MANIFEST), "w") as f:
+        json.dump(manifest, f)
+    return str(folder)
+
+
+def _make_samples(tmp_path, clip, calls: list) -> str:
+    """Two samples (one of each kind) of a tiny upscaler, the 'detail model' bicubic; returns the folder."""
+    from vsr_core.models.upscaler import VideoUpscaler
+    from vsr_core.train.relay_fusion_data import prepare_fusion_data
+    videos = _real_videos(tmp_path, clip)
+    upscaler = VideoUpscaler(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=1, attn_window=4).eval()
+
+    def keyframe(lr):
+        calls.append(lr.shape)
+        return F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+    for _ in range(2):          # the second run finds both samples and makes nothing
+        prepare_fusion_data(str(tmp_path / "fusion" / "train"), videos, 2, upscaler, keyframe, lr_side=12,
+                            log=lambda s: None)
+    return str(tmp_path / "fusion")
+
+
+def test_samples_are_made_once_and_hold_what_the_relay_computes(tmp_path, clip):
+    calls = []
+    out = os.path.join(_make_samples(tmp_path, clip, calls), "train")
+    samples = [torch.load(os.path.join(out, f"sample_00000{i}.pt"), weights_only=True) for i in (0, 1)]
+    # the detail model runs on the generated sample's two keyframes, once: the second run kept both samples
+    assert [s["kind"] for s in samples] == ["truth", "generated"] and len(calls) == 2
+    for s in samples:
+        assert s["inputs"].shape == (7, 14, 48, 48) and s["target"].shape == (7, 3, 48, 48)
+        assert s["nearness"][0].tolist() == pytest.approx([0.5, 1 / 8])               # frame 1: 1 and 7 away
+
+
+def test_train_task_runs_a_few_steps_and_writes_a_card(tmp_path, clip):
+    from vsr_core.checkpoints.shipped import load_relay_fusion
+    from vsr_core.train.trainer import TrainConfig, train
+    data = _make_samples(tmp_path, clip, [])
+    cfg = TrainConfig(task="relay_fusion", out=str(tmp_path / "run"), steps=2, batch=2, lr_size=8, warmup=1,
+                      eval_every=2, fusion_data=data, model={"channels": 8, "blocks": 1})
+    metrics = train(cfg, log=lambda s: None)
+    assert {"train_tail/truth/psnr_y_fused", "train_tail/generated/hf_fused"} <= set(metrics)
+    fusion = load_relay_fusion(str(tmp_path / "run" / "model.safetensors"))
+    assert fusion.config.channels == 8 and fusion.card["task"] == "relay_fusion"
+
+
+def test_train_task_without_samples_names_the_prepare_command(tmp_path):
+    from vsr_core.train.trainer import TrainConfig, train
+    with pytest.raises(InputError, match="prepare-relay-fusion"):
+        train(TrainConfig(task="relay_fusion", out=str(tmp_path / "run"), fusion_data=str(tmp_path)))
+    with pytest.raises(InputError, match="--fusion-data"):
+        train(TrainConfig(task="relay_fusion", out=str(tmp_path / "run2")))
