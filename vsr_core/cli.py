@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     ".commands.inspect",
     ".commands.flow",
     ".commands.train",
+    ".commands.relay_fusion",
     ".commands.train_diffusion",
 ]
 

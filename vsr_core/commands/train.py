@@ -76,44 +76,6 @@ def register(subparsers) -> None:
                    help="also keep this share of the training templates out as a validation split for "
                         "choosing checkpoints (default 0: the training set of the shipped weights)")
     q.set_defaults(func=prepare)
-    r = subparsers.add_parser("prepare-relay-fusion", help="make the cached samples the relay's learned fusion "
-                              "trains on (train --task relay_fusion)",
-                              description="Real training clips with ground-truth keyframes, and virtual-camera "
-                                          "clips over real frames with keyframes by the detail model (Real-ESRGAN "
-                                          "x4plus) and their detail carried by the true motion; the faithful "
-                                          "frames from the shipped upscaler. Resumable: samples already written "
-                                          "are kept.")
-    r.add_argument("out", help="folder for the samples (train/ and val/ inside)")
-    r.add_argument("--real-videos", required=True, help="folder made by `prepare-real-videos`")
-    r.add_argument("--samples", type=int, default=600, help="training samples (half of each kind)")
-    r.add_argument("--val-samples", type=int, default=40, help="samples from the 'val' split, if it has one")
-    r.add_argument("--lr-size", type=int, default=48, help="LR crop side in pixels")
-    r.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    r.add_argument("--seed", type=int, default=0)
-    r.set_defaults(func=prepare_fusion)
-
-
-def prepare_fusion(args) -> int:
-    import os
-
-    import torch
-
-    from ..checkpoints.detail_loader import load_detail_model
-    from ..checkpoints.shipped import load_default_upscaler
-    from ..data.real_videos import load_manifest, split_ids
-    from ..pipeline.detail import detail_upscale
-    from ..train.relay_fusion_data import prepare_fusion_data
-    torch.set_num_threads(max(1, args.threads))
-    upscaler, detail = load_default_upscaler(4), load_detail_model()
-    splits = [("train", args.samples)]
-    if args.val_samples and split_ids(load_manifest(args.real_videos), "val"):
-        splits.insert(0, ("val", args.val_samples))      # small and first: training can validate early
-    for split, count in splits:
-        prepare_fusion_data(os.path.join(args.out, split), args.real_videos, count, upscaler,
-                            lambda lr: detail_upscale(lr, detail), split, args.lr_size, args.seed,
-                            log=lambda s: print(s, flush=True))
-    print(f"done: {args.out}")
-    return 0
 
 
 def prepare(args) -> int:

@@ -43,7 +43,14 @@ H264_CRF = (23, 33)
 PHOTO_SHARE = 0.3           # generated samples filmed over a training photo instead of a real frame
 MAX_TARGET_GAIN = 1.5       # the most a moved texture's energy is restored by (bicubic fades it far less)
 INPUT_ORDER = ("faithful", "prev_detail", "prev_trust", "next_detail", "next_trust", "mix")
+INPUT_CHANNELS = {"faithful": 3, "prev_detail": 3, "prev_trust": 1, "next_detail": 3, "next_trust": 1, "mix": 3}
 SAMPLE_NAME = "sample_{:06d}.pt"
+
+
+def split_inputs(stacked: torch.Tensor) -> dict:
+    """A sample's [N,14,H,W] inputs -> the fusion's keyword inputs (without nearness), as float32."""
+    sizes = [INPUT_CHANNELS[name] for name in INPUT_ORDER]
+    return dict(zip(INPUT_ORDER, torch.split(stacked.float(), sizes, 1)))
 
 
 def _degrade(hr: torch.Tensor, rng: np.random.Generator, scale: int) -> tuple[torch.Tensor, str]:

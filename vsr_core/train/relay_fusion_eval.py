@@ -7,6 +7,7 @@ import torch
 
 from ..metrics import psnr_y
 from ..relay.transfer import high_pass
+from .relay_fusion_data import split_inputs
 
 
 def _energy(x: torch.Tensor, scale: int) -> float:
@@ -17,7 +18,6 @@ def _energy(x: torch.Tensor, scale: int) -> float:
 def evaluate_fusion(model, samples: list[dict], scale: int = 4, prefix: str = "val") -> dict:
     """{prefix/kind/psnr_y_fused, .../psnr_y_hand, .../hf_fused, .../hf_hand}: PSNR-Y to the target and the
     relayed frames' high-frequency energy as a share of the target's, per kind of sample."""
-    from .relay_fusion_task import split_inputs
     was = model.training
     model.eval()
     rows: dict[str, dict[str, list]] = {}

@@ -18,18 +18,11 @@ from ..models.relay_fusion import RelayFusion, RelayFusionConfig
 from ..relay.transfer import high_pass
 from .losses import charbonnier
 from .overrides import config_with_overrides
-from .relay_fusion_data import INPUT_ORDER, SAMPLE_NAME
+from .relay_fusion_data import SAMPLE_NAME, split_inputs
 
-CHANNELS = {"faithful": 3, "prev_detail": 3, "prev_trust": 1, "next_detail": 3, "next_trust": 1, "mix": 3}
 RESCAN_EVERY = 50          # batches between looks for samples written since (data made while training runs)
 KEEP_LOADED = 400          # samples held in memory (about 9 MB each at 48 px LR)
 ENERGY_WINDOW = 8
-
-
-def split_inputs(stacked: torch.Tensor) -> dict:
-    """[N,14,H,W] in INPUT_ORDER -> the fusion's keyword inputs (without nearness)."""
-    sizes = [CHANNELS[name] for name in INPUT_ORDER]
-    return dict(zip(INPUT_ORDER, torch.split(stacked.float(), sizes, 1)))
 
 
 def local_energy(x: torch.Tensor, scale: int) -> torch.Tensor:
