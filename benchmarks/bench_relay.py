@@ -9,7 +9,8 @@ Degradations (x4): clean bicubic and bicubic + h264 CRF 30. Methods:
 
 - ``default``: the shipped flow-guided upscaler (faithful);
 - ``relay, GT keyframes``: the oracle: the ground truth at every ``--every``-th frame (and the last), relayed;
-- ``relay, detail keyframes``: the shipped detail model (Real-ESRGAN x4plus) on the same keyframes, relayed;
+- ``relay, detail keyframes``: the shipped detail model (Real-ESRGAN x4plus) on the same keyframes, relayed
+  by the hand-designed mix, and ``(learned)`` by the learned fusion (``--fusion``, default the shipped one);
 - ``detail per frame``: the detail model on every frame (the boiling baseline).
 
 Metrics: PSNR-Y (BT.601, all frames) and the oracle's gain over the default by distance to the nearest
@@ -33,7 +34,7 @@ sys.path.insert(0, HERE)
 
 from bench_real_footage import degrade, ewarp, gt_flows, labelled, tof  # noqa: E402
 from vsr_core.checkpoints.detail_loader import load_detail_model  # noqa: E402
-from vsr_core.checkpoints.shipped import load_default_upscaler  # noqa: E402
+from vsr_core.checkpoints.shipped import has_shipped, load_default_upscaler, load_relay_fusion  # noqa: E402
 from vsr_core.flow import DISFlow  # noqa: E402
 from vsr_core.machine import cpu_name, tune_allocator  # noqa: E402
 from vsr_core.metrics import psnr_y  # noqa: E402
@@ -118,17 +119,23 @@ def save_figures(folder: str, name: str, panels: list[tuple[str, torch.Tensor]],
         print(f"figure: {path}")
 
 
-def run_clip(hr, lr, model, detail, every, dis):
+def run_clip(hr, lr, model, detail, every, fusion=None):
     keys = select_keyframes(len(hr), every)
     faithful, t_faithful = timed(upscale_clip, model, lr)
     per, t_per = timed(per_frame, detail, lr)
     oracle = relay_clip(faithful, {k: hr[k] for k in keys}, 4)
     relayed, t_relay = timed(relay_clip, faithful, {k: per[k] for k in keys}, 4)
     n = len(hr)
+    t_keys = t_faithful + t_per * len(keys) / n     # the faithful frames and the detail model on the keyframes
     seconds = {"default": t_faithful / n, "detail per frame": t_per / n,
-               "relay, detail keyframes": (t_faithful + t_per * len(keys) / n + t_relay) / n}
+               "relay, detail keyframes": (t_keys + t_relay) / n}
     outs = {"default": faithful, "relay, GT keyframes": oracle, "relay, detail keyframes": relayed,
             "detail per frame": per}
+    if fusion is not None:
+        outs["relay, GT keyframes (learned)"] = relay_clip(faithful, {k: hr[k] for k in keys}, 4, fusion=fusion)
+        learned, t_learned = timed(lambda: relay_clip(faithful, {k: per[k] for k in keys}, 4, fusion=fusion))
+        outs["relay, detail keyframes (learned)"] = learned
+        seconds["relay, detail keyframes (learned)"] = (t_keys + t_learned) / n
     by_distance = {}
     for t in range(n):
         p, q = nearest_keyframes(t, keys)
@@ -136,6 +143,19 @@ def run_clip(hr, lr, model, detail, every, dis):
         by_distance.setdefault(d, []).append(psnr_y(oracle[t:t + 1], hr[t:t + 1]) - psnr_y(faithful[t:t + 1],
                                                                                            hr[t:t + 1]))
     return outs, seconds, by_distance
+
+
+def print_targets(table: dict, times: dict, case: str) -> None:
+    """The issue's targets: each relay of detail keyframes next to the detail model on every frame."""
+    base = table[(case, "detail per frame")]
+    for (c, name), row in table.items():
+        if c != case or not name.startswith("relay, detail keyframes"):
+            continue
+        ratio = {k: np.mean(row[k]) / np.mean(base[k]) for k in ("ewarp", "tof", "hf")}
+        speed = np.mean(times[(case, name)]) / np.mean(times[(case, "detail per frame")])
+        print(f"{name} vs per frame: E*warp {ratio['ewarp']:.2f}x, tOF {ratio['tof']:.2f}x (<= 0.5x asked), "
+              f"HF energy {ratio['hf']:.0%} (90-110% asked), PSNR-Y {np.mean(row['psnr']) - np.mean(base['psnr']):+.2f} "
+              f"dB, time {speed:.2f}x (<= 0.3x asked)")
 
 
 def main() -> None:
@@ -146,6 +166,7 @@ def main() -> None:
     ap.add_argument("--max-side", type=int, default=256, help="HR centre crop (multiple of 8; NIQE needs > 192)")
     ap.add_argument("--max-clips", type=int, default=0, help="only the first N held-out clips (0: all)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fusion", default=None, help="learned relay fusion weights (default: the shipped ones)")
     ap.add_argument("--figure", default=None, help="folder for crop and x-t slice figures")
     ap.add_argument("--figure-clip", default="video_wan21_scail2_character_replacement_int8-1")
     ap.add_argument("--figure-only", action="store_true", help="run only the figure clip (for the pictures)")
@@ -153,6 +174,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tune_allocator()
     model, detail = load_default_upscaler(4), load_detail_model()
+    fusion = load_relay_fusion(args.fusion) if args.fusion or has_shipped("relay_fusion") else None
     clips = real_hr_clips(args.real_videos, args.frames, args.max_side)
     if args.max_clips:
         clips = dict(list(clips.items())[:args.max_clips])
@@ -170,7 +192,7 @@ def main() -> None:
             gt["niqe"].append(niqe_score(hr))
         for case in CASES:
             lr = degrade(hr, case, seed=ci)
-            outs, seconds, by_distance = run_clip(hr, lr, model, detail, args.every, dis)
+            outs, seconds, by_distance = run_clip(hr, lr, model, detail, args.every, fusion)
             for d, gains in by_distance.items():
                 distances.setdefault((case, d), []).extend(gains)
             for name, s in seconds.items():
@@ -185,9 +207,11 @@ def main() -> None:
                 if score is not None:
                     row["niqe"].append(score)
             if args.figure and case == "bi" and args.figure_clip in cid:
+                learned = outs.get("relay, detail keyframes (learned)")
                 save_figures(args.figure, case, [("default", outs["default"]),
-                                                 ("relay (detail model)", outs["relay, detail keyframes"]),
-                                                 ("detail per frame", outs["detail per frame"]), ("ground truth", hr)],
+                                                 ("relay (detail model)", outs["relay, detail keyframes"])] +
+                             ([("relay (learned fusion)", learned)] if learned is not None else []) +
+                             [("detail per frame", outs["detail per frame"]), ("ground truth", hr)],
                              args.every // 2)
         print(f"  done {cid}", flush=True)
     for case in CASES:
@@ -204,6 +228,7 @@ def main() -> None:
         gains = " ".join(f"{d}: {np.mean(distances[(case, d)]):+.2f}" for d in sorted({d for c, d in distances
                                                                                         if c == case}))
         print(f"\noracle gain over the default by distance to the nearest keyframe (dB): {gains}")
+        print_targets(table, times, case)
     print(f"\nground truth: HF energy {np.mean(gt['hf']):.3f}" + (f", NIQE {np.mean(gt['niqe']):.2f}" if gt['niqe'] else ""))
 
 
