@@ -15,8 +15,8 @@ from vsr_core.ops.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw, u
 from vsr_core.pipeline.detail import DETAIL_TILE_LR_PX, detail_frames
 from vsr_core.pipeline.cleaning import parse_clean
 from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
-from vsr_core.pipeline.relay import (DEFAULT_KEYFRAME_EVERY, parse_indices, pick_keyframes, pick_keyframes_stream,
-                                     relay_frames)
+from vsr_core.pipeline.relay import (DEFAULT_KEYFRAME_EVERY, DEFAULT_RELAY_FUSION, RELAY_FUSIONS, load_fusion,
+                                     parse_indices, pick_keyframes, pick_keyframes_stream, relay_frames)
 from vsr_core.video import open_video
 
 from .comfy_bridge import make_reporter, missing_model, model_choices, on_compute_device, resolve_model
@@ -28,6 +28,9 @@ CATEGORY = "video super-resolution/relay"
 DETAIL_FOLDERS = ("upscale_models",)
 DETAIL_EXTENSIONS = (".safetensors", ".sft", ".pth", ".pt")
 SHIPPED_DETAIL = "default (shipped Real-ESRGAN x4plus)"
+FUSION_INPUT = (list(RELAY_FUSIONS), {"default": DEFAULT_RELAY_FUSION, "tooltip":
+                "How carried detail is mixed between keyframes: 'learned' (a small network trained on real "
+                "clips with true and generated keyframes) or 'hand' (the hand-designed warp-and-gate mix)."})
 
 
 class VSR_PickKeyframes:
@@ -86,6 +89,7 @@ class VSR_RelayDetail:
                 "free_memory_after": ("BOOLEAN", {"default": True, "tooltip":
                                       "Move the upscaler back to system RAM when done."}),
                 "clean": CLEAN_INPUT,
+                "fusion": FUSION_INPUT,
             },
         }
 
@@ -98,14 +102,15 @@ class VSR_RelayDetail:
                   "motion, gated where motion cannot be trusted: detail that holds still."
 
     def relay(self, frames, keyframes, keyframe_indices, upscaler, scale, strength, detect_cuts, tile_px=512,
-              free_memory_after=True, clean="auto"):
+              free_memory_after=True, clean="auto", fusion=DEFAULT_RELAY_FUSION):
         lr = thwc_to_tchw(check_image_batch(frames, "frames"))
         keys = thwc_to_tchw(check_image_batch(keyframes, "keyframes"))
         reporter = make_reporter()
+        fusion_model = load_fusion(fusion)
 
         def attempt(p):
             return relay_frames(lr, keys, keyframe_indices, upscaler, scale, strength, detect_cuts,
-                                tile_lr_px=p["tile_lr_px"], reporter=reporter, clean=clean)
+                                tile_lr_px=p["tile_lr_px"], reporter=reporter, clean=clean, fusion=fusion_model)
 
         with on_compute_device(upscaler, free_memory_after):
             out, _ = retry_on_oom(attempt, {"tile_lr_px": tile_px}, lambda p: smaller_pieces(p, min_tile=64),
@@ -220,6 +225,7 @@ class VSR_RelayDetailStreaming:
                                      "Instead of keyframes: a folder of frame_NNNNNN.png images named by frame "
                                      "number (made in another run), read one at a time."}),
                 "clean": CLEAN_INPUT,
+                "fusion": FUSION_INPUT,
             },
         }
 
@@ -232,18 +238,23 @@ class VSR_RelayDetailStreaming:
     DESCRIPTION = "Relay keyframe detail through a long video with bounded memory; keeps fps and audio."
 
     def relay(self, video, upscaler, keyframe_every, scale, strength, detect_cuts, tile_px, format, crf,
-              preview_frames, keyframes=None, keyframe_indices="", keyframes_folder="", clean="auto"):
+              preview_frames, keyframes=None, keyframe_indices="", keyframes_folder="", clean="auto",
+              fusion=DEFAULT_RELAY_FUSION):
         source = _source(video)
         folder = self._keyframes_folder(source, keyframes, keyframe_indices, keyframes_folder)
         keys = folder_keyframes(folder)
+        fusion_model = load_fusion(fusion)
         settings = dict(scale=scale, every=keyframe_every, strength=float(strength), detect_cuts=detect_cuts,
                         tile_lr_px=tile_px, crf=crf, clean=parse_clean(clean))
         job = {"input": source_identity(source), "weights": _identity(upscaler, "upscaler"),
                "keyframes": keys.identity, **settings}
+        if fusion_model is not None:      # the hand-designed relay keeps its earlier outputs' names
+            job["fusion"] = file_identity(fusion_model.weights_path)
         fmt, dst = _destination("relayed", job, format)
         if not os.path.exists(dst):
             with on_compute_device(upscaler):
-                relay_file(source, dst, upscaler, keys, fmt=fmt, reporter=make_reporter(), **settings)
+                relay_file(source, dst, upscaler, keys, fmt=fmt, reporter=make_reporter(), fusion=fusion_model,
+                           **settings)
         return _result(dst, preview_frames)
 
     @staticmethod

@@ -62,6 +62,10 @@ def register(subparsers) -> None:
     p.add_argument("--detail-strength", type=finite_float, default=0.8,
                    help="with --detail: how much of the keyframes' detail is let in, 0 (the learned output "
                         "alone) to 1")
+    p.add_argument("--relay-fusion", default=None,
+                   help="with --detail: how carried detail is mixed: 'learned' (the shipped network trained on "
+                        "real clips with true and generated keyframes, the default when installed), 'hand' "
+                        "(the hand-designed warp-and-gate mix) or a RelayFusion .safetensors file")
     p.add_argument("--format", default=None, choices=FORMATS,
                    help="output format (default: h264 for a video path, png for a folder)")
     p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 (lossless) to 51")
@@ -142,7 +146,8 @@ def run(args) -> int:
                              keep_cache=args.keep_cache, chunk_frames=args.chunk_frames,
                              workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
                              reporter=reporter, detail=args.detail, keyframe_every=args.keyframe_every,
-                             detail_strength=args.detail_strength, precision=args.precision, clean=args.clean)
+                             detail_strength=args.detail_strength, precision=args.precision, clean=args.clean,
+                             relay_fusion=args.relay_fusion)
     reporter.finish()
     print(f"wrote {count} frames to {dst}")
     return 0

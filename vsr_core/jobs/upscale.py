@@ -14,6 +14,7 @@ from ..pipeline.detail import BORDER_LR_PX, DETAIL_TILE_LR_PX, DETAIL_TILE_OVERL
     detail_segments
 from ..pipeline.cleaning import parse_clean
 from ..pipeline.memory_plan import CLI_FLAGS, FreeMemory, plan_upscale
+from ..pipeline.relay import load_fusion
 from ..pipeline.upscale import (METHODS, TILE_OVERLAP_LR_PX, check_stream_options, default_method,
                                upscale_segments)
 from ..progress import Reporter, get_reporter
@@ -34,7 +35,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None,
                  detail: str | None = None, detail_model=None, keyframe_every: int = 8,
                  detail_strength: float = 0.8, memory: FreeMemory | None = None,
-                 flags: tuple[str, ...] = CLI_FLAGS, precision: str = "auto", clean="auto") -> int:
+                 flags: tuple[str, ...] = CLI_FLAGS, precision: str = "auto", clean="auto",
+                 relay_fusion: str | None = None) -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),
@@ -55,7 +57,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     frames are the same for any number of workers (jobs.distributed). Tile and window are lowered to fit
     ``memory`` (default: what is free now) before the first frame, or the job refused (_planner).
     ``precision``: the network's autocast (vsr_core.speed; "auto" is measured per CPU). ``clean``: "auto"
-    (read from the clip) or 0 (keep all detail) .. 1 (clean hardest), pipeline.cleaning.
+    (read from the clip) or 0 (keep all detail) .. 1 (clean hardest), pipeline.cleaning. ``relay_fusion``:
+    how the relay mixes the carried detail (pipeline.relay.load_fusion; None: the shipped learned fusion).
     """
     method = method or default_method()
     clean = parse_clean(clean)
@@ -68,7 +71,8 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     if relay and check_strength(detail_strength) > 0:
         return _relay_file(src, dst, scale, options, OutputSettings(dst, fmt, crf, overwrite), weights, model,
                            detail, detail_model, keyframe_every, detail_strength, tile_lr_px, stabilize, workers,
-                           CacheSettings({}, cache_dir, keep_cache, chunk_frames or CHUNK_FRAMES), reporter, clean)
+                           CacheSettings({}, cache_dir, keep_cache, chunk_frames or CHUNK_FRAMES), reporter, clean,
+                           relay_fusion)
     if method == "detail-per-frame" or (detailed and not relay):
         return _detail_file(src, method, scale, options, OutputSettings(dst, fmt, crf, overwrite), window, detail,
                             detail_model, tile_lr_px, stabilize, workers,
@@ -141,7 +145,7 @@ def _windows_work(model, method: str, scale: int, chosen: dict, stabilize: float
 def _relay_file(src: str, dst: str, scale: int, options: LoadOptions | None, output: OutputSettings,
                 weights: str | None, model, detail: str | None, detail_model, every: int, strength: float,
                 tile_lr_px: int | None, stabilize: float, workers: int, cache: CacheSettings,
-                reporter: Reporter | None, clean) -> int:
+                reporter: Reporter | None, clean, relay_fusion: str | None = None) -> int:
     """--method learned --detail: the learned upscaler plus the detail model's keyframes relayed by motion."""
     if stabilize:
         raise InputError(f"stabilize={stabilize!r}; the relay keeps detail steady itself (expected 0 with --detail)")
@@ -154,7 +158,8 @@ def _relay_file(src: str, dst: str, scale: int, options: LoadOptions | None, out
     return relay_file(src, output.path, model, detail_model_keyframes(detail_model), scale, every, strength,
                       options=options, fmt=output.fmt, crf=output.crf, overwrite=output.overwrite,
                       tile_lr_px=512 if tile_lr_px is None else tile_lr_px, cache_dir=cache.folder,
-                      keep_cache=cache.keep, chunk_frames=cache.chunk_frames, reporter=reporter, clean=clean)
+                      keep_cache=cache.keep, chunk_frames=cache.chunk_frames, reporter=reporter, clean=clean,
+                      fusion=load_fusion(relay_fusion))
 
 
 def _detail_file(src: str, method: str, scale: int, options: LoadOptions | None, output: OutputSettings,

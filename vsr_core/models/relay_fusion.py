@@ -29,7 +29,7 @@ WEIGHT_MAPS = 2            # a_prev, a_next
 
 @dataclass
 class RelayFusionConfig:
-    channels: int = 24
+    channels: int = 16
     blocks: int = 2
     unshuffle: int = 4
 

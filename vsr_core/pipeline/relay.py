@@ -27,6 +27,8 @@ from .cleaning import parse_clean, read_level
 from .upscale import TILE_OVERLAP_LR_PX, upscale_frames, upscale_window, window_tiles
 
 DEFAULT_KEYFRAME_EVERY = 8
+RELAY_FUSIONS = ("learned", "hand")   # the shipped learned fusion, or the hand-designed mix (relay/transfer.py)
+DEFAULT_RELAY_FUSION = "learned"
 MIN_SEGMENT_FRAMES = 12     # the faithful upscaler's default window: at least this much temporal context
 
 
@@ -34,6 +36,21 @@ def check_every(every) -> int:
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise InputError(f"keyframe_every={every!r}; expected an integer >= 1 (frames from one keyframe to the next)")
     return every
+
+
+def load_fusion(choice: str | None = None):
+    """The relay's fusion: ``"learned"`` the shipped network (the hand-designed mix where the pack has none,
+    unless it was asked for by name), ``"hand"`` None (the hand-designed mix), or a RelayFusion
+    ``.safetensors`` path with its card; None means DEFAULT_RELAY_FUSION."""
+    from ..checkpoints.shipped import has_shipped, load_relay_fusion
+    if choice is None:
+        return load_relay_fusion() if DEFAULT_RELAY_FUSION == "learned" and has_shipped("relay_fusion") else None
+    if choice == "hand":
+        return None
+    if choice == "learned" or (isinstance(choice, str) and choice.endswith(".safetensors")):
+        return load_relay_fusion(None if choice == "learned" else choice)
+    raise InputError(f"relay fusion {choice!r}; expected one of {', '.join(RELAY_FUSIONS)} or a RelayFusion "
+                     f".safetensors file")
 
 
 def pick_keyframes(lr: torch.Tensor, every: int = DEFAULT_KEYFRAME_EVERY, detect_cuts: bool = True) -> list[int]:

@@ -80,6 +80,8 @@ def relay_clip(faithful: torch.Tensor, keyframes: dict, scale: int, strength: fl
         return faithful
     rep = get_reporter(reporter)
     estimator = estimator or DISFlow(RELAY_FLOW_PRESET)
+    if fusion is not None:
+        fusion.to(faithful.device)      # small; the frames may be on the upscaler's device
     details = {k: keyframe_detail(keyframes[k].reshape(1, *faithful.shape[1:]).to(faithful.device),
                                   faithful[k:k + 1], scale) for k in sorted(keyframes)}
     out = torch.empty_like(faithful, dtype=torch.float32)
