@@ -107,6 +107,9 @@ class RelayFusionTask:
         return evaluate_fusion(model, [torch.load(f, weights_only=True) for f in files], self.cfg.scale,
                                "val" if sample_files(self.val_dir) else "train_tail")
 
+    def loss_weights(self) -> dict:
+        return {"charbonnier": 1.0, "local_hf_energy": self.cfg.w_hf}
+
     def data_card(self) -> dict:
         return {"folder": self.cfg.fusion_data, "train_samples": len(self.files),
                 "val_samples": len(sample_files(self.val_dir)), "crop_lr": self.cfg.lr_size}

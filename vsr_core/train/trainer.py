@@ -316,7 +316,8 @@ def export_model(model, task, cfg: TrainConfig, step: int, out_dir: str, metrics
         "steps": int(step),
         "batch": cfg.batch,
         "loss": None if loss is None else round(float(loss), 6),
-        "loss_weights": {cfg.pixel_loss: 1.0, "temporal_difference": cfg.w_temporal, "warping": cfg.w_warp},
+        "loss_weights": task.loss_weights() if hasattr(task, "loss_weights") else
+        {cfg.pixel_loss: 1.0, "temporal_difference": cfg.w_temporal, "warping": cfg.w_warp},
         "per_frame_prob": cfg.per_frame_prob,
         "optimizer": f"AdamW lr {cfg.lr} cosine to {cfg.min_lr} over {cfg.steps} steps, warmup {cfg.warmup}",
         "metrics": metrics,
