@@ -39,7 +39,7 @@ from vsr_core.pipeline.vae_codec import decode_latents, encode_frames  # noqa: E
 from vsr_core.pipeline.upscale import upscale_frames  # noqa: E402
 from vsr_core.checkpoints import load_components  # noqa: E402
 from vsr_core.checkpoints.shipped import shipped_path  # noqa: E402
-from vsr_core.pipeline.restore_video import load_restore_models  # noqa: E402
+from vsr_core.checkpoints.restore_models import load_restore_models  # noqa: E402
 from vsr_core.speed import PRECISIONS, autocast  # noqa: E402
 
 

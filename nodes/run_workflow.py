@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from vsr_core.cli import exit_code
-from vsr_core.progress import TerminalReporter
+from vsr_core.api import TerminalReporter
 from vsr_core.workflow import apply_overrides, load_workflow, run_prompt
 
 from . import NODE_CLASS_MAPPINGS

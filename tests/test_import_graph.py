@@ -11,7 +11,7 @@ PACKAGE = ROOT / "vsr_core"
 
 # Lowest first. A module may import its own layer and the ones below it, never one above.
 LAYERS = [
-    {"errors", "progress", "machine", "safe_files", "numbers"},
+    {"errors", "progress", "machine", "safe_files", "numbers", "settings"},
     {"ops", "speed", "cpu_precision"},
     {"video", "flow", "data", "metrics", "file_identity"},
     {"models", "diffusion", "relay"},
@@ -19,6 +19,7 @@ LAYERS = [
     {"train"},
     {"pipeline"},
     {"jobs", "workflow"},
+    {"api"},                                    # the front door: what nodes/ (and any caller) imports
     {"commands", "cli", "__main__", "__init__"},
 ]
 FORBIDDEN = {"nodes", "comfy", "comfy_api", "comfy_extras", "folder_paths", "server"}

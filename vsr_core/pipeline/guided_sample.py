@@ -43,6 +43,7 @@ from ..flow.field import FlowField
 from ..ops.tiling import gaussian_weights, tile_boxes, tiled_denoise
 from ..ops.windows import WindowBlender, plan_windows
 from ..progress import Reporter, get_reporter
+from ..settings import check_settings, group, setting
 
 SAMPLER_NAMES = ("ddpm", "ddim", "resshift")
 DEFAULT_STEPS = {"ddpm": 50, "ddim": 50, "resshift": 15}
@@ -51,23 +52,29 @@ BlurResShift = br.BlurResShift
 
 @dataclass(frozen=True)
 class SampleSettings:
-    steps: int | None = None         # None: 50 for ddpm/ddim, 15 for resshift (filled in on creation)
-    sampler: str = "ddpm"
-    eta: float = 0.0                 # DDIM only
-    seed: int = 0
-    window: int = 5                  # frames sampled together (MGLD-VSR: 5)
-    window_overlap: int = 1
-    tile_latent: int = 64            # latent cells (StableSR: 64, overlap 32)
-    tile_overlap_latent: int = 32
-    guidance: MotionGuidance = field(default_factory=MotionGuidance)
+    steps: int | None = setting(None, "sampling steps, respaced from 1000 (default: 50 for ddpm/ddim as "
+                                      "MGLD-VSR, 15 for resshift)", min=1, max=1000)
+    sampler: str = setting("ddpm", "DDPM ancestral (as MGLD-VSR), DDIM, or residual shifting from the LR "
+                                   "latent (ResShift/SeeClear; needs an x0-predicting model)", choices=SAMPLER_NAMES)
+    eta: float = setting(0.0, "DDIM only: 0 deterministic to 1", min=0.0, max=1.0, cli=False)
+    seed: int = setting(0, "noise seed; noise depends only on (seed, frame, step), so windows, tiles and "
+                           "segments do not change it", min=0, max=2 ** 64 - 1)
+    window: int = setting(5, "frames sampled together (temporal layers see this many; MGLD-VSR: 5)", min=1,
+                          max=64)
+    window_overlap: int = setting(1, "frames shared by neighbouring windows, crossfaded", min=0, max=63,
+                                  cli=False)
+    tile_latent: int = setting(64, "tile size in latent cells (x8 pixels for SD's VAE); StableSR uses 64",
+                               min=8, max=512, step=8, old_inputs=("tile",))
+    tile_overlap_latent: int = setting(32, "latent tile overlap, Gaussian-weighted", min=0, max=256, step=8,
+                                       old_inputs=("tile_overlap",), cli=False)
+    guidance: MotionGuidance = group(MotionGuidance)
     kappa: float = 2.0               # ResShift only (its defaults: T=15, p=0.3, kappa=2, p_min=0.04)
     power: float = 0.3
     min_noise: float = 0.04
     blur: BlurResShift | None = None  # ResShift only: SeeClear's blurring variant
 
     def __post_init__(self):
-        if self.sampler not in SAMPLER_NAMES:
-            raise InputError(f"sampler={self.sampler!r}; expected one of {', '.join(SAMPLER_NAMES)}")
+        check_settings(self)
         if self.steps is None:
             object.__setattr__(self, "steps", DEFAULT_STEPS[self.sampler])
         if not 0.0 <= self.eta <= 1.0:

@@ -21,11 +21,11 @@ from ..flow.pairs import PairFlows
 from ..models.upscaler import FLOW_PRESET, MIN_SIDE
 from ..ops.frames import check_frames
 from ..progress import Reporter, get_reporter
-from ..relay import check_strength, relay_clip, scene_starts, select_keyframes
+from ..relay import relay_clip, scene_starts, select_keyframes
 from .segments import run_segments
-from .upscale import TILE_OVERLAP_LR_PX, upscale_frames, upscale_window, window_tiles
+from .upscale import upscale_frames, upscale_window, window_tiles
+from .upscale_settings import DEFAULT_KEYFRAME_EVERY, UpscaleSettings
 
-DEFAULT_KEYFRAME_EVERY = 8
 MIN_SEGMENT_FRAMES = 12     # the faithful upscaler's default window: at least this much temporal context
 
 
@@ -101,21 +101,23 @@ def parse_indices(text, num_frames: int, count: int) -> list[int]:
     return indices
 
 
-def relay_frames(lr: torch.Tensor, keyframes: torch.Tensor, indices, model, scale: int = 4,
-                 strength: float = 1.0, detect_cuts: bool = True, window: int = 12, tile_lr_px: int = 512,
+def relay_frames(lr: torch.Tensor, keyframes: torch.Tensor, indices, model,
+                 settings: UpscaleSettings = UpscaleSettings(), detect_cuts: bool = True,
                  reporter: Reporter | None = None) -> torch.Tensor:
-    """LR clip [T,3,h,w] + HR keyframes [K,3,H',W'] at frames ``indices`` -> [T,3,h*scale,w*scale]."""
+    """LR clip [T,3,h,w] + HR keyframes [K,3,H',W'] at frames ``indices`` -> [T,3,h*scale,w*scale]: the
+    learned upscaler with ``settings`` (scale, window, tile), then ``settings.detail_strength`` of the
+    keyframes' detail."""
     check_frames(lr, "frames", MIN_SIDE)
-    strength = check_strength(strength)
     indices = parse_indices(indices, lr.shape[0], keyframes.shape[0] if isinstance(keyframes, torch.Tensor) else -1)
     rep = get_reporter(reporter)
-    faithful = upscale_frames(lr, model, scale=scale, window=window, tile_lr_px=tile_lr_px, reporter=rep)
-    if strength == 0.0:
+    faithful = upscale_frames(lr, model, settings, reporter=rep)
+    if settings.detail_strength == 0.0:
         return faithful
     fitted = fit_keyframes(keyframes, *faithful.shape[-2:])
     cuts = scene_starts(lr) if detect_cuts else []
     rep.start(lr.shape[0], "relay detail")
-    return relay_clip(faithful, dict(zip(indices, fitted)), scale, strength, cuts, reporter=rep)
+    return relay_clip(faithful, dict(zip(indices, fitted)), settings.scale, float(settings.detail_strength), cuts,
+                      reporter=rep)
 
 
 def relay_segment_frames(every: int) -> int:
@@ -132,21 +134,20 @@ def segment_keyframes(num_frames: int, first_frame: int, every: int, cuts: list[
 
 
 def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[int, torch.Tensor], torch.Tensor],
-                   scale: int = 4, every: int = DEFAULT_KEYFRAME_EVERY, strength: float = 1.0,
-                   detect_cuts: bool = True, tile_lr_px: int = 512, precision: str = "auto",
+                   settings: UpscaleSettings = UpscaleSettings(), detect_cuts: bool = True,
                    reporter: Reporter | None = None, resume=None) -> Iterator:
     """Stream of LR chunks -> SegmentResults of relayed HR frames, resumable (pipeline.segments).
 
     ``keyframe(index, lr [1,3,h,w]) -> HR [1,3,H',W']``: the keyframe source (a detail model such as
     Real-ESRGAN, or a folder of keyframes made elsewhere), asked once for each keyframe. Segments overlap
-    by their boundary keyframe, cross-faded with itself."""
-    check_every(every)
-    strength = check_strength(strength)
+    by their boundary keyframe, cross-faded with itself. Of ``settings``: scale, keyframe_every,
+    detail_strength, tile_px, precision."""
+    every, scale, strength = settings.keyframe_every, settings.scale, float(settings.detail_strength)
     pair_flows = PairFlows(DISFlow(FLOW_PRESET), keep=2 * relay_segment_frames(every))
 
     def process(lr, lead, state, export, first_frame):
-        tiles = window_tiles(tile_lr_px, TILE_OVERLAP_LR_PX, lr)
-        faithful = upscale_window(lr, first_frame, model, pair_flows, True, tiles, precision, scale)
+        tiles = window_tiles(settings.upscaler_tile_px, settings.tile_overlap_px, lr)
+        faithful = upscale_window(lr, first_frame, model, pair_flows, True, tiles, settings.precision, scale)
         cuts = []
         if detect_cuts:       # the lead frame (the one before the segment) shows a cut at its first frame
             cuts = [c - 1 for c in scene_starts(torch.cat([lead[None], lr])) if c > 1] if lead is not None \

@@ -29,6 +29,7 @@ import torch.nn as nn
 from ..diffusion.schedules import scaled_linear_betas
 from ..models.sft import EncoderUNetModelWT, StructCondUNet, StructEncoderConfig
 from ..models.unet import UNetConfig, UNetModel
+from ..settings import setting
 from .trainer import TrainConfig, register_task
 
 PREDICTION = "v"
@@ -47,7 +48,8 @@ class DiffusionTrainConfig(TrainConfig):
 
     task: str = "autoencoder"
     out: str = "runs/tiny_vae"
-    vae: str | None = None          # latent_diffusion / temporal_decoder: the trained tiny VAE
+    vae: str | None = setting(None, "latent_diffusion / temporal_decoder: the trained tiny VAE (a run's "
+                                    "model.safetensors or a shipped tiny_vae.safetensors)")
     steps: int = 3000
     batch: int = 8
     frames: int = 1
