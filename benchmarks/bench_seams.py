@@ -76,7 +76,8 @@ def main() -> int:
                                      (f"segments of {args.segment}", args.segment, "carried"),
                                      (f"{args.segment}, independent", args.segment, "independent")):
             out = os.path.join(tmp, f"{segment}-{seams}.mkv")
-            restore_file(src, out, dataclasses.replace(base, segment=segment, seams=seams), models, fmt="ffv1")
+            restore_file(src, out, dataclasses.replace(base, segment=segment, seams=seams), JobSettings(format="ffv1"),
+                         models)
             runs[name] = torch.from_numpy(open_video(out).read_all()).permute(0, 3, 1, 2).float() / 255
 
     stride = args.segment - base.segment_overlap

@@ -24,7 +24,7 @@ import torch
 from ..checkpoints.restore_models import RestoreModels
 from ..diffusion.motion_guidance import MotionGuidance
 from ..errors import InputError
-from ..flow.dis import PRESETS as DIS_PRESETS
+from ..flow.dis import DEFAULT_PRESET as DIS_DEFAULT_PRESET, PRESETS as DIS_PRESETS
 from ..progress import InnerReporter, Reporter, get_reporter
 from ..settings import check_settings, group, setting
 from ..speed import PRECISIONS, autocast
@@ -44,7 +44,8 @@ SEAM_MODES = ("carried", "independent")
 @dataclass(frozen=True)
 class RestoreSettings:
     """The restore job's settings (`vsr restore`, Restore Video (VSR, streaming)): the stages and defaults of
-    workflows/full_pipeline_default (tests/test_restore_graph.py holds them equal)."""
+    workflows/full_pipeline_default, one group per stage's node (tests/test_restore_graph.py holds the two
+    equal, settings and frames)."""
     scale: int = setting(4, "output size: x4 or x2 the input", choices=(4, 2))
     segment: int = setting(16, "frames per segment: the memory bound, not the video's length; a cancel loses "
                                "at most one segment", min=2, max=256)
@@ -53,7 +54,7 @@ class RestoreSettings:
                                    "sampling tiles overlap by half, decoding tiles by a quarter (at most 16)",
                                min=MIN_LATENT_TILE, max=512, step=8, old_flags=("--tile",))
     sample: SampleSettings = group(lambda: SampleSettings(steps=20, guidance=MotionGuidance(10.0)))
-    flow_preset: str = setting("medium", "DIS preset of the guidance's flow, on the LR frames",
+    flow_preset: str = setting(DIS_DEFAULT_PRESET, "DIS preset of the guidance's flow, on the LR frames",
                                choices=tuple(sorted(DIS_PRESETS)), cli=False)
     upscale_tile_px: int = setting(TILE_PX, "the upscaler's tile in input pixels (memory grows with its area)",
                                    min=MIN_PIXEL_TILE, max=4096, step=16, old_flags=("--upscale-tile",))
@@ -80,6 +81,11 @@ class RestoreSettings:
             # The anchor for the next segment is the frame before it, which must lie in this segment's last window.
             raise InputError(f"segment_overlap={self.segment_overlap}; expected fewer frames than the sampling "
                              f"window ({self.sample.window})")
+
+    @property
+    def upscale(self) -> UpscaleSettings:
+        """The upscale stage's settings: the Upscale node's defaults at this scale and tile."""
+        return UpscaleSettings(scale=self.scale, tile_px=self.upscale_tile_px)
 
     def for_workers(self, workers: int) -> "RestoreSettings":
         """Seams chosen (carried in one process, independent on Ray workers) where none was asked for."""
@@ -121,8 +127,7 @@ def _restore_segment(lr, lead, models: RestoreModels, settings: RestoreSettings,
     model = models.diffusion
     flow_frames = lr if lead is None or not seam.anchors else torch.cat([lead[None], lr])
     flow = estimate_flow(flow_frames, "dis", preset=settings.flow_preset) if flow_frames.shape[0] > 1 else None
-    up = upscale_frames(lr, models.upscaler, UpscaleSettings(scale=settings.scale, tile_px=settings.upscale_tile_px),
-                        reporter=reporter)
+    up = upscale_frames(lr, models.upscaler, settings.upscale, reporter=reporter)
     z = encode_frames(models.vae, up, tile_latent=settings.tile_latent, reporter=reporter) * model.latent_scale
     sample, anchors = sample_segment(z, model, settings.sample, flow, reporter, seam)
     decoded = decode_latents(models.vae, sample / model.latent_scale, upscaled=up, w=settings.decode.cfw_weight,
