@@ -45,8 +45,9 @@ def test_every_widget_of_the_default_workflow_is_the_restore_jobs_setting():
     flow = widgets("VSR_EstimateFlow")
     assert (flow["method"], flow["dis_preset"], flow["max_side"]) == ("dis", settings.flow_preset, 0)
     assert widgets("VSR_Refine")["refiner"].startswith("default (shipped")
-    assert all(widgets(c)[k].startswith("default (shipped") for c, k in
-               (("VSR_LoadUpscaler", "model_name"), ("VSR_LoadDiffusionModel", "ckpt_name"), ("VSR_LoadVAE", "vae_name")))
+    loaders = (("VSR_LoadUpscaler", "model_name"), ("VSR_LoadDiffusionModel", "ckpt_name"),
+               ("VSR_LoadVAE", "vae_name"))
+    assert all(widgets(c)[k].startswith("default (shipped") for c, k in loaders)
 
 
 def test_the_default_workflow_and_the_restore_job_make_the_same_frames(tmp_path, clip, monkeypatch):

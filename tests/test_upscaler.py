@@ -45,7 +45,8 @@ def test_streaming_does_not_depend_on_how_the_input_is_chunked(clip):
     lr = lr_clip(clip, 9)
     m = tiny()
     whole = torch.cat(list(stream_upscale([lr], m, UpscaleSettings(window=5, window_overlap=2))))
-    pieces = torch.cat(list(stream_upscale([lr[:2], lr[2:3], lr[3:8], lr[8:]], m, UpscaleSettings(window=5, window_overlap=2))))
+    pieces = torch.cat(list(stream_upscale([lr[:2], lr[2:3], lr[3:8], lr[8:]], m,
+                                           UpscaleSettings(window=5, window_overlap=2))))
     assert whole.shape[0] == 9 and torch.allclose(whole, pieces, atol=1e-6)
 
 

@@ -31,8 +31,8 @@ def register(subparsers) -> None:
                               description=__doc__.split("\n\n", 1)[1],
                               formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     add_settings(p, DiffusionTrainConfig(), only=OPTIONS,
-                 overrides={"task": {"required": True, "choices": TASK_NAMES, "help": "the part to train, in this order"},
-                            "out": {"required": True}})
+                 overrides={"task": {"required": True, "choices": TASK_NAMES,
+                                     "help": "the part to train, in this order"}, "out": {"required": True}})
     p.add_argument("--ship", default=None, metavar="NAME",
                    help="after training, write vsr_core/weights/NAME.safetensors + NAME.json from the run")
     p.set_defaults(func=run)
