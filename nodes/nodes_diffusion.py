@@ -7,7 +7,8 @@ from vsr_core.diffusion.model import DiffusionModel
 from vsr_core.diffusion.motion_guidance import RULES, MotionGuidance
 from vsr_core.errors import InputError
 from vsr_core.ops.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
-from vsr_core.pipeline.guided_sample import SAMPLER_NAMES, SampleSettings, guided_sample
+from vsr_core.diffusion.samplers import SAMPLERS, describe_samplers
+from vsr_core.pipeline.guided_sample import SampleSettings, guided_sample
 from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
 from vsr_core.pipeline.vae_codec import decode_latents, encode_frames
 
@@ -38,9 +39,7 @@ class VSR_GuidedSample:
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip":
                                  "Noise seed; noise depends only on (seed, frame, step), so windows and tiles "
                                  "do not change it."}),
-                "sampler": (list(SAMPLER_NAMES), {"default": "ddpm", "tooltip":
-                            "DDPM ancestral (as MGLD-VSR), DDIM, or residual shifting from the LR latent "
-                            "(ResShift/SeeClear; needs an x0-predicting model)."}),
+                "sampler": (list(SAMPLERS), {"default": "ddpm", "tooltip": describe_samplers()}),
                 "guidance_scale": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 1000.0, "step": 0.1, "tooltip":
                                              "Motion guidance strength (MGLD-VSR: 10; 0 turns it off)."}),
                 "guidance_rule": (list(RULES), {"default": "log_variance", "tooltip":

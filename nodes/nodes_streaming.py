@@ -15,6 +15,7 @@ import os
 from contextlib import ExitStack
 
 from vsr_core.diffusion.motion_guidance import MotionGuidance
+from vsr_core.diffusion.samplers import SAMPLERS, describe_samplers
 from vsr_core.errors import InputError
 from vsr_core.file_identity import file_identity, source_identity
 from vsr_core.jobs.restore import restore_file
@@ -134,8 +135,7 @@ class VSR_RestoreVideoStreaming:
                 "vae": ("VSR_VAE", {"tooltip": "From Load VAE (VSR) or the diffusion loader's own VAE."}),
                 "upscaler": ("VSR_UPSCALER", {"tooltip": "From Load Upscaler (VSR): the first stage."}),
                 "steps": ("INT", {"default": 20, "min": 1, "max": 1000, "tooltip": "Sampling steps."}),
-                "sampler": (["ddpm", "ddim", "resshift"], {"default": "ddpm", "tooltip":
-                            "DDPM/DDIM (SD-family models) or ResShift (few steps)."}),
+                "sampler": (list(SAMPLERS), {"default": "ddpm", "tooltip": describe_samplers()}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 63 - 1, "tooltip":
                          "Noise seed; noise is drawn per video frame, so segments continue one another."}),
                 "guidance": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 1000.0, "step": 0.5, "tooltip":

@@ -5,7 +5,9 @@ from ..diffusion.motion_guidance import MotionGuidance
 from ..jobs.restore import restore_file
 from ..machine import set_threads
 from ..numbers import finite_float
-from ..pipeline.guided_sample import SAMPLER_NAMES, SampleSettings
+from ..diffusion.sampler_options import parse_assignments
+from ..diffusion.samplers import SAMPLERS, describe_samplers
+from ..pipeline.guided_sample import SampleSettings
 from ..pipeline.restore_video import SEAM_MODES, RestoreSettings, load_restore_models
 from ..progress import TerminalReporter
 from ..speed import DEVICES, PRECISIONS
@@ -28,7 +30,10 @@ def register(subparsers) -> None:
                    help="diffusion checkpoint (SD 2.x / StableSR / MGLD-VSR; default: the shipped tiny UNet)")
     p.add_argument("--vae", default=None, help="VAE file (default: the shipped tiny video VAE, or the "
                                                "diffusion checkpoint's own VAE when one is given)")
-    p.add_argument("--sampler", default="ddpm", choices=SAMPLER_NAMES)
+    p.add_argument("--sampler", default="ddpm", choices=list(SAMPLERS), help=describe_samplers("; "))
+    p.add_argument("--sampler-option", dest="sampler_options", action="append", default=[], metavar="NAME=VALUE",
+                   help="a keyword option of the sampler (repeatable), e.g. --sampler ddim --sampler-option eta=0.5; "
+                        "each sampler's options and defaults are listed under --sampler")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--guidance", type=finite_float, default=10.0, help="motion guidance scale (0: off)")
@@ -66,7 +71,8 @@ def run(args) -> int:
     seams = args.seams or ("independent" if args.workers else "carried")
     # with Ray workers the driver only decodes, crossfades and encodes: one thread leaves the cores to them
     set_threads(1 if args.workers else args.threads)
-    sample = SampleSettings(steps=args.steps, sampler=args.sampler, seed=args.seed, window=args.window,
+    sample = SampleSettings(steps=args.steps, sampler=args.sampler, options=parse_assignments(args.sampler_options),
+                            seed=args.seed, window=args.window,
                             tile_latent=args.tile, tile_overlap_latent=args.tile // 2,
                             guidance=MotionGuidance(args.guidance))
     settings = RestoreSettings(scale=args.scale, segment=args.segment, segment_overlap=args.segment_overlap,
