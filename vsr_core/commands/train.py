@@ -1,4 +1,5 @@
-"""`python -m vsr_core train`: train the upscaler (or refiner) and write safetensors + a model card."""
+"""`python -m vsr_core train --task TASK`: train any task of the pack (train/tasks.py lists them) and write
+safetensors + a model card. `train-diffusion` (train_diffusion.py) is the same command under its old name."""
 from __future__ import annotations
 
 import json
@@ -10,17 +11,34 @@ from ..progress import Reporter
 
 def register(subparsers) -> None:
     from ..data.real_videos import VALIDATION_SHARE
-    from ..flow.dis import PRESETS as DIS_PRESETS
-    from ..train.degradations import DEGRADATIONS
-    from ..train.losses import PIXEL_LOSSES
-    from ..train.trainer import TrainConfig
-    d = TrainConfig()
-    p = subparsers.add_parser("train", help="train the upscaler or refiner (resumable)",
+    p = subparsers.add_parser("train", help="train a task: the upscaler, refiner or tiny diffusion stack (resumable)",
                               description="Train on virtual-camera clips over photos shipped by PyPI packages "
                                           "(and optionally a folder of your videos). Re-running with the same "
                                           "--out resumes from its state.pt.")
-    p.add_argument("--task", default=d.task, help="upscaler or refiner (or a task added with register_task)")
-    p.add_argument("--out", default=d.out, help="run folder: log, state.pt, model.safetensors + model.json")
+    add_training_arguments(p, task_required=False)
+    p.set_defaults(func=run)
+    q = subparsers.add_parser("prepare-real-videos", help="extract real training clips from ComfyUI's media packages",
+                              description="Reads the animated WebP videos of the comfyui-workflow-templates-media-* "
+                                          "packages, skips stills and near-static clips, cleans and splits them "
+                                          "(whole videos held out), and writes uint8 clips + manifest.json.")
+    q.add_argument("out", help="folder for the prepared clips")
+    q.add_argument("--validation-share", type=finite_float, default=VALIDATION_SHARE,
+                   help="also keep this share of the training templates out as a validation split for "
+                        "choosing checkpoints (default 0: the training set of the shipped weights)")
+    q.set_defaults(func=prepare)
+
+
+def add_training_arguments(p, task_required: bool) -> None:
+    """The options of `train` (and of `train-diffusion`, the same command)."""
+    from ..flow.dis import PRESETS as DIS_PRESETS
+    from ..train.degradations import DEGRADATIONS
+    from ..train.losses import PIXEL_LOSSES
+    from ..train.tasks import TASK_TABLE, describe_tasks
+    from ..train.trainer import TrainConfig
+    d = TrainConfig()
+    p.add_argument("--task", required=task_required, default=None if task_required else d.task,
+                   choices=list(TASK_TABLE), help=describe_tasks())
+    p.add_argument("--out", help="run folder: log, state.pt, model.safetensors + model.json")
     p.add_argument("--scale", type=int, default=d.scale, choices=(2, 4))
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch", type=int, default=d.batch)
@@ -61,17 +79,32 @@ def register(subparsers) -> None:
     p.add_argument("--model", type=json_object, default={},
                    help='architecture overrides as JSON, e.g. \'{"channels": 32}\'')
     p.add_argument("--upscaler-weights", default=None, help="refiner task: the upscaler .safetensors to use")
+    p.add_argument("--vae", default=None, help="latent_diffusion / temporal_decoder: the trained tiny VAE "
+                                               "(a run's model.safetensors or a shipped tiny_vae.safetensors)")
+    p.add_argument("--warmup", type=int, default=d.warmup, help="learning-rate warm-up steps")
+    p.add_argument("--grad-clip", type=finite_float, default=d.grad_clip)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.set_defaults(func=run)
-    q = subparsers.add_parser("prepare-real-videos", help="extract real training clips from ComfyUI's media packages",
-                              description="Reads the animated WebP videos of the comfyui-workflow-templates-media-* "
-                                          "packages, skips stills and near-static clips, cleans and splits them "
-                                          "(whole videos held out), and writes uint8 clips + manifest.json.")
-    q.add_argument("out", help="folder for the prepared clips")
-    q.add_argument("--validation-share", type=finite_float, default=VALIDATION_SHARE,
-                   help="also keep this share of the training templates out as a validation split for "
-                        "choosing checkpoints (default 0: the training set of the shipped weights)")
-    q.set_defaults(func=prepare)
+    p.add_argument("--ship", default=None, metavar="NAME",
+                   help="diffusion tasks: after training, write vsr_core/weights/NAME.safetensors + NAME.json "
+                        "from the run")
+    _defaults_by_task(p, TASK_TABLE)
+
+
+def _defaults_by_task(p, table) -> None:
+    """Options whose default depends on the task (the diffusion tasks have their own config) default to None,
+    which run() leaves to the task's config; their help says both defaults."""
+    from ..train.tasks import config_class
+    plain, diffusion = ([n for n, e in table.items() if e.diffusion == flag] for flag in (False, True))
+    a, b = config_class(plain[0])(), config_class(diffusion[0])()
+    for action in p._actions:
+        dest = action.dest
+        if dest == "out":
+            folders = ", ".join(f"{name}: {entry.out}" for name, entry in table.items())
+            action.help += f" (default: {folders})"
+        elif dest != "task" and hasattr(a, dest) and getattr(a, dest) != getattr(b, dest):
+            action.default = None
+            both = f"default: {getattr(a, dest)}; {', '.join(diffusion)}: {getattr(b, dest)}"
+            action.help = f"{action.help} ({both})" if action.help else both
 
 
 def prepare(args) -> int:
@@ -83,21 +116,31 @@ def prepare(args) -> int:
 
 
 def run(args) -> int:
-    from ..train.trainer import TrainConfig, train
-    cfg = TrainConfig(task=args.task, out=args.out, scale=args.scale, steps=args.steps, batch=args.batch,
-                      frames=args.frames, lr_size=args.lr_size, lr=args.lr, degradation=args.degradation,
-                      degradation_shares=args.degradation_shares,
-                      video_folder=args.video_folder, real_videos=args.real_videos,
-                      video_fraction=args.video_fraction, flow_preset=args.flow_preset,
-                      init_weights=args.init_weights,
-                      init_drop=args.init_drop.split(",") if args.init_drop else None, w_clean=args.w_clean,
-                      threads=args.threads,
-                      photos=args.photos.split(",") if args.photos else None,
-                      checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
-                      keep_evaluated=args.keep_evaluated, w_temporal=args.w_temporal, w_warp=args.w_warp,
-                      pixel_loss=args.pixel_loss,
-                      model=args.model,
-                      upscaler_weights=args.upscaler_weights, seed=args.seed)
+    from ..errors import InputError
+    from ..train.tasks import TASK_TABLE, task_config
+    from ..train.trainer import train
+    values = dict(out=args.out, scale=args.scale, steps=args.steps, batch=args.batch,
+                  frames=args.frames, lr_size=args.lr_size, lr=args.lr, degradation=args.degradation,
+                  degradation_shares=args.degradation_shares,
+                  video_folder=args.video_folder, real_videos=args.real_videos,
+                  video_fraction=args.video_fraction, flow_preset=args.flow_preset,
+                  init_weights=args.init_weights,
+                  init_drop=args.init_drop.split(",") if args.init_drop else None, w_clean=args.w_clean,
+                  threads=args.threads,
+                  photos=args.photos.split(",") if args.photos else None,
+                  checkpoint_minutes=args.checkpoint_minutes, eval_every=args.eval_every,
+                  keep_evaluated=args.keep_evaluated, w_temporal=args.w_temporal, w_warp=args.w_warp,
+                  pixel_loss=args.pixel_loss, warmup=args.warmup, grad_clip=args.grad_clip, vae=args.vae,
+                  model=args.model,
+                  upscaler_weights=args.upscaler_weights, seed=args.seed)
+    # None: not given, so the task's own default (every None-default field of the configs is None here too)
+    cfg = task_config(args.task, {k: v for k, v in values.items() if v is not None})
+    if args.ship and not TASK_TABLE[args.task].diffusion:
+        raise InputError(f"--ship writes a diffusion bundle; task {args.task!r} is not a diffusion task "
+                         f"({', '.join(n for n, e in TASK_TABLE.items() if e.diffusion)} are)")
     metrics = train(cfg, reporter=Reporter(), log=lambda s: print(s, flush=True))
-    print(f"done: {cfg.out}/model.safetensors  metrics: {json.dumps(metrics)}")
+    print(f"done: {cfg.out}/model.safetensors  metrics: {json.dumps(metrics)}", flush=True)
+    if args.ship:
+        from ..train.ship import ship_run
+        print("shipped:", ship_run(args.task, cfg.out, args.ship, vae=args.vae), flush=True)
     return 0

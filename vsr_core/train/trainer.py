@@ -8,8 +8,8 @@ cosine decay, gradient clipping, a JSON-lines log, resumable checkpoints
 ``model.safetensors`` + ``model.json`` (the model card: architecture config,
 data, degradation, steps, loss, metrics).
 
-Tasks here: ``upscaler`` (the video upscaler) and ``refiner``. The backbone
-adapters (SFA/TFA in the UNet and VAE decoder, the temporal decoder) plug in
+Every task of the pack is listed in tasks.py (``upscaler``, the video
+upscaler, is defined here). The backbone adapters (SFA/TFA in the UNet and VAE decoder, the temporal decoder) plug in
 through ``register_task``: write a task whose ``build_model`` loads the frozen
 base (e.g. SD 2.1 UNet from the user's checkpoint), calls
 ``freeze_except(model, ("sfa", "tfa"))`` and whose ``loss`` is the epsilon
@@ -41,11 +41,11 @@ from .datasets import TRAIN_FLOW_PRESET
 from .losses import PIXEL_LOSSES, charbonnier, temporal_difference, warping_consistency
 from .overrides import config_with_overrides
 
-TASKS: dict[str, Callable] = {}
+TASKS: dict[str, Callable] = {}     # filled by tasks.py (imported with the package), then register_task
 
 
 def register_task(name: str, factory: Callable) -> None:
-    """Make ``factory(config: TrainConfig) -> task`` available as ``--task name``."""
+    """Make ``factory(config: TrainConfig) -> task`` available to ``train`` (tasks.py lists the pack's own)."""
     TASKS[name] = factory
 
 
@@ -239,17 +239,6 @@ def evaluate_upscaler(model, frames: int = 5, size=(256, 384), names=None) -> di
     res["gain_db"] = round(res["psnr_y"] - res["bicubic_psnr_y"], 3)
     model.train(was)
     return res
-
-
-register_task("upscaler", UpscalerTask)
-
-
-def _refiner_task(cfg):
-    from .refiner_task import RefinerTask
-    return RefinerTask(cfg)
-
-
-register_task("refiner", _refiner_task)
 
 
 # ------------------------------------------------------------------ files
