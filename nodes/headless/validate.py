@@ -6,7 +6,8 @@ UI format) in the right position.
 """
 from __future__ import annotations
 
-from ..errors import InputError
+from vsr_core.errors import InputError
+
 from .signature import (check_value, declared_inputs, has_seed_control, has_upload_button, is_link, is_widget,
                         types_match)
 from .shape import check_ui_shape

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..errors import InputError
-from ..numbers import check_finite_setting
+from vsr_core.errors import InputError
+from vsr_core.numbers import check_finite_setting
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 
