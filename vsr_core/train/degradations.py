@@ -192,33 +192,10 @@ class RealBasicVSRDegradation:
         return torch.stack(out).to(x)
 
     def _video(self, x):
-        """Encode and decode the clip with libx264/mpeg4 at a random bitrate (PyAV)."""
-        import av
-        codec = str(self.rng.choice(["libx264", "h264", "mpeg4"]))
-        codec = "libx264" if codec == "h264" else codec
-        bitrate = int(self.rng.uniform(1e4, 1e5))
-        t, _, h, w = x.shape
-        h2, w2 = h - h % 2, w - w % 2
-        frames = (x[..., :h2, :w2].clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-        buf = io.BytesIO()
-        with av.open(buf, "w", format="mp4") as out:
-            st = out.add_stream(codec, rate=24)
-            st.width, st.height, st.pix_fmt, st.bit_rate = w2, h2, "yuv420p", bitrate
-            for f in frames:
-                for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                    out.mux(pkt)
-            for pkt in st.encode():
-                out.mux(pkt)
-        buf.seek(0)
-        dec = []
-        with av.open(buf, "r") as inp:
-            for fr in inp.decode(video=0):
-                dec.append(torch.from_numpy(fr.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255)
-        dec = dec[:t] + [dec[-1]] * (t - len(dec))
-        y = torch.stack(dec).to(x)
-        if (h2, w2) != (h, w):
-            y = F.pad(y, (0, w - w2, 0, h - h2), mode="replicate")
-        return y
+        """Encode and decode the clip with libx264/mpeg4 at a random bitrate."""
+        from .codec import codec_roundtrip
+        codec = str(self.rng.choice(["libx264", "libx264", "mpeg4"]))
+        return codec_roundtrip(x, codec, bitrate=int(self.rng.uniform(1e4, 1e5)))
 
     def __call__(self, hr: torch.Tensor) -> torch.Tensor:
         _check(hr, "RealBasicVSRDegradation hr", self.scale)
