@@ -13,6 +13,7 @@ from vsr_core.file_identity import file_identity, source_identity
 from vsr_core.jobs.relay import folder_keyframes, relay_file, save_keyframes
 from vsr_core.ops.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw, uint8_to_float
 from vsr_core.pipeline.detail import DETAIL_TILE_LR_PX, detail_frames
+from vsr_core.pipeline.cleaning import parse_clean
 from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
 from vsr_core.pipeline.relay import (DEFAULT_KEYFRAME_EVERY, parse_indices, pick_keyframes, pick_keyframes_stream,
                                      relay_frames)
@@ -20,6 +21,7 @@ from vsr_core.video import open_video
 
 from .comfy_bridge import make_reporter, missing_model, model_choices, on_compute_device, resolve_model
 from .nodes_streaming import OUTPUT_INPUTS, _destination, _identity, _result, _source
+from .nodes_upscale import CLEAN_INPUT
 
 CATEGORY = "video super-resolution/relay"
 # Detail models are read from ComfyUI's own upscale_models folder (core Load Upscale Model lists it too).
@@ -83,6 +85,7 @@ class VSR_RelayDetail:
                             "Spatial tile size of the faithful upscaler, in input (LR) pixels."}),
                 "free_memory_after": ("BOOLEAN", {"default": True, "tooltip":
                                       "Move the upscaler back to system RAM when done."}),
+                "clean": CLEAN_INPUT,
             },
         }
 
@@ -95,14 +98,14 @@ class VSR_RelayDetail:
                   "motion, gated where motion cannot be trusted: detail that holds still."
 
     def relay(self, frames, keyframes, keyframe_indices, upscaler, scale, strength, detect_cuts, tile_px=512,
-              free_memory_after=True):
+              free_memory_after=True, clean="auto"):
         lr = thwc_to_tchw(check_image_batch(frames, "frames"))
         keys = thwc_to_tchw(check_image_batch(keyframes, "keyframes"))
         reporter = make_reporter()
 
         def attempt(p):
             return relay_frames(lr, keys, keyframe_indices, upscaler, scale, strength, detect_cuts,
-                                tile_lr_px=p["tile_lr_px"], reporter=reporter)
+                                tile_lr_px=p["tile_lr_px"], reporter=reporter, clean=clean)
 
         with on_compute_device(upscaler, free_memory_after):
             out, _ = retry_on_oom(attempt, {"tile_lr_px": tile_px}, lambda p: smaller_pieces(p, min_tile=64),
@@ -216,6 +219,7 @@ class VSR_RelayDetailStreaming:
                 "keyframes_folder": ("STRING", {"default": "", "tooltip":
                                      "Instead of keyframes: a folder of frame_NNNNNN.png images named by frame "
                                      "number (made in another run), read one at a time."}),
+                "clean": CLEAN_INPUT,
             },
         }
 
@@ -228,12 +232,12 @@ class VSR_RelayDetailStreaming:
     DESCRIPTION = "Relay keyframe detail through a long video with bounded memory; keeps fps and audio."
 
     def relay(self, video, upscaler, keyframe_every, scale, strength, detect_cuts, tile_px, format, crf,
-              preview_frames, keyframes=None, keyframe_indices="", keyframes_folder=""):
+              preview_frames, keyframes=None, keyframe_indices="", keyframes_folder="", clean="auto"):
         source = _source(video)
         folder = self._keyframes_folder(source, keyframes, keyframe_indices, keyframes_folder)
         keys = folder_keyframes(folder)
         settings = dict(scale=scale, every=keyframe_every, strength=float(strength), detect_cuts=detect_cuts,
-                        tile_lr_px=tile_px, crf=crf)
+                        tile_lr_px=tile_px, crf=crf, clean=parse_clean(clean))
         job = {"input": source_identity(source), "weights": _identity(upscaler, "upscaler"),
                "keyframes": keys.identity, **settings}
         fmt, dst = _destination("relayed", job, format)

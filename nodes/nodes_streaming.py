@@ -20,6 +20,7 @@ from vsr_core.errors import InputError
 from vsr_core.file_identity import file_identity, source_identity
 from vsr_core.jobs.restore import restore_file
 from vsr_core.jobs.upscale import upscale_file
+from vsr_core.pipeline.cleaning import parse_clean
 from vsr_core.pipeline.guided_sample import SampleSettings
 from vsr_core.pipeline.restore_video import RestoreModels, RestoreSettings
 from vsr_core.video import LoadOptions, open_video
@@ -27,7 +28,7 @@ from vsr_core.checkpoints.shipped import load_refiner
 
 from .comfy_bridge import free_memory, make_reporter, on_compute_device, temp_directory, video_from_file
 from .convert import core_video_path, frames_to_image
-from .nodes_upscale import CATEGORY, NODE_FLAGS
+from .nodes_upscale import CATEGORY, CLEAN_INPUT, NODE_FLAGS
 
 FORMATS = {"h264-mp4": ("h264", ".mp4"), "ffv1-mkv (lossless)": ("ffv1", ".mkv")}
 OUTPUT_INPUTS = {
@@ -95,6 +96,7 @@ class VSR_UpscaleVideoStreaming:
                                         "Extra flow-guided temporal stabilisation (0: off)."}),
                 **OUTPUT_INPUTS,
             },
+            "optional": {"clean": CLEAN_INPUT},
         }
 
     # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
@@ -108,10 +110,10 @@ class VSR_UpscaleVideoStreaming:
     DESCRIPTION = "Upscale a long video with bounded memory, resumable after Cancel; keeps fps and audio."
 
     def upscale(self, video, upscaler, scale, window, window_overlap, tile_px, stabilize, format, crf,
-                preview_frames):
+                preview_frames, clean="auto"):
         source = _source(video)
         settings = dict(scale=scale, window=window, overlap=window_overlap, tile_lr_px=tile_px,
-                        stabilize=float(stabilize), crf=crf)
+                        stabilize=float(stabilize), crf=crf, clean=parse_clean(clean))
         job = {"input": source_identity(source), "weights": _identity(upscaler, "upscaler"), **settings}
         fmt, dst = _destination("upscaled", job, format)
         if not os.path.exists(dst):            # the same job finished before: its file is the answer

@@ -60,6 +60,13 @@ class VSR_LoadUpscaler:
         return (load_upscaler(path),)
 
 
+# the cleaning knob (vsr_core.pipeline.cleaning) as a list an artist picks from; optional on every node that runs
+# the upscaler, so workflows saved before it keep running
+CLEAN_INPUT = (["auto"] + [f"{i / 10:.1f}" for i in range(11)], {"default": "auto", "tooltip":
+               "How hard the upscaler cleans noise and compression: auto reads it from the clip; 0.0 keeps "
+               "everything in the input as detail (grain, skin, foliage), 1.0 cleans hardest."})
+
+
 class VSR_Upscale:
     """x4/x2 video upscaling: the pack's flow-guided upscaler, or any per-frame UPSCALE_MODEL stabilised by flow."""
 
@@ -88,6 +95,7 @@ class VSR_Upscale:
                 "free_memory_after": ("BOOLEAN", {"default": True, "tooltip":
                                   "Move this stage's model back to system RAM when it is done, so the next "
                                   "stage has the GPU memory (off: keep it loaded for the next run)."}),
+                "clean": CLEAN_INPUT,
             },
         }
 
@@ -102,7 +110,7 @@ class VSR_Upscale:
                   "per-frame upscaler with flow."
 
     def upscale(self, frames, upscaler, scale, temporal, window, window_overlap, tile_px, stabilize,
-                free_memory_after=True):
+                free_memory_after=True, clean="auto"):
         frames = check_image_batch(frames, "frames")
         lr = thwc_to_tchw(frames)
         reporter = make_reporter()
@@ -115,7 +123,7 @@ class VSR_Upscale:
             def attempt(p):
                 return upscale_frames(lr, upscaler, scale=scale, window=p["window"], overlap=p["window_overlap"],
                                       temporal=temporal, tile_lr_px=p["tile_lr_px"], stabilize=stabilize,
-                                      reporter=reporter)
+                                      reporter=reporter, clean=clean)
 
             def shrink(p):  # the upscaler's windows overlap by less than half
                 p = smaller_pieces(p, min_tile=64)

@@ -45,7 +45,7 @@ def add_training_arguments(p, task_required: bool) -> None:
     p.add_argument("--frames", type=int, default=d.frames, help="frames per training clip")
     p.add_argument("--lr-size", type=int, default=d.lr_size, help="LR crop side in pixels")
     p.add_argument("--lr", type=finite_float, default=d.lr, help="peak learning rate")
-    p.add_argument("--degradation", default=d.degradation, choices=DEGRADATIONS,
+    p.add_argument("--degradation", default=d.degradation, choices=list(DEGRADATIONS),
                    help="real: mixed strengths (clean, one codec pass, noise+JPEG, blur, second order)")
     p.add_argument("--degradation-shares", type=json_object, default=None,
                    help='with --degradation real: mixture weights as JSON, e.g. \'{"clean": 0.2, "codec": 0.5, '

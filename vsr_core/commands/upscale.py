@@ -77,6 +77,10 @@ def register(subparsers) -> None:
     p.add_argument("--stabilize", type=finite_float, default=0.0,
                    help="flow-guided temporal stabilisation strength 0..1 on top of the learned upscaler "
                         "(0: off; 0.6 lowers the warping error further at a small speed cost)")
+    p.add_argument("--clean", default="auto",
+                   help="how hard the learned upscaler cleans noise and compression: auto (read from the "
+                        "clip's first frames, logged) or 0 (keep everything in the input as detail: grain, skin, "
+                        "foliage) to 1 (clean hardest)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads for the learned upscaler (0: the cores other processes leave free, measured at "
                         "start, at least 1; on a busy 2-core machine 1 thread was 2.3x faster than 2)")
@@ -138,7 +142,7 @@ def run(args) -> int:
                              keep_cache=args.keep_cache, chunk_frames=args.chunk_frames,
                              workers=args.workers, ray_address=args.ray_address, worker_threads=args.threads or 1,
                              reporter=reporter, detail=args.detail, keyframe_every=args.keyframe_every,
-                             detail_strength=args.detail_strength, precision=args.precision)
+                             detail_strength=args.detail_strength, precision=args.precision, clean=args.clean)
     reporter.finish()
     print(f"wrote {count} frames to {dst}")
     return 0

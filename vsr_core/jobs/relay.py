@@ -17,6 +17,7 @@ from ..errors import InputError
 from ..file_identity import file_identity
 from ..models.upscaler import FLOW_PRESET
 from ..ops.frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
+from ..pipeline.cleaning import parse_clean
 from ..pipeline.memory_fallback import OutOfMemory
 from ..pipeline.memory_plan import CLI_FLAGS, FreeMemory, plan_upscale
 from ..pipeline.relay import check_every, relay_segment_frames, relay_segments
@@ -86,10 +87,12 @@ def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, scale: int 
                strength: float = 1.0, detect_cuts: bool = True, options: LoadOptions | None = None,
                fmt: str | None = None, crf: int = 18, overwrite: bool = False, tile_lr_px: int = 512,
                cache_dir: str | None = None, keep_cache: bool = False, chunk_frames: int = 48,
-               reporter: Reporter | None = None) -> int:
-    """Upscale ``src`` with ``model`` (a VideoUpscaler) and relay ``keyframes``' detail into ``dst``;
-    returns the frame count. Memory holds one segment of ``every * m + 1`` frames (pipeline.relay)."""
+               reporter: Reporter | None = None, clean="auto") -> int:
+    """Upscale ``src`` with ``model`` (a VideoUpscaler, cleaning by ``clean``: pipeline.cleaning) and relay
+    ``keyframes``' detail into ``dst``; returns the frame count. Memory holds one segment of ``every * m + 1``
+    frames (pipeline.relay)."""
     check_every(every)
+    clean = parse_clean(clean)
     strength = check_strength(strength)
     segment = relay_segment_frames(every)
     check_stream_options(segment, 1, scale, model.scale, 0.0, tile_lr_px, TILE_OVERLAP_LR_PX)
@@ -100,6 +103,8 @@ def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, scale: int 
            "detect_cuts": detect_cuts, "tile": tile_lr_px, "flow": f"dis:{FLOW_PRESET}",
            "relay": {"flow": f"dis:{RELAY_FLOW_PRESET}", "gate": GateSettings().__dict__},
            "weights": file_identity(model.weights_path), "keyframes": keyframes.identity}
+    if clean != "auto":      # "auto" stays out of the key, so caches of earlier versions still resume
+        key["clean"] = clean
     cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
     reporter = get_reporter(reporter)
     chosen = {"tile": tile_lr_px}
@@ -119,7 +124,7 @@ def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, scale: int 
     def work(reader, resume, consumer_state):
         lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(segment))
         for result in relay_segments(lr_chunks, model, keyframes.make, scale, every, strength, detect_cuts,
-                                     chosen["tile"], reporter=reporter, resume=resume):
+                                     chosen["tile"], reporter=reporter, resume=resume, clean=clean):
             frames: np.ndarray = float_to_uint8(tchw_to_thwc(result.frames), "relayed frames", result.first_frame)
             yield result, frames, {}
 

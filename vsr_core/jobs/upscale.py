@@ -12,6 +12,7 @@ from ..ops.frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_fl
 from ..ops.resize import bicubic_upscale
 from ..pipeline.detail import BORDER_LR_PX, DETAIL_TILE_LR_PX, DETAIL_TILE_OVERLAP_LR_PX, check_detail_options, \
     detail_segments
+from ..pipeline.cleaning import parse_clean
 from ..pipeline.memory_plan import CLI_FLAGS, FreeMemory, plan_upscale
 from ..pipeline.upscale import (METHODS, TILE_OVERLAP_LR_PX, check_stream_options, default_method,
                                upscale_segments)
@@ -33,7 +34,7 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
                  ray_address: str | None = None, worker_threads: int = 1, reporter: Reporter | None = None,
                  detail: str | None = None, detail_model=None, keyframe_every: int = 8,
                  detail_strength: float = 0.8, memory: FreeMemory | None = None,
-                 flags: tuple[str, ...] = CLI_FLAGS, precision: str = "auto") -> int:
+                 flags: tuple[str, ...] = CLI_FLAGS, precision: str = "auto", clean="auto") -> int:
     """Upscale a video or image folder into a video file or PNG folder; returns the frame count.
 
     ``method``: 'learned' (the shipped video upscaler, or ``weights``),
@@ -53,9 +54,11 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     an existing cluster, default a local one; ``worker_threads`` each); the
     frames are the same for any number of workers (jobs.distributed). Tile and window are lowered to fit
     ``memory`` (default: what is free now) before the first frame, or the job refused (_planner).
-    ``precision``: the network's autocast (vsr_core.speed; "auto" is measured per CPU).
+    ``precision``: the network's autocast (vsr_core.speed; "auto" is measured per CPU). ``clean``: "auto"
+    (read from the clip) or 0 (keep all detail) .. 1 (clean hardest), pipeline.cleaning.
     """
     method = method or default_method()
+    clean = parse_clean(clean)
     if method not in METHODS:
         raise InputError(f"method={method!r}; expected one of {', '.join(METHODS)}")
     if scale not in (2, 4):
@@ -65,7 +68,7 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     if relay and check_strength(detail_strength) > 0:
         return _relay_file(src, dst, scale, options, OutputSettings(dst, fmt, crf, overwrite), weights, model,
                            detail, detail_model, keyframe_every, detail_strength, tile_lr_px, stabilize, workers,
-                           CacheSettings({}, cache_dir, keep_cache, chunk_frames or CHUNK_FRAMES), reporter)
+                           CacheSettings({}, cache_dir, keep_cache, chunk_frames or CHUNK_FRAMES), reporter, clean)
     if method == "detail-per-frame" or (detailed and not relay):
         return _detail_file(src, method, scale, options, OutputSettings(dst, fmt, crf, overwrite), window, detail,
                             detail_model, tile_lr_px, stabilize, workers,
@@ -84,8 +87,9 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
         key = {"command": "upscale", "scale": scale, "method": method, "window": window, "overlap": overlap,
                "tile": tile_lr_px, "stabilize": stabilize, "flow": f"dis:{FLOW_PRESET}",
                "weights": file_identity(model.weights_path)}
-        if precision != "auto":    # "auto" stays out of the key, so caches of earlier versions still resume
-            key["precision"] = precision
+        for name, value in (("precision", precision), ("clean", clean)):
+            if value != "auto":    # "auto" stays out of the key, so caches of earlier versions still resume
+                key[name] = value
         if workers:        # the same frames for any number of workers, but not those of one process
             key["distributed"] = {"threads_per_worker": worker_threads}
             from .distributed import resolve_ray_address
@@ -95,14 +99,14 @@ def upscale_file(src: str, dst: str, scale: int = 4, method: str | None = None,
     chosen = {"tile": tile_lr_px, "window": window, "overlap": overlap}
     prepare = _planner(chosen, scale, model, memory, flags, reporter, chunk_frames is None)
     work = _windows_work(model, method, scale, chosen, stabilize, workers, ray_address, worker_threads, precision,
-                         reporter)
+                         reporter, clean)
     return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
                         f"upscale x{scale} ({method})" + (f" on {workers} Ray workers" if workers else ""),
                         prepare=prepare)
 
 
 def _windows_work(model, method: str, scale: int, chosen: dict, stabilize: float, workers: int,
-                  ray_address: str | None, worker_threads: int, precision: str, reporter: Reporter):
+                  ray_address: str | None, worker_threads: int, precision: str, reporter: Reporter, clean):
     """The file job's work for bicubic (``model`` None) and the learned methods: windows through
     upscale_segments, here or on Ray workers; ``chosen``: tile, window and overlap once planned."""
     def work(reader, resume, consumer_state):
@@ -126,7 +130,7 @@ def _windows_work(model, method: str, scale: int, chosen: dict, stabilize: float
                                                       temporal=(method == "learned"), tile_lr_px=tile_lr_px,
                                                       stabilize=stabilize, reporter=reporter, resume=resume,
                                                       stabilizer_state=consumer_state, retry_oom=pool is None,
-                                                      pool=pool, precision=precision):
+                                                      pool=pool, precision=precision, clean=clean):
                 yield segment, float_to_uint8(tchw_to_thwc(y), "upscaled frames", segment.first_frame), state
         finally:
             if pool is not None:
@@ -137,7 +141,7 @@ def _windows_work(model, method: str, scale: int, chosen: dict, stabilize: float
 def _relay_file(src: str, dst: str, scale: int, options: LoadOptions | None, output: OutputSettings,
                 weights: str | None, model, detail: str | None, detail_model, every: int, strength: float,
                 tile_lr_px: int | None, stabilize: float, workers: int, cache: CacheSettings,
-                reporter: Reporter | None) -> int:
+                reporter: Reporter | None, clean) -> int:
     """--method learned --detail: the learned upscaler plus the detail model's keyframes relayed by motion."""
     if stabilize:
         raise InputError(f"stabilize={stabilize!r}; the relay keeps detail steady itself (expected 0 with --detail)")
@@ -150,7 +154,7 @@ def _relay_file(src: str, dst: str, scale: int, options: LoadOptions | None, out
     return relay_file(src, output.path, model, detail_model_keyframes(detail_model), scale, every, strength,
                       options=options, fmt=output.fmt, crf=output.crf, overwrite=output.overwrite,
                       tile_lr_px=512 if tile_lr_px is None else tile_lr_px, cache_dir=cache.folder,
-                      keep_cache=cache.keep, chunk_frames=cache.chunk_frames, reporter=reporter)
+                      keep_cache=cache.keep, chunk_frames=cache.chunk_frames, reporter=reporter, clean=clean)
 
 
 def _detail_file(src: str, method: str, scale: int, options: LoadOptions | None, output: OutputSettings,

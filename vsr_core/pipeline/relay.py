@@ -23,6 +23,7 @@ from ..ops.frames import check_frames
 from ..progress import Reporter, get_reporter
 from ..relay import check_strength, relay_clip, scene_starts, select_keyframes
 from .segments import run_segments
+from .cleaning import parse_clean, read_level
 from .upscale import TILE_OVERLAP_LR_PX, upscale_frames, upscale_window, window_tiles
 
 DEFAULT_KEYFRAME_EVERY = 8
@@ -103,13 +104,15 @@ def parse_indices(text, num_frames: int, count: int) -> list[int]:
 
 def relay_frames(lr: torch.Tensor, keyframes: torch.Tensor, indices, model, scale: int = 4,
                  strength: float = 1.0, detect_cuts: bool = True, window: int = 12, tile_lr_px: int = 512,
-                 reporter: Reporter | None = None) -> torch.Tensor:
-    """LR clip [T,3,h,w] + HR keyframes [K,3,H',W'] at frames ``indices`` -> [T,3,h*scale,w*scale]."""
+                 reporter: Reporter | None = None, clean="auto") -> torch.Tensor:
+    """LR clip [T,3,h,w] + HR keyframes [K,3,H',W'] at frames ``indices`` -> [T,3,h*scale,w*scale].
+    ``clean``: the faithful upscale's cleaning (pipeline.cleaning)."""
     check_frames(lr, "frames", MIN_SIDE)
     strength = check_strength(strength)
     indices = parse_indices(indices, lr.shape[0], keyframes.shape[0] if isinstance(keyframes, torch.Tensor) else -1)
     rep = get_reporter(reporter)
-    faithful = upscale_frames(lr, model, scale=scale, window=window, tile_lr_px=tile_lr_px, reporter=rep)
+    faithful = upscale_frames(lr, model, scale=scale, window=window, tile_lr_px=tile_lr_px, reporter=rep,
+                              clean=clean)
     if strength == 0.0:
         return faithful
     fitted = fit_keyframes(keyframes, *faithful.shape[-2:])
@@ -134,19 +137,23 @@ def segment_keyframes(num_frames: int, first_frame: int, every: int, cuts: list[
 def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[int, torch.Tensor], torch.Tensor],
                    scale: int = 4, every: int = DEFAULT_KEYFRAME_EVERY, strength: float = 1.0,
                    detect_cuts: bool = True, tile_lr_px: int = 512, precision: str = "auto",
-                   reporter: Reporter | None = None, resume=None) -> Iterator:
+                   reporter: Reporter | None = None, resume=None, clean="auto") -> Iterator:
     """Stream of LR chunks -> SegmentResults of relayed HR frames, resumable (pipeline.segments).
 
     ``keyframe(index, lr [1,3,h,w]) -> HR [1,3,H',W']``: the keyframe source (a detail model such as
     Real-ESRGAN, or a folder of keyframes made elsewhere), asked once for each keyframe. Segments overlap
-    by their boundary keyframe, cross-faded with itself."""
+    by their boundary keyframe, cross-faded with itself. ``clean``: the faithful upscale's cleaning
+    (pipeline.cleaning), its level read from the first chunk."""
     check_every(every)
+    clean = parse_clean(clean)
+    clip: dict = {}
     strength = check_strength(strength)
     pair_flows = PairFlows(DISFlow(FLOW_PRESET), keep=2 * relay_segment_frames(every))
 
     def process(lr, lead, state, export, first_frame):
         tiles = window_tiles(tile_lr_px, TILE_OVERLAP_LR_PX, lr)
-        faithful = upscale_window(lr, first_frame, model, pair_flows, True, tiles, precision, scale)
+        faithful = upscale_window(lr, first_frame, model, pair_flows, True, tiles, precision, scale,
+                                  level=clip["level"])
         cuts = []
         if detect_cuts:       # the lead frame (the one before the segment) shows a cut at its first frame
             cuts = [c - 1 for c in scene_starts(torch.cat([lead[None], lr])) if c > 1] if lead is not None \
@@ -159,4 +166,6 @@ def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[in
         out = relay_clip(faithful, made, scale, strength, cuts)
         return out, {"boundary_key": made[len(lr) - 1]}
 
-    yield from run_segments(chunks, process, relay_segment_frames(every), 1, get_reporter(reporter), resume)
+    rep = get_reporter(reporter)
+    yield from run_segments(read_level(chunks, model, clean, clip, rep), process, relay_segment_frames(every), 1,
+                            rep, resume)

@@ -24,6 +24,7 @@ from ..ops.frames import check_frames
 from ..ops.tiling import tiled_map
 from ..progress import PieceProgress, Reporter, get_reporter
 from ..speed import autocast, autocast_dtype, use_channels_last
+from .cleaning import parse_clean, read_level
 from .precision_probe import choose_cpu_precision
 from .memory_fallback import retry_on_oom, smaller_pieces
 from .segments import run_segments, run_segments_in_parallel
@@ -41,14 +42,17 @@ def default_method() -> str:
 # ---------------------------------------------------------------- one window
 @torch.inference_mode()
 def _run_window(lr: torch.Tensor, model, flows: tuple[torch.Tensor, torch.Tensor] | None, tile_lr_px: int,
-                tile_overlap_lr_px: int, precision: str = "fp32", progress: Reporter | None = None) -> torch.Tensor:
+                tile_overlap_lr_px: int, precision: str = "fp32", progress: Reporter | None = None,
+                level: torch.Tensor | None = None) -> torch.Tensor:
     """One temporal window [n,3,h,w] -> [n,3,sh,sw] (model.scale), in spatial tiles of ``tile_lr_px``
     (0: whole frames) blended linearly across their overlaps (ops.tiling.tiled_map).
 
     ``flows``: (forward, backward) [n-1,2,h,w] between its frames; None runs frame by frame.
     ``precision``: autocast (vsr_core.speed; "auto" is bf16 on CPUs with AMX/AVX512-BF16). ``progress``
-    hears of each finished tile (progress.PieceProgress)."""
+    hears of each finished tile (progress.PieceProgress). ``level``: the clip's degradation level
+    (pipeline.cleaning.clip_level), the same for every tile."""
     p = next(model.parameters())
+    given = {} if level is None else {"level": level.to(p.device)}
     n, _, h, w = lr.shape
     temporal = flows is not None and n > 1
     ff, fb = flows if temporal else (None, None)
@@ -56,9 +60,9 @@ def _run_window(lr: torch.Tensor, model, flows: tuple[torch.Tensor, torch.Tensor
     def run(x, ff_tile, fb_tile):
         with autocast(p.device, precision):
             if temporal:
-                out = model(x[None].to(p), ff_tile[None].to(p), fb_tile[None].to(p), temporal=True)
+                out = model(x[None].to(p), ff_tile[None].to(p), fb_tile[None].to(p), temporal=True, **given)
             else:
-                out = model(x[None].to(p), temporal=False)
+                out = model(x[None].to(p), temporal=False, **given)
         return out[0].float().cpu()
 
     tile = tile_lr_px or max(h, w)
@@ -83,12 +87,13 @@ def window_tiles(tile_lr_px: int, tile_overlap_lr_px: int, lr: torch.Tensor) -> 
 
 
 def upscale_window(lr: torch.Tensor, first_frame: int, model, pair_flows, temporal: bool, tiles: dict,
-                   precision: str, scale: int, progress: Reporter | None = None) -> torch.Tensor:
+                   precision: str, scale: int, progress: Reporter | None = None,
+                   level: torch.Tensor | None = None) -> torch.Tensor:
     """One window [n,3,h,w] starting at video frame ``first_frame`` -> [n,3,sh,sw] at ``scale``: flow between
     its frames (``pair_flows``, a flow.pairs.PairFlows, shares pairs across windows), the network, x2 resampling.
     The single-process job and the Ray workers both run this."""
     flows = pair_flows.window(first_frame, lr) if temporal and len(lr) > 1 else None
-    y = _run_window(lr, model, flows, tiles["tile_lr_px"], tiles["tile_overlap_lr_px"], precision, progress)
+    y = _run_window(lr, model, flows, tiles["tile_lr_px"], tiles["tile_overlap_lr_px"], precision, progress, level)
     return _rescale_output(y, model.scale, scale)
 
 
@@ -114,7 +119,7 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
                      tile_overlap_lr_px: int = TILE_OVERLAP_LR_PX, stabilize: float = 0.0,
                      reporter: Reporter | None = None, resume=None,
                      stabilizer_state: dict | None = None, retry_oom: bool = False,
-                     precision: str = "auto", pool=None) -> Iterator[tuple]:
+                     precision: str = "auto", pool=None, clean="auto") -> Iterator[tuple]:
     """Upscale a stream of LR chunks [n,3,h,w]; yield (segment, HR frames [n,3,sH,sW], stabiliser state).
 
     Windows of ``window`` frames overlap by ``overlap`` frames; outputs in the
@@ -130,8 +135,10 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
     autocast of the network (vsr_core.speed: "auto" is bf16 on CPUs with AMX or
     AVX512-BF16 and on CUDA, float32 elsewhere; "fp32" for exact float32).
     ``pool`` (jobs.distributed.RayPool): windows run on its workers, a few in
-    flight, and come back in order (the stabiliser stays here).
+    flight, and come back in order (the stabiliser stays here). ``clean``: "auto" or 0..1 (pipeline.cleaning),
+    its level read once from the first chunk (frame 0 on: a resumed job reads through the finished frames).
     """
+    clean = parse_clean(clean)
     check_stream_options(window, overlap, scale, model.scale, stabilize, tile_lr_px, tile_overlap_lr_px)
     if precision == "auto" and next(model.parameters()).device.type == "cpu":
         choose_cpu_precision(model)     # bf16 or fp32 on this CPU: timed once, then cached
@@ -144,6 +151,7 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
         stabilizer.set_state(stabilizer_state)
     skip = resume.first_frame if resume is not None else 0
     lr_queue: list[torch.Tensor] = []      # LR frames whose outputs are not yet out (for the stabiliser)
+    clip: dict = {}                        # the clip's degradation level, once read
 
     def checked(chunks):
         seen = 0
@@ -162,7 +170,8 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
 
         def attempt(tiles):     # the window's new frames (the rest were counted with the window before)
             progress = PieceProgress(rep, max(len(lr) - (overlap if first_frame else 0), 1))
-            return upscale_window(lr, first_frame, model, pair_flows, temporal, tiles, precision, scale, progress)
+            return upscale_window(lr, first_frame, model, pair_flows, temporal, tiles, precision, scale, progress,
+                                  clip["level"])
         if not retry_oom:
             return attempt(current), {}
         y, fitted = retry_on_oom(attempt, dict(current), lambda p: smaller_pieces(p, min_tile=16),
@@ -171,10 +180,12 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, scale: int = 4, wind
         return y, {}
 
     overlap = overlap if window > 1 else 0
+    chunks = read_level(checked(chunks), model, clean, clip, rep)
     if pool is None:
-        segments = run_segments(checked(chunks), process, window, overlap, rep, resume)
+        segments = run_segments(chunks, process, window, overlap, rep, resume)
     else:
-        segments = run_segments_in_parallel(checked(chunks), pool.submit, pool.collect, window, overlap, rep,
+        segments = run_segments_in_parallel(chunks, lambda s: pool.submit(s, clip["level"]), pool.collect,
+                                            window, overlap, rep,
                                             resume, in_flight=2 * len(pool.actors))
     for segment in segments:
         y = segment.frames
@@ -189,24 +200,25 @@ def stream_upscale(chunks: Iterable[torch.Tensor], model, scale: int = 4, window
                    temporal: bool = True, flow_preset: str = FLOW_PRESET, tile_lr_px: int = 512,
                    tile_overlap_lr_px: int = TILE_OVERLAP_LR_PX,
                    stabilize: float = 0.0, reporter: Reporter | None = None,
-                   precision: str = "auto") -> Iterator[torch.Tensor]:
+                   precision: str = "auto", clean="auto") -> Iterator[torch.Tensor]:
     """``upscale_segments`` yielding only the HR frames [n,3,sH,sW] (float 0..1), in order."""
     for _, y, _ in upscale_segments(chunks, model, scale, window, overlap, temporal, flow_preset, tile_lr_px,
-                                    tile_overlap_lr_px, stabilize, reporter, precision=precision):
+                                    tile_overlap_lr_px, stabilize, reporter, precision=precision, clean=clean):
         yield y
 
 
 def upscale_frames(frames: torch.Tensor, model=None, scale: int = 4, window: int = 12, overlap: int = 2,
                    temporal: bool = True, flow_method: str = "dis", flow_preset: str = FLOW_PRESET,
                    tile_lr_px: int = 512, tile_overlap_lr_px: int = TILE_OVERLAP_LR_PX, stabilize: float = 0.0,
-                   reporter: Reporter | None = None, precision: str = "auto") -> torch.Tensor:
+                   reporter: Reporter | None = None, precision: str = "auto", clean="auto") -> torch.Tensor:
     """Learned video upscaling of float frames [T,3,H,W] in 0..1 -> [T,3,sH,sW].
 
     ``model``: a VideoUpscaler (None: the shipped default). ``temporal=False``
     runs it frame by frame (no propagation). ``stabilize`` (0..1, default
     off) adds flow-guided temporal stabilisation of the output. Frame count is
     preserved for any T; memory is bounded by ``window`` and ``tile_lr_px``.
-    ``precision``: network autocast ("auto": bf16 on AMX/AVX512-BF16 CPUs and CUDA).
+    ``precision``: network autocast ("auto": bf16 on AMX/AVX512-BF16 CPUs and CUDA). ``clean``: "auto" or
+    0 (keep all detail) .. 1 (clean hardest), pipeline.cleaning.
     """
     if flow_method != "dis":
         raise InputError(f"flow_method={flow_method!r}; expected 'dis' (weight-free, the propagation's flow)")
@@ -216,5 +228,5 @@ def upscale_frames(frames: torch.Tensor, model=None, scale: int = 4, window: int
     rep = get_reporter(reporter)
     rep.start(frames.shape[0], f"upscale x{scale}")
     out = list(stream_upscale([frames], model, scale, window, overlap, temporal, flow_preset, tile_lr_px,
-                              tile_overlap_lr_px, stabilize, rep, precision))
+                              tile_overlap_lr_px, stabilize, rep, precision, clean))
     return torch.cat(out)

@@ -96,6 +96,8 @@ class TrainConfig:
     w_warp: float = 0.1
     w_clean: float = 1.0                             # cleaning stage vs the clean BI LR frames
     per_frame_prob: float = 0.15
+    w_level: float = 1.0                             # degradation-level estimator vs the drawn level (MSE)
+    estimated_level_prob: float = 0.25               # share of steps conditioned on the estimate, not the label
     model: dict = field(default_factory=dict)       # architecture overrides
     upscaler_weights: str | None = None              # refiner task: the frozen upscaler
 
@@ -143,9 +145,14 @@ class UpscalerTask:
     def loss(self, model, b) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
         temporal = self.rng.random() >= cfg.per_frame_prob
-        out, cleaned = model(b.lr, b.flow_forward, b.flow_backward, temporal=temporal, return_clean=True)
+        level, l_level = self._level(model, b)
+        out, cleaned = model(b.lr, b.flow_forward, b.flow_backward, temporal=temporal, return_clean=True,
+                             level=level)
         l_pix = PIXEL_LOSSES[cfg.pixel_loss](out, b.hr)
         total, logs = l_pix, {"pix": l_pix.item()}
+        if l_level is not None:
+            total = total + cfg.w_level * l_level
+            logs["level"] = l_level.item()
         if model.cleaner is not None and cfg.w_clean:
             from .degradations import bi_downsample, quantize
             clean = quantize(bi_downsample(b.hr.flatten(0, 1), cfg.scale)).reshape(cleaned.shape)
@@ -172,6 +179,18 @@ class UpscalerTask:
         logs["mode"] = "temporal" if temporal else "per-frame"
         return total, logs
 
+    def _level(self, model, b) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(the level the network is given, the estimator's loss): the drawn level, slightly jittered, or on
+        some steps the estimator's own (detached) reading, so the network also learns from what ``auto`` gives."""
+        if model.level_estimator is None or b.level is None:
+            return None, None
+        estimate = model.estimate_level(b.lr)
+        loss = torch.nn.functional.mse_loss(estimate, b.level)
+        if self.rng.random() < self.cfg.estimated_level_prob:
+            return estimate.detach(), loss
+        jitter = torch.from_numpy(self.rng.normal(0, 0.03, b.level.shape)).float()
+        return (b.level + jitter).clamp(0, 1), loss
+
     def evaluate(self, model) -> dict:
         res = evaluate_upscaler(model, frames=5, size=(256, 384))
         if self.cfg.real_videos:
@@ -188,6 +207,10 @@ class UpscalerTask:
     def set_state(self, s: dict) -> None:
         self.data.set_state(s["data_rng"])
         self.rng.bit_generator.state = s["task_rng"]
+
+
+# modules a warm start may add to old weights (each starts as the identity, so the old network is unchanged)
+ADDABLE_MODULES = ("cleaner.", "level_estimator.", "level_modulation.")
 
 
 def warm_start(model: torch.nn.Module, weights_path: str, drop=()) -> list[str]:
@@ -207,9 +230,9 @@ def warm_start(model: torch.nn.Module, weights_path: str, drop=()) -> list[str]:
                              f"expected a prefix of its keys, e.g. 'attn.1.'")
     sd = {k: v for k, v in sd.items() if not k.startswith(tuple(drop))}
     missing, unexpected = model.load_state_dict(sd, strict=False)
-    if unexpected or any(not k.startswith("cleaner.") for k in missing):
+    if unexpected or any(not k.startswith(ADDABLE_MODULES) for k in missing):
         raise InputError(f"init_weights '{weights_path}' does not fit the model: missing {missing[:8]}, "
-                         f"unexpected {unexpected[:8]}; expected only cleaner.* to be new "
+                         f"unexpected {unexpected[:8]}; expected only {', '.join(ADDABLE_MODULES)} to be new "
                          f"(name blocks the model no longer has with --init-drop, e.g. attn.1.)")
     return missing
 
