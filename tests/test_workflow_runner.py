@@ -190,8 +190,10 @@ def test_validation_names_each_problem(classes):
     assert validate_ui(ui, infos, {("VSR_LoadVideo", "video")}) == []
     load["widgets_values"] = load["widgets_values"][:-1]      # as saved before the button: still valid
     assert validate_ui(ui, infos, {("VSR_LoadVideo", "video")}) == []
-    load["widgets_values"] = load["widgets_values"][:-1]
-    assert any("has 5 widget values; its widgets take 6" in p for p in validate_ui(ui, infos))
+    load["widgets_values"] = load["widgets_values"][:-1]      # saved before the optional folder_fps: valid
+    assert validate_ui(ui, infos, {("VSR_LoadVideo", "video")}) == []
+    load["widgets_values"] = load["widgets_values"][:-1]      # a required widget's value missing
+    assert any("has 4 widget values; its widgets take 6" in p for p in validate_ui(ui, infos))
 
 
 def _with_old_names(prompt: dict, classes) -> dict:
