@@ -13,9 +13,17 @@ crop to a multiple of 8 (even LR sides, as h264 needs). Degradations of the grou
 - ``h264_crf30``: bicubic, then written to an h264 CRF 30 file and read back (what people have);
 - ``bd``: Gaussian blur sigma 1.6 and decimation.
 
-Methods: bicubic; the previous default (``upscaler_x4_clean``, photos + clean
-BI only); the new default frame by frame and as a video upscaler; Real-ESRGAN
-realesr-animevideov3 x4 frame by frame. Metrics: PSNR-Y and SSIM-Y (BT.601 Y,
+Methods: bicubic; the previous default (``--previous``, when given); the
+default as a video upscaler with ``clean`` auto (the level read from the clip),
+with the right fixed level (the one the degradation was made with) and with
+clean 1, and frame by frame (auto); Real-ESRGAN realesr-animevideov3 x4 frame
+by frame (optional). Weights without a degradation input run once ("video").
+
+Also printed: the mean colour error per channel (output minus ground truth, in
+code values) for clean and h264 input; held-out clean photo clips (panned
+coffee, rocket, cell: smooth gradients and fine grain) with auto and clean 0;
+how well ``auto`` reads the level (noise of known sigma, h264 of known CRF, on
+the held-out clips); and what the degradation input costs in time. Metrics: PSNR-Y and SSIM-Y (BT.601 Y,
 crop 0), E*warp (x1000, DIS flow of the ground truth, occlusion-masked), and
 tOF (TecoGAN: Farneback flow of output pairs vs ground-truth pairs, centre
 crop to a multiple of 32, first and last 2 frames skipped). Also the worst
@@ -41,11 +49,16 @@ from vsr_core.machine import cpu_name, tune_allocator  # noqa: E402
 from vsr_core.metrics import psnr_y, ssim_y, warping_error  # noqa: E402
 from vsr_core.models.upscaler import upscale_clip  # noqa: E402
 from vsr_core.ops.resize import bicubic_upscale  # noqa: E402
-from vsr_core.train.degradations import bd_downsample, bi_downsample, quantize  # noqa: E402
+from vsr_core.train.degradations import (bd_downsample, bi_downsample, blur_level, jpeg_level, level,  # noqa: E402
+                                        noise_level, quantize, x264_level)
 from vsr_core.train.real_eval import real_hr_clips  # noqa: E402
 from vsr_core.checkpoints.shipped import WEIGHTS_DIR as WEIGHTS, load_default_upscaler, load_upscaler  # noqa: E402
 
 DEGRADATIONS = ("bi", "noise_jpeg", "h264_crf30", "bd")
+# the level each degradation above was made with (vsr_core.train.degradations' label scale)
+TRUE_LEVELS = {"bi": level(), "noise_jpeg": level(noise_level(5), jpeg_level(60)),
+               "h264_crf30": level(compression=x264_level(30)), "bd": level(blur=blur_level(1.6))}
+PHOTO_CLIPS = ("skimage:coffee", "skimage:rocket", "skimage:cell")
 
 
 def degrade(hr: torch.Tensor, kind: str, seed: int) -> torch.Tensor:
@@ -101,16 +114,109 @@ def gt_flows(hr: torch.Tensor, dis: DISFlow):
     return ff, 1 - occ_f
 
 
-def methods(old, new, esrgan):
+def methods(old, new, esrgan, kind):
     out = {"bicubic": lambda lr: bicubic_upscale(lr, 4).clamp(0, 1)}
     if old is not None:
         out["previous default (video)"] = lambda lr: upscale_clip(old, lr)
-    out["new default (per frame)"] = lambda lr: upscale_clip(new, lr, temporal=False)
-    out["new default (video)"] = lambda lr: upscale_clip(new, lr)
+    out["default (per frame, auto)"] = lambda lr: upscale_clip(new, lr, temporal=False)
+    if new.level_estimator is None:
+        out["default (video)"] = lambda lr: upscale_clip(new, lr)
+    else:
+        out["default (video, auto)"] = lambda lr: upscale_clip(new, lr)
+        out["default (video, right level)"] = lambda lr: upscale_clip(new, lr, level=TRUE_LEVELS[kind])
+        clean1 = TRUE_LEVELS[kind].clone()
+        clean1[:2] = 1.0
+        out["default (video, clean 1)"] = lambda lr: upscale_clip(new, lr, level=clean1)
     if esrgan is not None:
         from realesrgan_compact import upscale
         out["Real-ESRGAN animevideov3 (per frame)"] = lambda lr: upscale(esrgan, lr)
     return out
+
+
+def colour_error(out: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
+    """Mean of output minus ground truth per channel (R, G, B), in 8-bit code values."""
+    return ((out.clamp(0, 1) * 255).round() - (gt * 255).round()).mean((0, 2, 3)).numpy()
+
+
+def print_colour(table: dict) -> None:
+    print("\n### Mean colour error (output - ground truth, code values, mean over clips)\n")
+    print("| input | method | R | G | B |\n|---|---|---|---|---|")
+    for (kind, name), row in table.items():
+        if kind in ("bi", "h264_crf30") and ("auto" in name or name in ("bicubic", "default (video)")):
+            r, g, b = np.mean(row["colour"], 0)
+            print(f"| {kind} | {name} | {r:+.2f} | {g:+.2f} | {b:+.2f} |")
+
+
+def print_photo_clips(model, frames: int) -> None:
+    """Held-out clean photo clips (panned, BI): bicubic, auto and clean 0, per clip."""
+    from vsr_core.data.clips import heldout_clips
+    from vsr_core.pipeline.cleaning import clip_level
+    print("\n### Held-out clean photo clips (BI, PSNR-Y gain over bicubic, dB)\n")
+    has_input = model.level_estimator is not None
+    print("| clip | bicubic PSNR-Y | auto | clean 0 | level read (noise, compression, blur) |\n|---|---|---|---|---|")
+    for name, clip in heldout_clips(frames, (256, 384), PHOTO_CLIPS).items():
+        hr = torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255
+        lr = quantize(bi_downsample(hr, 4))
+        with torch.inference_mode():
+            bic = psnr_y(bicubic_upscale(lr, 4).clamp(0, 1), hr)
+            auto = psnr_y(upscale_clip(model, lr), hr) - bic
+            zero = psnr_y(upscale_clip(model, lr, level=clip_level(model, 0.0, lr)), hr) - bic if has_input else None
+            read = clip_level(model, "auto", lr) if has_input else None
+        print(f"| {name} | {bic:.2f} | {auto:+.3f} | {'' if zero is None else f'{zero:+.3f}'} | "
+              f"{'' if read is None else ', '.join(f'{v:.2f}' for v in read)} |")
+
+
+def print_level_reading(model, clips: dict) -> None:
+    """How close ``auto`` reads noise of known sigma and h264 of known CRF on the held-out clips."""
+    if model.level_estimator is None:
+        return
+    from vsr_core.train.codec import codec_roundtrip
+    print("\n### Level read by auto vs the true level (mean over held-out clips; level units 0..1)\n")
+    print("| input | true | read (mean) | mean abs error | in source units |\n|---|---|---|---|---|")
+    cases = [(f"noise sigma {s}", 0, noise_level(s), s, 15.0, "sigma")
+             for s in (0, 2, 5, 10)] + [(f"h264 CRF {c}", 1, x264_level(c), c, 24.0, "CRF") for c in (20, 26, 30, 35)]
+    for name, axis, truth, _, per_unit, unit in cases:
+        reads = []
+        for ci, hr in enumerate(clips.values()):
+            lr = quantize(bi_downsample(hr, 4))
+            if unit == "sigma" and truth > 0:
+                g = torch.Generator().manual_seed(ci)
+                lr = quantize(lr + torch.randn(lr.shape, generator=g) * float(name.split()[-1]) / 255)
+            elif unit == "CRF":
+                lr = quantize(codec_roundtrip(lr, "libx264", crf=int(name.split()[-1]), preset="medium"))
+            with torch.inference_mode():
+                reads.append(float(model.estimate_level(lr[None])[0, axis]))
+        reads = np.array(reads)
+        err = np.abs(reads - min(truth, 1.0)).mean()
+        print(f"| {name} | {min(truth, 1.0):.2f} | {reads.mean():.2f} | {err:.3f} | {err * per_unit:.1f} {unit} |")
+
+
+def print_conditioning_cost(model) -> None:
+    """Time of a 12-frame 180x320 clip as the pipeline runs it (level read once from the clip, then the network
+    with it) and of the same network without the degradation input; runs alternate, median of 5 each."""
+    if model.level_estimator is None:
+        return
+    import time
+    from vsr_core.models.upscaler import UpscalerConfig, VideoUpscaler, clip_flows
+    from vsr_core.pipeline.cleaning import clip_level
+    plain = VideoUpscaler(UpscalerConfig(**{**model.config.to_dict(), "degradation_input": False}))
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("level_")})
+    plain.eval()
+    lr = torch.rand(12, 3, 180, 320, generator=torch.Generator().manual_seed(0))
+    flows = clip_flows(lr)
+    runs = {"with": [], "without": []}
+    for _ in range(5):
+        for name in runs:
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                if name == "with":
+                    upscale_clip(model, lr, flows=flows, level=clip_level(model, "auto", lr))
+                else:
+                    upscale_clip(plain, lr, flows=flows)
+            runs[name].append(time.perf_counter() - t0)
+    with_s, without_s = float(np.median(runs["with"])), float(np.median(runs["without"]))
+    print(f"\ndegradation input's cost: {with_s:.2f} s with, {without_s:.2f} s without (12 frames 320x180, "
+          f"flow excluded, median of 5): {100 * (with_s / without_s - 1):+.1f}%")
 
 
 def labelled(image: np.ndarray, name: str, size: tuple[int, int], font_scale: float = 0.5) -> list[np.ndarray]:
@@ -168,10 +274,11 @@ def main() -> None:
         gt_warp.append(ewarp(hr, flows))
         for kind in DEGRADATIONS:
             lr = degrade(hr, kind, seed=ci)
-            for name, run in methods(old, new, esrgan).items():
+            for name, run in methods(old, new, esrgan, kind).items():
                 with torch.inference_mode():
                     out = run(lr)
-                row = table.setdefault((kind, name), {"psnr": [], "ssim": [], "ewarp": [], "tof": []})
+                row = table.setdefault((kind, name), {"psnr": [], "ssim": [], "ewarp": [], "tof": [], "colour": []})
+                row["colour"].append(colour_error(out, hr))
                 row["psnr"].append(psnr_y(out, hr))
                 row["ssim"].append(ssim_y(out, hr))
                 row["ewarp"].append(ewarp(out, flows))
@@ -195,6 +302,10 @@ def main() -> None:
             print(f"| {name} | {p.mean():.2f} | {(p - bic).mean():+.3f} | {np.mean(row['ssim']):.4f} | "
                   f"{(p - bic).min():+.2f} | {np.mean(row['ewarp']):.3f} | {np.mean(row['ewarp']) / gt_mean:.2f} | "
                   f"{np.mean(row['tof']):.3f} |")
+    print_colour(table)
+    print_photo_clips(new, args.frames)
+    print_level_reading(new, clips)
+    print_conditioning_cost(new)
     if args.figure and figure_frames:
         hr = figure_frames["hr"]
         motion = (hr[1:] - hr[:-1]).abs().mean(1).sum(0)
@@ -204,7 +315,8 @@ def main() -> None:
         panels = [("bicubic", figure_frames["bicubic"])]
         if "previous default (video)" in figure_frames:
             panels.append(("previous default", figure_frames["previous default (video)"]))
-        panels += [("new default", figure_frames["new default (video)"]), ("ground truth", hr)]
+        chosen = "default (video, auto)" if "default (video, auto)" in figure_frames else "default (video)"
+        panels += [("new default", figure_frames[chosen]), ("ground truth", hr)]
         save_figure(args.figure, hr, panels, len(hr) // 2, (iy * 8, ix * 8, s))
 
 

@@ -15,7 +15,7 @@ from vsr_core.api import (DEFAULT_DETAIL, DETAIL_TILE_LR_PX, InputError, JobSett
 
 from .comfy_bridge import make_reporter, missing_model, model_choices, on_compute_device, resolve_model
 from .nodes_streaming import OUTPUT_INPUTS, _destination, _identity, _result, _source
-from .nodes_upscale import UPSCALE
+from .nodes_upscale import CLEAN_INPUT, UPSCALE
 from .setting_inputs import setting_input
 
 CATEGORY = "video super-resolution/relay"
@@ -75,6 +75,7 @@ class VSR_RelayDetail:
                 "tile_px": setting_input(UPSCALE, "tile_px"),
                 "free_memory_after": ("BOOLEAN", {"default": True, "tooltip":
                                       "Move the upscaler back to system RAM when done."}),
+                "clean": CLEAN_INPUT,
             },
         }
 
@@ -87,8 +88,8 @@ class VSR_RelayDetail:
                   "motion, gated where motion cannot be trusted: detail that holds still."
 
     def relay(self, frames, keyframes, keyframe_indices, upscaler, scale, strength, detect_cuts,
-              tile_px=UPSCALE.tile_px, free_memory_after=True):
-        settings = UpscaleSettings(scale=scale, detail_strength=strength, tile_px=tile_px)
+              tile_px=UPSCALE.tile_px, free_memory_after=True, clean="auto"):
+        settings = UpscaleSettings(scale=scale, detail_strength=strength, tile_px=tile_px, clean=clean)
         lr = thwc_to_tchw(check_image_batch(frames, "frames"))
         keys = thwc_to_tchw(check_image_batch(keyframes, "keyframes"))
         with on_compute_device(upscaler, free_memory_after):
@@ -199,6 +200,7 @@ class VSR_RelayDetailStreaming:
                 "keyframes_folder": ("STRING", {"default": "", "tooltip":
                                      "Instead of keyframes: a folder of frame_NNNNNN.png images named by frame "
                                      "number (made in another run), read one at a time."}),
+                "clean": CLEAN_INPUT,
             },
         }
 
@@ -211,12 +213,12 @@ class VSR_RelayDetailStreaming:
     DESCRIPTION = "Relay keyframe detail through a long video with bounded memory; keeps fps and audio."
 
     def relay(self, video, upscaler, keyframe_every, scale, strength, detect_cuts, tile_px, format, crf,
-              preview_frames, keyframes=None, keyframe_indices="", keyframes_folder=""):
+              preview_frames, keyframes=None, keyframe_indices="", keyframes_folder="", clean="auto"):
         source = _source(video)
         folder = self._keyframes_folder(source, keyframes, keyframe_indices, keyframes_folder)
         keys = folder_keyframes(folder)
         settings = UpscaleSettings(scale=scale, keyframe_every=keyframe_every, detail_strength=float(strength),
-                                   tile_px=tile_px)
+                                   tile_px=tile_px, clean=clean)
         job = {"input": source_identity(source), "weights": _identity(upscaler, "upscaler"),
                "keyframes": keys.identity, "settings": repr(settings), "detect_cuts": detect_cuts, "crf": crf}
         fmt, dst = _destination("relayed", job, format)

@@ -20,7 +20,7 @@ from vsr_core.api import (InputError, JobSettings, LoadOptions, RestoreModels, R
 
 from .comfy_bridge import free_memory, make_reporter, on_compute_device, temp_directory, video_from_file
 from .convert import core_video_path, frames_to_image
-from .nodes_upscale import CATEGORY, NODE_FLAGS, UPSCALE, UPSCALE_INPUTS
+from .nodes_upscale import CATEGORY, CLEAN_INPUT, NODE_FLAGS, UPSCALE, UPSCALE_INPUTS
 from .setting_inputs import renamed_inputs, setting_input, setting_inputs
 
 FORMATS = {"h264-mp4": ("h264", ".mp4"), "ffv1-mkv (lossless)": ("ffv1", ".mkv")}
@@ -82,6 +82,7 @@ class VSR_UpscaleVideoStreaming:
                 **setting_inputs(UPSCALE, *UPSCALE_INPUTS),
                 **OUTPUT_INPUTS,
             },
+            "optional": {"clean": CLEAN_INPUT},
         }
 
     # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
@@ -95,10 +96,10 @@ class VSR_UpscaleVideoStreaming:
     DESCRIPTION = "Upscale a long video with bounded memory, resumable after Cancel; keeps fps and audio."
 
     def upscale(self, video, upscaler, scale, window, window_overlap, tile_px, stabilize, format, crf,
-                preview_frames):
+                preview_frames, clean="auto"):
         source = _source(video)
         settings = UpscaleSettings(scale=scale, window=window, window_overlap=window_overlap, tile_px=tile_px,
-                                   stabilize=float(stabilize))
+                                   stabilize=float(stabilize), clean=clean)
         job = {"input": source_identity(source), "weights": _identity(upscaler, "upscaler"),
                "settings": repr(settings), "crf": crf}
         fmt, dst = _destination("upscaled", job, format)

@@ -20,6 +20,9 @@ SHIPPED_REFINER = "default (shipped refiner)"
 NODE_FLAGS = ("tile_px", "window", "scale")     # the Upscale nodes' names for what the memory plan lowers
 UPSCALE = UpscaleSettings(tile_px=api.TILE_PX)   # the nodes' defaults: the upscaler's tile
 UPSCALE_INPUTS = ("scale", "window", "window_overlap", "tile_px", "stabilize")   # the order saved workflows hold
+# the cleaning knob as a list an artist picks from; optional on every node that runs the upscaler, so
+# workflows saved before it keep running
+CLEAN_INPUT = setting_input(UPSCALE, "clean", choices=["auto"] + [f"{i / 10:.1f}" for i in range(11)])
 
 register_model_folder(FOLDER, set(EXTENSIONS))
 
@@ -79,6 +82,7 @@ class VSR_Upscale:
                 "free_memory_after": ("BOOLEAN", {"default": True, "tooltip":
                                   "Move this stage's model back to system RAM when it is done, so the next "
                                   "stage has the GPU memory (off: keep it loaded for the next run)."}),
+                "clean": CLEAN_INPUT,
             },
         }
 
@@ -93,9 +97,9 @@ class VSR_Upscale:
                   "per-frame upscaler with flow."
 
     def upscale(self, frames, upscaler, scale, temporal, window, window_overlap, tile_px, stabilize,
-                free_memory_after=True):
+                free_memory_after=True, clean="auto"):
         settings = UpscaleSettings(scale=scale, method=None if temporal else "learned-per-frame", window=window,
-                                   window_overlap=window_overlap, tile_px=tile_px, stabilize=stabilize)
+                                   window_overlap=window_overlap, tile_px=tile_px, stabilize=stabilize, clean=clean)
         frames = check_image_batch(frames, "frames")
         lr = thwc_to_tchw(frames)
         reporter = make_reporter()

@@ -8,15 +8,17 @@ from vsr_core.api import leaf, value_type
 WIDGETS = {int: "INT", float: "FLOAT", bool: "BOOLEAN", str: "STRING"}
 
 
-def setting_input(defaults, name: str, tooltip_extra: str = "", **overrides) -> tuple:
+def setting_input(defaults, name: str, tooltip_extra: str = "", choices: list | None = None,
+                  **overrides) -> tuple:
     """The (type, options) of the setting called ``name`` in the settings object ``defaults`` (whose value is
-    the widget's default); ``overrides`` replace options (e.g. a default of this node's own)."""
+    the widget's default); ``choices``: a list to pick from where the setting takes any value in a range
+    (clean: auto or 0..1); ``overrides`` replace options (e.g. a default of this node's own)."""
     item = leaf(defaults, name)
     s = item.setting
     tooltip = s.help[:1].upper() + s.help[1:] + "." + (" " + tooltip_extra if tooltip_extra else "")
     options = {"default": item.value, "tooltip": tooltip}
-    if s.choices is not None:
-        return list(s.choices), {**options, **overrides}
+    if s.choices is not None or choices is not None:
+        return list(choices or s.choices), {**options, **overrides}
     kind = WIDGETS[value_type(item.field)]
     if kind in ("INT", "FLOAT"):
         options.update(min=s.min, max=s.max)

@@ -1,6 +1,6 @@
 """nodes/ reaches the library through one front door: every module of the node pack imports from vsr_core
-only vsr_core.api (top-level and function-level imports alike). The headless runner, which executes
-workflows outside ComfyUI, also uses the workflow runner and the command line's exit codes."""
+only vsr_core.api (top-level and function-level imports alike), the headless runner (nodes/headless) too.
+One exemption: `python -m nodes` (run_workflow.py) ends like the `vsr` command line, with its exit codes."""
 from __future__ import annotations
 
 import ast
@@ -8,9 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONT_DOOR = "vsr_core.api"
-# the headless runner's files, and the library modules they may use besides the front door
-HEADLESS = {"nodes/run_workflow.py", "nodes/ui_workflows.py"}
-HEADLESS_MODULES = {"vsr_core.workflow", "vsr_core.cli"}
+# the only file that may use more than the front door, and what it uses
+EXEMPT = {"nodes/run_workflow.py": {"vsr_core.cli"}}
 
 
 def library_imports(path: Path) -> set[str]:
@@ -35,8 +34,7 @@ def test_nodes_import_only_the_front_door():
     wrong = {}
     for path in node_files():
         name = path.relative_to(ROOT).as_posix()
-        allowed = {FRONT_DOOR} | (HEADLESS_MODULES if name in HEADLESS or name.startswith("nodes/headless/")
-                                  else set())
+        allowed = {FRONT_DOOR} | EXEMPT.get(name, set())
         extra = library_imports(path) - allowed
         if extra:
             wrong[name] = sorted(extra)

@@ -11,6 +11,8 @@ import pytest
 from conftest import load_node_pack
 from vsr_core.cli import main
 from vsr_core.video import open_video
+from vsr_core.video.options import Colour
+from vsr_core.video.yuv import to_rgb24
 
 
 def phone_clip(path, rotation: int) -> np.ndarray:
@@ -30,7 +32,7 @@ def phone_clip(path, rotation: int) -> np.ndarray:
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+        return np.stack([to_rgb24(f, Colour.default_for(48)) for f in c.decode(video=0)])
 
 
 def corners(frame: np.ndarray) -> tuple:

@@ -70,9 +70,10 @@ def test_old_flags_still_work_and_mean_the_same_setting():
 
 def test_the_command_line_offers_exactly_the_declared_settings():
     commands = {"upscale": [UpscaleSettings(), JobSettings()],
-                "restore": [RestoreSettings(), RestoreModelSettings(), JobSettings()], "train": [TrainConfig()]}
+                "restore": [RestoreSettings(), RestoreModelSettings(), JobSettings()],
+                "train": [DiffusionTrainConfig()], "train-diffusion": [DiffusionTrainConfig()]}
     extra = {"upscale": {"help", "input", "output", "example"}, "restore": {"help", "input", "output"},
-             "train": {"help"}}
+             "train": {"help", "ship"}, "train-diffusion": {"help", "ship"}}
     subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for command, groups in commands.items():
         dests = {a.dest for a in subparsers.choices[command]._actions}
@@ -80,15 +81,22 @@ def test_the_command_line_offers_exactly_the_declared_settings():
         assert dests - extra[command] == declared, command
 
 
-def test_train_options_come_from_the_training_config():
-    args = parse("train", "--steps", "3", "--photos", "skimage:astronaut,skimage:coffee", "--model",
+def test_train_options_come_from_the_training_configs():
+    from vsr_core.commands.options import given_settings
+    from vsr_core.train.tasks import task_config
+
+    def config(*argv):
+        args = parse(*argv)
+        values = given_settings(DiffusionTrainConfig(), args)
+        return task_config(args.task, {k: v for k, v in values.items() if v is not None and k != "task"})
+    cfg = config("train", "--steps", "3", "--photos", "skimage:astronaut,skimage:coffee", "--model",
                  '{"channels": 8}', "--init-drop", "attn.1.", "--keep-evaluated", "--lr", "0.001")
-    cfg = from_args(TrainConfig(), args)
     assert (cfg.steps, cfg.photos, cfg.model, cfg.init_drop, cfg.keep_evaluated, cfg.lr) == \
         (3, ["skimage:astronaut", "skimage:coffee"], {"channels": 8}, ["attn.1."], True, 0.001)
-    assert from_args(TrainConfig(), parse("train")) == TrainConfig()
-    diffusion = from_args(DiffusionTrainConfig(), parse("train-diffusion", "--task", "autoencoder", "--out", "r"))
-    assert diffusion == DiffusionTrainConfig(out="r")
+    assert config("train") == TrainConfig()
+    # a setting whose default differs between the tasks' configs is left to the task's
+    assert config("train-diffusion", "--task", "autoencoder", "--out", "r") == DiffusionTrainConfig(out="r")
+    assert config("train", "--task", "refiner").batch == TrainConfig().batch
 
 
 def test_the_upscaler_tile_has_one_default_everywhere(classes):

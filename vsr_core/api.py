@@ -23,7 +23,8 @@ from .settings import leaf, leaves, value_type, with_values  # noqa: F401
 from .checkpoints.restore_models import RestoreModels, RestoreModelSettings  # noqa: F401
 from .diffusion.motion_guidance import RULES as GUIDANCE_RULES, MotionGuidance  # noqa: F401
 from .jobs.job_settings import JobSettings  # noqa: F401
-from .pipeline.guided_sample import SAMPLER_NAMES, SampleSettings
+from .diffusion.samplers import SAMPLERS, describe_samplers  # noqa: F401
+from .pipeline.guided_sample import SampleSettings
 from .pipeline.restore_video import RestoreSettings  # noqa: F401
 from .pipeline.stage_settings import DecodeSettings, RefineSettings
 from .pipeline.upscale_settings import TILE_PX, UpscaleSettings  # noqa: F401

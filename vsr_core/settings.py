@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import MISSING, dataclass, field
 from numbers import Real
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 from .errors import InputError
 from .numbers import check_finite_setting
@@ -29,12 +29,14 @@ class Setting:
     help: str
     min: float | None = None
     max: float | None = None
-    choices: tuple | None = None
+    choices: Collection | None = None  # a tuple, or a registry (a dict: its names, read when asked)
     step: float | None = None        # a widget's increment (the nodes)
     name: str | None = None          # the public name, where the field's own is too generic in its group
     old_flags: tuple[str, ...] = ()  # former command-line flags that still work, e.g. ("--tile",)
     old_inputs: tuple[str, ...] = ()  # former node input names that still load, e.g. ("tile",)
     cli: bool = True                 # offered on the command line
+    repeat: bool = False             # the option may be given many times; ``parse`` gets the list
+    parse: Callable | None = None    # the command line's text (or list of texts) -> the value
 
 
 def setting(default: Any = MISSING, help: str = "", *, default_factory: Callable | Any = MISSING,

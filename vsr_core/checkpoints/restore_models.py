@@ -62,7 +62,7 @@ def load_restore_models(scale: int = 4, diffusion: str | None = None, vae: str |
     """The models of the full graph: given files, else the shipped ones (as the default workflow),
     on `device` ("auto": CUDA when there is one), optionally channels-last and compiled."""
     from .diffusion_loader import load_diffusion_model, load_vae
-    from .shipped import load_default_upscaler, load_refiner, load_upscaler
+    from .shipped import load_given_or_default_upscaler, load_refiner
 
     paths = restore_model_paths(scale, diffusion, vae, upscaler, refiner)
     model, own_vae = load_diffusion_model(paths["diffusion"])
@@ -70,7 +70,7 @@ def load_restore_models(scale: int = 4, diffusion: str | None = None, vae: str |
         own_vae = load_vae(paths["vae"], name=f"--vae '{paths['vae']}'")
     if own_vae is None:
         raise InputError(f"diffusion checkpoint '{paths['diffusion']}' has no VAE; give a VAE file too")
-    up = load_upscaler(upscaler) if upscaler else load_default_upscaler(scale)
+    up = load_given_or_default_upscaler(upscaler, scale)
     models = RestoreModels(up, model, own_vae, load_refiner(paths["refiner"]), restore_model_files(paths))
     target = pick_device(device)
     for module in (models.upscaler, model.unet, models.vae, models.refiner):

@@ -15,7 +15,8 @@ def comma_list(text: str) -> list[str]:
     return [part for part in text.split(",") if part]
 
 
-PARSERS = {int: int, float: finite_float, list: comma_list, dict: json_object}
+# how an option's text is read (a list stays text until from_args: the parsed options read as written)
+PARSERS = {int: int, float: finite_float, dict: json_object}
 
 
 def flag(name: str) -> str:
@@ -44,6 +45,10 @@ def add_option(parser, item: Leaf, **overrides) -> None:
         parser.add_argument(*names, dest=item.name, action=action, default=item.value, help=help_text,
                             **overrides)
         return
+    if item.setting.repeat:
+        parser.add_argument(*names, dest=item.name, action="append", default=[], metavar="NAME=VALUE",
+                            help=help_text, **overrides)
+        return
     options = dict(dest=item.name, type=PARSERS.get(value_type(item.field), str), default=item.value,
                    help=help_text)
     if item.setting.choices is not None:
@@ -55,5 +60,20 @@ def from_args(defaults, args):
     """``defaults`` with every command-line setting the parser read (by its public name) replaced, and so
     checked; a name shared by a group's setting sets both (restore's tile_latent and its sampler's)."""
     given = vars(args)
-    return with_paths(defaults, {item.path: given[item.name] for item in leaves(defaults)
+    return with_paths(defaults, {item.path: _value(item, given[item.name]) for item in leaves(defaults)
                                  if item.setting.cli and item.name in given})
+
+
+def given_settings(defaults, args) -> dict:
+    """{public name: value} of every command-line setting of ``defaults`` the parser read (unchecked: for a
+    caller that builds the settings object itself)."""
+    given = vars(args)
+    return {item.name: _value(item, given[item.name]) for item in leaves(defaults)
+            if item.setting.cli and item.name in given}
+
+
+def _value(item: Leaf, given):
+    if value_type(item.field) is list and isinstance(given, str):
+        return comma_list(given)
+    parse = item.setting.parse
+    return parse(given) if parse is not None and (item.setting.repeat or isinstance(given, str)) else given

@@ -1,6 +1,7 @@
-"""`python -m vsr_core train-diffusion`: train the shipped tiny diffusion stack.
+"""`python -m vsr_core train-diffusion`: the name `train` had for the tiny diffusion stack, kept for the
+model cards' commands. It is `train` (the same options, every task), with --task required.
 
-Three tasks, run in order (each resumable; re-running with the same --out resumes):
+The tiny diffusion stack trains in order (each resumable; re-running with the same --out resumes):
 
     autoencoder        the tiny AutoencoderKL (ldm layout) on HR crops
     latent_diffusion   the tiny SFT UNet (+ structure encoder, temporal middle block,
@@ -14,38 +15,13 @@ into the loadable bundle under vsr_core/weights (see vsr_core/checkpoints/bundle
 """
 from __future__ import annotations
 
-import json
-
-from ..progress import Reporter
-from .options import add_settings, from_args
-
-TASK_NAMES = ("autoencoder", "latent_diffusion", "temporal_decoder")
-# the diffusion tasks' settings (the rest of TrainConfig is the upscaler's)
-OPTIONS = ("task", "out", "vae", "scale", "steps", "batch", "frames", "lr_size", "lr", "warmup", "grad_clip",
-           "photos", "threads", "checkpoint_minutes", "eval_every", "model", "seed")
+from .train import add_training_arguments, run
 
 
 def register(subparsers) -> None:
-    from ..train.latent_diffusion import DiffusionTrainConfig
-    p = subparsers.add_parser("train-diffusion", help="train the tiny VAE, UNet or temporal decoder (resumable)",
+    p = subparsers.add_parser("train-diffusion", help="train the tiny VAE, UNet or temporal decoder (the same as "
+                                                      "train; resumable)",
                               description=__doc__.split("\n\n", 1)[1],
                               formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    add_settings(p, DiffusionTrainConfig(), only=OPTIONS,
-                 overrides={"task": {"required": True, "choices": TASK_NAMES,
-                                     "help": "the part to train, in this order"}, "out": {"required": True}})
-    p.add_argument("--ship", default=None, metavar="NAME",
-                   help="after training, write vsr_core/weights/NAME.safetensors + NAME.json from the run")
+    add_training_arguments(p, task_required=True)
     p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    from ..train import autoencoder, latent_diffusion, temporal_decoder  # noqa: F401  (register the tasks)
-    from ..train.latent_diffusion import DiffusionTrainConfig
-    from ..train.trainer import train
-    cfg = from_args(DiffusionTrainConfig(), args)
-    metrics = train(cfg, reporter=Reporter(), log=lambda s: print(s, flush=True))
-    print(f"done: {cfg.out}/model.safetensors  metrics: {json.dumps(metrics)}", flush=True)
-    if args.ship:
-        from ..train.ship import ship_run
-        print("shipped:", ship_run(args.task, cfg.out, args.ship, vae=args.vae), flush=True)
-    return 0

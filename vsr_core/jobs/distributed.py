@@ -86,13 +86,14 @@ class WindowWorker:
         return os.getpid()
 
     @torch.inference_mode()
-    def run(self, lr_uint8: np.ndarray, first_frame: int) -> np.ndarray:
+    def run(self, lr_uint8: np.ndarray, first_frame: int, level: list | None = None) -> np.ndarray:
         from ..pipeline.upscale import upscale_window, window_tiles
         s = self.settings
         lr = torch.from_numpy(lr_uint8).permute(0, 3, 1, 2).float().div_(255)
         tiles = window_tiles(s.upscaler_tile_px, s.tile_overlap_px, lr)
+        level = None if level is None else torch.tensor(level)
         return upscale_window(lr, first_frame, self.model, self.flows, s.temporal, tiles, s.precision,
-                              s.scale).numpy()
+                              s.scale, level=level).numpy()
 
 
 class SegmentWorker:
@@ -110,7 +111,7 @@ class SegmentWorker:
         import os
         return os.getpid()
 
-    def run(self, lr_uint8: np.ndarray, first_frame: int) -> np.ndarray:
+    def run(self, lr_uint8: np.ndarray, first_frame: int, level=None) -> np.ndarray:
         from ..pipeline.restore_video import restore_segment_fitting
         lr = torch.from_numpy(lr_uint8).permute(0, 3, 1, 2).float().div_(255)
         (out, _), self.settings = restore_segment_fitting(lr, None, self.models, self.settings, {}, first_frame,
@@ -145,12 +146,13 @@ class RayPool:
         self.actors = [actor.remote(*args) for _ in range(workers)]
         self.next = 0
 
-    def submit(self, segment):
-        """Start one segment (a pipeline.segments.SegmentInput) on the next worker; returns its handle."""
+    def submit(self, segment, level=None):
+        """Start one segment (a pipeline.segments.SegmentInput) on the next worker, with the clip's degradation
+        level (the window workers'; a tensor [3] or None); returns its handle."""
         lr = (segment.lr.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
         actor = self.actors[self.next % len(self.actors)]
         self.next += 1
-        return actor.run.remote(lr, segment.first_frame)
+        return actor.run.remote(lr, segment.first_frame, None if level is None else level.tolist())
 
     def collect(self, handle) -> torch.Tensor:
         return torch.from_numpy(np.array(self.ray.get(handle)))     # Ray hands back read-only arrays

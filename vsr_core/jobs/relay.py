@@ -87,7 +87,7 @@ def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, settings: U
                job: JobSettings = JobSettings(), detect_cuts: bool = True, reporter: Reporter | None = None) -> int:
     """Upscale ``src`` with ``model`` (a VideoUpscaler) and relay ``keyframes``' detail into ``dst``;
     returns the frame count. Memory holds one segment of ``keyframe_every * m + 1`` frames (pipeline.relay).
-    Of ``settings``: scale, keyframe_every, detail_strength, tile_px and precision."""
+    Of ``settings``: scale, keyframe_every, detail_strength, tile_px, precision and clean (pipeline.cleaning)."""
     scale, every, tile = settings.scale, settings.keyframe_every, settings.upscaler_tile_px
     segment = relay_segment_frames(every)
     check_model_scale(scale, model.scale)
@@ -98,6 +98,8 @@ def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, settings: U
            "strength": float(settings.detail_strength), "detect_cuts": detect_cuts, "tile": tile,
            "flow": f"dis:{FLOW_PRESET}", "relay": {"flow": f"dis:{RELAY_FLOW_PRESET}", "gate": GateSettings().__dict__},
            "weights": file_identity(model.weights_path), "keyframes": keyframes.identity}
+    if settings.clean != "auto":      # "auto" stays out of the key, so caches of earlier versions still resume
+        key["clean"] = settings.clean
     cache = CacheSettings(key=key, folder=job.cache_dir, keep=job.keep_cache,
                           chunk_frames=job.chunk_frames or CHUNK_FRAMES)
     reporter = get_reporter(reporter)

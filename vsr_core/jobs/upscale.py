@@ -6,7 +6,7 @@ import dataclasses
 import torch
 
 from ..checkpoints.detail_loader import DEFAULT_DETAIL, detail_identity, load_detail_model
-from ..checkpoints.shipped import load_default_upscaler, load_upscaler
+from ..checkpoints.shipped import load_given_or_default_upscaler
 from ..errors import InputError
 from ..file_identity import file_identity
 from ..models.upscaler import FLOW_PRESET
@@ -41,7 +41,8 @@ def upscale_file(src: str, dst: str, settings: UpscaleSettings = UpscaleSettings
     ``job.workers`` > 0 runs the windows on that many Ray actors (``job.ray_address``: an existing cluster,
     default a local one; ``job.threads`` each); the frames are the same for any number of workers
     (jobs.distributed). Tile and window are lowered to fit ``memory`` (default: what is free now) before
-    the first frame, or the job refused (_planner); ``flags`` names them in what is said.
+    the first frame, or the job refused (_planner); ``flags`` names them in what is said. ``settings.clean``:
+    "auto" (read from the clip) or 0 (keep all detail) .. 1 (clean hardest), pipeline.cleaning.
     """
     method = settings.method or default_method()
     detailed = settings.detail is not None or detail_model is not None
@@ -55,7 +56,7 @@ def upscale_file(src: str, dst: str, settings: UpscaleSettings = UpscaleSettings
     if method == "bicubic":
         model, cache = None, None
     else:
-        model = model if model is not None else _load_upscaler(settings)
+        model = model if model is not None else load_given_or_default_upscaler(settings.weights, settings.scale)
         check_model_scale(settings.scale, model.scale)
         cache.key = _windows_key(settings, method, model, job)
     reporter = get_reporter(reporter)
@@ -68,10 +69,6 @@ def upscale_file(src: str, dst: str, settings: UpscaleSettings = UpscaleSettings
                         prepare=prepare)
 
 
-def _load_upscaler(settings: UpscaleSettings):
-    return load_upscaler(settings.weights) if settings.weights else load_default_upscaler(settings.scale)
-
-
 def _windows_key(settings: UpscaleSettings, method: str, model, job: JobSettings) -> dict:
     """What the learned methods' cache is keyed by (the memory plan adds tile, window and overlap)."""
     if getattr(model, "weights_path", None) is None:
@@ -80,8 +77,9 @@ def _windows_key(settings: UpscaleSettings, method: str, model, job: JobSettings
     key = {"command": "upscale", "scale": settings.scale, "method": method, "window": settings.window,
            "overlap": settings.window_overlap, "tile": settings.upscaler_tile_px, "stabilize": settings.stabilize,
            "flow": f"dis:{FLOW_PRESET}", "weights": file_identity(model.weights_path)}
-    if settings.precision != "auto":    # "auto" stays out of the key, so caches of earlier versions still resume
-        key["precision"] = settings.precision
+    for name in ("precision", "clean"):
+        if getattr(settings, name) != "auto":  # "auto" stays out of the key, so earlier versions' caches resume
+            key[name] = getattr(settings, name)
     if settings.tile_overlap_px != TILE_OVERLAP_PX:
         key["tile_overlap"] = settings.tile_overlap_px
     if job.workers:        # the same frames for any number of workers, but not those of one process
@@ -131,7 +129,7 @@ def _relay_file(src: str, dst: str, settings: UpscaleSettings, job: JobSettings,
                          f"with --detail)")
     if job.workers:
         raise InputError(f"workers={job.workers!r}; the relay runs in this process (expected 0 with --detail)")
-    model = model if model is not None else _load_upscaler(settings)
+    model = model if model is not None else load_given_or_default_upscaler(settings.weights, settings.scale)
     if detail_model is None:
         detail_model = load_detail_model(settings.detail or DEFAULT_DETAIL)
     return relay_file(src, dst, model, detail_model_keyframes(detail_model), settings, job,

@@ -26,6 +26,10 @@ so it is cheap enough for a CPU)::
 - ``occlusion_mask=True`` gates the warped neighbour state (and the validity
   cue) by forward-backward flow consistency, so features are not carried
   where the flow is wrong (occlusions, non-rigid motion): the ghosting fix.
+- ``degradation_input=True`` gives the network a level (noise, compression,
+  blur, each 0..1) that scales and shifts the cleaning stage's, the features'
+  and the reconstruction's channels (FiLM); without one it estimates the
+  level from the clip. 0 keeps everything in the input as detail.
 - ``temporal=False`` (per-frame mode) disables propagation and makes the
   attention windows one frame long: the same weights then act as a single-image
   upscaler. Training uses it on a fraction of steps, so this mode is a fair
@@ -46,6 +50,7 @@ from ..flow.warp import grid_warp, inside_mask, sampling_grid
 from ..ops.frames import check_frames
 from ..ops.resize import bicubic_phases
 from .blurpool import downsample, low_pass
+from .degradation_level import LevelEstimator, LevelModulation, modulate
 from .fused_conv import conv_add, conv_leaky
 
 MIN_SIDE = 8
@@ -70,6 +75,7 @@ class UpscalerConfig:
     hf_shuttle: bool = True
     cleaner_blocks: int = 0       # > 0: RealBasicVSR-style LR cleaning stage in front (real footage)
     occlusion_mask: bool = False  # drop propagated features where forward and backward flow disagree
+    degradation_input: bool = False  # told how degraded its input is (models.degradation_level), or estimates it
 
     def __post_init__(self):
         if self.scale not in (2, 4):
@@ -149,8 +155,11 @@ class Cleaner(nn.Module):
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
-    def forward(self, x):
-        return conv_add(self.tail, self.body(conv_leaky(self.head, x, 0.1)), x)
+    def forward(self, x, film=None, frames: int = 1):
+        h = conv_leaky(self.head, x, 0.1)
+        if film is not None:
+            h = modulate(h, film, frames)
+        return conv_add(self.tail, self.body(h), x)
 
 
 @functools.lru_cache(maxsize=8)
@@ -242,6 +251,10 @@ class VideoUpscaler(nn.Module):
         self.to_pixels = nn.Conv2d(c, 3 * cfg.scale ** 2, 3, 1, 1)
         nn.init.zeros_(self.to_pixels.bias)
         self.to_pixels.weight.data.mul_(0.1)
+        self.level_estimator = self.level_modulation = None
+        if cfg.degradation_input:
+            self.level_estimator = LevelEstimator()
+            self.level_modulation = LevelModulation(((c // 2,) if self.cleaner is not None else ()) + (c, c))
 
     @property
     def scale(self) -> int:
@@ -323,10 +336,29 @@ class VideoUpscaler(nn.Module):
             previous = i
         return states
 
+    def estimate_level(self, lr: torch.Tensor) -> torch.Tensor:
+        """Degradation level [B,3] of LR clips [B,T,3,H,W] (models.degradation_level)."""
+        if self.level_estimator is None:
+            raise InputError("these upscaler weights have no degradation input, so no level can be estimated")
+        with torch.autocast(lr.device.type, enabled=False):
+            return self.level_estimator(lr)
+
+    def _films(self, lr: torch.Tensor, level: torch.Tensor | None) -> list:
+        """(scale, shift) pairs for the cleaner (when there is one), the features and the reconstruction;
+        [None, None, None] without a degradation input (a level given to such weights is ignored)."""
+        if self.level_modulation is None:
+            return [None, None, None]
+        if level is None:
+            level = self.estimate_level(lr)
+        level = level.to(lr.device).reshape(-1, 3).expand(lr.shape[0], 3)
+        films = self.level_modulation(level)
+        return films if self.cleaner is not None else [None] + films
+
     def forward(self, lr: torch.Tensor, flow_forward: torch.Tensor | None = None,
                 flow_backward: torch.Tensor | None = None, temporal: bool = True,
-                return_clean: bool = False):
-        """``return_clean=True`` also returns the cleaning stage's LR output (training)."""
+                return_clean: bool = False, level: torch.Tensor | None = None):
+        """``return_clean=True`` also returns the cleaning stage's LR output (training). ``level`` [B,3] or [3]
+        (noise, compression, blur in 0..1) for weights with a degradation input; None estimates it per clip."""
         check_frames(lr, "lr", MIN_SIDE, batched=True, values=False)   # values: checked where frames enter
         b, t, _, h, w = lr.shape
         temporal = temporal and t > 1 and flow_forward is not None and flow_backward is not None
@@ -337,10 +369,13 @@ class VideoUpscaler(nn.Module):
                                      f"(LR-resolution flow between consecutive frames)")
         c = self.config.channels
         flat = lr.reshape(b * t, 3, h, w)
+        film_clean, film_feats, film_recon = self._films(lr, level)
         if self.cleaner is not None:
-            flat = self.cleaner(flat)
+            flat = self.cleaner(flat, film_clean, t)
             lr = flat.reshape(b, t, 3, h, w)
         feats, shallow = self._features(flat)                             # [B*T,C,H,W]
+        if film_feats is not None:
+            feats = modulate(feats, film_feats, t)
         cues = self._directions(lr, flow_forward if temporal else None, flow_backward, feats)
         back = self._propagate(self.backward_prop, torch.cat([feats, cues["backward"][0]], 1), b, t,
                                range(t - 1, -1, -1), *cues["backward"][1:])
@@ -352,6 +387,8 @@ class VideoUpscaler(nn.Module):
         y = y.reshape(b * t, h, w, c).permute(0, 3, 1, 2)                # channels-last view, no copy
         if self.hf_proj is not None:
             y = y + self.hf_proj(shallow - low_pass(shallow))
+        if film_recon is not None:
+            y = modulate(y, film_recon, t)
         y = self.to_pixels(conv_leaky(self.recon, y, 0.1))
         with torch.autocast(y.device.type, enabled=False):   # the bicubic base keeps float32 precision
             y = F.pixel_shuffle(y.float() + bicubic_phases(flat.float(), self.config.scale), self.config.scale)
@@ -384,8 +421,10 @@ def clip_flows(lr: torch.Tensor, estimator=None, preset: str = FLOW_PRESET) -> t
 
 @torch.no_grad()
 def upscale_clip(model: VideoUpscaler, lr: torch.Tensor, temporal: bool = True, estimator=None,
-                 flows: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """Upscale one in-memory clip [T,3,H,W] (0..1) in a single pass -> [T,3,sH,sW] clamped.
+                 flows: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 level: torch.Tensor | None = None) -> torch.Tensor:
+    """Upscale one in-memory clip [T,3,H,W] (0..1) in a single pass -> [T,3,sH,sW] clamped. ``level`` [3]:
+    the degradation level for weights with a degradation input (None: read from the clip).
 
     For long videos use ``vsr_core.pipeline.upscale.upscale_frames``, which
     streams over overlapping windows with bounded memory.
@@ -393,7 +432,7 @@ def upscale_clip(model: VideoUpscaler, lr: torch.Tensor, temporal: bool = True, 
     check_frames(lr, "frames", MIN_SIDE)
     if temporal and lr.shape[0] > 1:
         ff, fb = flows if flows is not None else clip_flows(lr, estimator)
-        out = model(lr[None], ff[None], fb[None], temporal=True)
+        out = model(lr[None], ff[None], fb[None], temporal=True, level=level)
     else:
-        out = model(lr[None], temporal=False)
+        out = model(lr[None], temporal=False, level=level)
     return out[0].clamp_(0, 1)

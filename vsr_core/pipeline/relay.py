@@ -22,6 +22,7 @@ from ..models.upscaler import FLOW_PRESET, MIN_SIDE
 from ..ops.frames import check_frames
 from ..progress import Reporter, get_reporter
 from ..relay import relay_clip, scene_starts, select_keyframes
+from .cleaning import read_level
 from .segments import run_segments
 from .upscale import upscale_frames, upscale_window, window_tiles
 from .upscale_settings import DEFAULT_KEYFRAME_EVERY, UpscaleSettings
@@ -105,7 +106,7 @@ def relay_frames(lr: torch.Tensor, keyframes: torch.Tensor, indices, model,
                  settings: UpscaleSettings = UpscaleSettings(), detect_cuts: bool = True,
                  reporter: Reporter | None = None) -> torch.Tensor:
     """LR clip [T,3,h,w] + HR keyframes [K,3,H',W'] at frames ``indices`` -> [T,3,h*scale,w*scale]: the
-    learned upscaler with ``settings`` (scale, window, tile), then ``settings.detail_strength`` of the
+    learned upscaler with ``settings`` (scale, window, tile, clean), then ``settings.detail_strength`` of the
     keyframes' detail."""
     check_frames(lr, "frames", MIN_SIDE)
     indices = parse_indices(indices, lr.shape[0], keyframes.shape[0] if isinstance(keyframes, torch.Tensor) else -1)
@@ -141,13 +142,16 @@ def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[in
     ``keyframe(index, lr [1,3,h,w]) -> HR [1,3,H',W']``: the keyframe source (a detail model such as
     Real-ESRGAN, or a folder of keyframes made elsewhere), asked once for each keyframe. Segments overlap
     by their boundary keyframe, cross-faded with itself. Of ``settings``: scale, keyframe_every,
-    detail_strength, tile_px, precision."""
+    detail_strength, tile_px, precision and clean (the faithful upscale's cleaning, pipeline.cleaning: its
+    level read once, from the first chunk)."""
     every, scale, strength = settings.keyframe_every, settings.scale, float(settings.detail_strength)
     pair_flows = PairFlows(DISFlow(FLOW_PRESET), keep=2 * relay_segment_frames(every))
+    clip: dict = {}
 
     def process(lr, lead, state, export, first_frame):
         tiles = window_tiles(settings.upscaler_tile_px, settings.tile_overlap_px, lr)
-        faithful = upscale_window(lr, first_frame, model, pair_flows, True, tiles, settings.precision, scale)
+        faithful = upscale_window(lr, first_frame, model, pair_flows, True, tiles, settings.precision, scale,
+                                  level=clip["level"])
         cuts = []
         if detect_cuts:       # the lead frame (the one before the segment) shows a cut at its first frame
             cuts = [c - 1 for c in scene_starts(torch.cat([lead[None], lr])) if c > 1] if lead is not None \
@@ -160,4 +164,6 @@ def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[in
         out = relay_clip(faithful, made, scale, strength, cuts)
         return out, {"boundary_key": made[len(lr) - 1]}
 
-    yield from run_segments(chunks, process, relay_segment_frames(every), 1, get_reporter(reporter), resume)
+    rep = get_reporter(reporter)
+    yield from run_segments(read_level(chunks, model, settings.clean, clip, rep), process,
+                            relay_segment_frames(every), 1, rep, resume)

@@ -23,6 +23,7 @@ from ..ops.frames import check_frames
 from ..ops.tiling import tiled_map
 from ..progress import PieceProgress, Reporter, get_reporter
 from ..speed import autocast, autocast_dtype, use_channels_last
+from .cleaning import read_level
 from .precision_probe import choose_cpu_precision
 from .memory_fallback import retry_on_oom, smaller_pieces
 from .segments import run_segments, run_segments_in_parallel
@@ -38,14 +39,17 @@ def default_method() -> str:
 # ---------------------------------------------------------------- one window
 @torch.inference_mode()
 def _run_window(lr: torch.Tensor, model, flows: tuple[torch.Tensor, torch.Tensor] | None, tile_px: int,
-                tile_overlap_px: int, precision: str = "fp32", progress: Reporter | None = None) -> torch.Tensor:
+                tile_overlap_px: int, precision: str = "fp32", progress: Reporter | None = None,
+                level: torch.Tensor | None = None) -> torch.Tensor:
     """One temporal window [n,3,h,w] -> [n,3,sh,sw] (model.scale), in spatial tiles of ``tile_px``
     (0: whole frames) blended linearly across their overlaps (ops.tiling.tiled_map).
 
     ``flows``: (forward, backward) [n-1,2,h,w] between its frames; None runs frame by frame.
     ``precision``: autocast (vsr_core.speed; "auto" is bf16 on CPUs with AMX/AVX512-BF16). ``progress``
-    hears of each finished tile (progress.PieceProgress)."""
+    hears of each finished tile (progress.PieceProgress). ``level``: the clip's degradation level
+    (pipeline.cleaning.clip_level), the same for every tile."""
     p = next(model.parameters())
+    given = {} if level is None else {"level": level.to(p.device)}
     n, _, h, w = lr.shape
     temporal = flows is not None and n > 1
     ff, fb = flows if temporal else (None, None)
@@ -53,9 +57,9 @@ def _run_window(lr: torch.Tensor, model, flows: tuple[torch.Tensor, torch.Tensor
     def run(x, ff_tile, fb_tile):
         with autocast(p.device, precision):
             if temporal:
-                out = model(x[None].to(p), ff_tile[None].to(p), fb_tile[None].to(p), temporal=True)
+                out = model(x[None].to(p), ff_tile[None].to(p), fb_tile[None].to(p), temporal=True, **given)
             else:
-                out = model(x[None].to(p), temporal=False)
+                out = model(x[None].to(p), temporal=False, **given)
         return out[0].float().cpu()
 
     tile = tile_px or max(h, w)
@@ -80,12 +84,13 @@ def window_tiles(tile_px: int, tile_overlap_px: int, lr: torch.Tensor) -> dict:
 
 
 def upscale_window(lr: torch.Tensor, first_frame: int, model, pair_flows, temporal: bool, tiles: dict,
-                   precision: str, scale: int, progress: Reporter | None = None) -> torch.Tensor:
+                   precision: str, scale: int, progress: Reporter | None = None,
+                   level: torch.Tensor | None = None) -> torch.Tensor:
     """One window [n,3,h,w] starting at video frame ``first_frame`` -> [n,3,sh,sw] at ``scale``: flow between
     its frames (``pair_flows``, a flow.pairs.PairFlows, shares pairs across windows), the network, x2 resampling.
     The single-process job and the Ray workers both run this."""
     flows = pair_flows.window(first_frame, lr) if temporal and len(lr) > 1 else None
-    y = _run_window(lr, model, flows, tiles["tile_px"], tiles["tile_overlap_px"], precision, progress)
+    y = _run_window(lr, model, flows, tiles["tile_px"], tiles["tile_overlap_px"], precision, progress, level)
     return _rescale_output(y, model.scale, scale)
 
 
@@ -108,8 +113,10 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, settings: UpscaleSet
     autocast of the network (vsr_core.speed: "auto" is bf16 on CPUs with AMX or
     AVX512-BF16 and on CUDA, float32 elsewhere; "fp32" for exact float32).
     ``pool`` (jobs.distributed.RayPool): windows run on its workers, a few in
-    flight, and come back in order (the stabiliser stays here). The settings were checked when made and
-    the model's scale by the caller (check_model_scale), once per job.
+    flight, and come back in order (the stabiliser stays here). ``settings.clean``: "auto" or 0..1
+    (pipeline.cleaning), its level read once from the first chunk (frame 0 on: a resumed job reads through
+    the finished frames). The settings were checked when made and the model's scale by the caller
+    (check_model_scale), once per job.
     """
     precision, window, scale = settings.precision, settings.window, settings.scale
     if precision == "auto" and next(model.parameters()).device.type == "cpu":
@@ -125,6 +132,7 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, settings: UpscaleSet
     skip = resume.first_frame if resume is not None else 0
     lr_queue: list[torch.Tensor] = []      # LR frames whose outputs are not yet out (for the stabiliser)
     overlap = settings.window_overlap if window > 1 else 0
+    clip: dict = {}                        # the clip's degradation level, once read
 
     def checked(chunks):
         seen = 0
@@ -144,7 +152,7 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, settings: UpscaleSet
         def attempt(tiles):     # the window's new frames (the rest were counted with the window before)
             progress = PieceProgress(rep, max(len(lr) - (overlap if first_frame else 0), 1))
             return upscale_window(lr, first_frame, model, pair_flows, settings.temporal, tiles, precision, scale,
-                                  progress)
+                                  progress, clip["level"])
         if not retry_oom:
             return attempt(current), {}
         y, fitted = retry_on_oom(attempt, dict(current), lambda p: smaller_pieces(p, min_tile=16),
@@ -152,11 +160,12 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, settings: UpscaleSet
         current.update(fitted)
         return y, {}
 
+    chunks = read_level(checked(chunks), model, settings.clean, clip, rep)
     if pool is None:
-        segments = run_segments(checked(chunks), process, window, overlap, rep, resume)
+        segments = run_segments(chunks, process, window, overlap, rep, resume)
     else:
-        segments = run_segments_in_parallel(checked(chunks), pool.submit, pool.collect, window, overlap, rep,
-                                            resume, in_flight=2 * len(pool.actors))
+        segments = run_segments_in_parallel(chunks, lambda s: pool.submit(s, clip["level"]), pool.collect, window,
+                                            overlap, rep, resume, in_flight=2 * len(pool.actors))
     for segment in segments:
         y = segment.frames
         if stabilizer is not None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from ..settings import check_settings, setting
+from .cleaning import AUTO, parse_clean
 from ..speed import PRECISIONS
 from .detail import DETAIL_TILE_LR_PX
 
@@ -48,6 +49,9 @@ class UpscaleSettings:
         min=0, max=4096, step=16, old_flags=("--tile",), old_inputs=("tile", "tile_lr_px"))
     tile_overlap_px: int = setting(TILE_OVERLAP_PX, "input pixels shared by neighbouring tiles, blended",
                                    min=0, max=256, cli=False)
+    clean: str | float = setting(AUTO, "how hard the learned upscaler cleans noise and compression: auto (read "
+                                       "from the clip's first frames, logged) or 0 (keep everything in the "
+                                       "input as detail: grain, skin, foliage) to 1 (clean hardest)")
     stabilize: float = setting(0.0, "flow-guided temporal stabilisation strength 0..1 on top of the learned "
                                     "upscaler (0: off; 0.6 lowers the warping error further at a small speed "
                                     "cost)", min=0.0, max=1.0, step=0.05)
@@ -57,6 +61,7 @@ class UpscaleSettings:
 
     def __post_init__(self):
         check_settings(self)
+        object.__setattr__(self, "clean", parse_clean(self.clean))     # "auto" or a number 0..1, text too
         learned = self.method in (None, "learned", "learned-per-frame")   # the methods whose windows overlap
         if learned and self.window > 1 and 2 * self.window_overlap >= self.window:
             raise InputError(f"window_overlap={self.window_overlap!r}; expected 2 * window_overlap < "

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..video.options import Colour
+from ..video.yuv import from_rgb24, to_rgb24
 
 CODECS = ("libx264", "mpeg4")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -37,6 +39,7 @@ def codec_roundtrip(x: torch.Tensor, codec: str = "libx264", crf: int | None = 2
     h2, w2 = h - h % 2, w - w % 2
     frames = (x[..., :h2, :w2].detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255)
     frames = frames.round().astype(np.uint8)
+    colour = Colour.default_for(h2)   # what the reader takes an untagged file of this height to be
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
         st = out.add_stream(codec, rate=fps)
@@ -49,11 +52,11 @@ def codec_roundtrip(x: torch.Tensor, codec: str = "libx264", crf: int | None = 2
             st.codec_context.qscale = int(qscale or 5)
             st.codec_context.flags |= av.codec.context.Flags.qscale
         for f in frames:
-            out.mux(st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")))
+            out.mux(st.encode(from_rgb24(f, colour)))
         out.mux(st.encode())
     buf.seek(0)
     with av.open(buf, "r") as inp:
-        dec = [torch.from_numpy(fr.to_ndarray(format="rgb24")) for fr in inp.decode(video=0)]
+        dec = [torch.from_numpy(to_rgb24(fr, colour)) for fr in inp.decode(video=0)]
     if len(dec) != t:
         raise RuntimeError(f"codec round trip returned {len(dec)} frames for {t}")
     y = torch.stack(dec).permute(0, 3, 1, 2).float().div(255).to(x.dtype)

@@ -21,7 +21,7 @@ import torch
 from ..data.clips import TRAIN_PHOTOS, load_photo, random_clip
 from ..errors import InputError
 from ..flow.dis import DISFlow
-from .degradations import DEGRADATIONS, degrade
+from .degradations import DEGRADATIONS, degrade_labelled
 
 # DIS preset of the propagation's flow in training: the shipped weights learned on "medium"; training on the
 # "fast" preset inference uses gained nothing on the validation clips (the model card's not_shipped)
@@ -35,6 +35,7 @@ class ClipBatch:
     hr: torch.Tensor            # [B,T,3,H,W]
     flow_forward: torch.Tensor  # [B,T-1,2,h,w]
     flow_backward: torch.Tensor
+    level: torch.Tensor | None = None   # [B,3] how degraded each clip is (noise, compression, blur; 0..1)
 
 
 def lr_flows(lr: torch.Tensor, estimator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,7 +143,7 @@ class ClipDataset:
         return frames[:, y:y + hs, x:x + hs]
 
     def sample(self, batch: int) -> ClipBatch:
-        lrs, hrs, ffs, fbs = [], [], [], []
+        lrs, hrs, ffs, fbs, levels = [], [], [], [], []
         for _ in range(batch):
             clip = self._hr_clip()
             if self.rng.random() < 0.5:
@@ -154,8 +155,8 @@ class ClipDataset:
             if self.rng.random() < 0.5:
                 clip = clip[::-1]
             hr = torch.from_numpy(np.array(clip)).permute(0, 3, 1, 2).float() / 255.0
-            lr = degrade(hr, self.degradation, self.scale, rng_seed=int(self.rng.integers(2 ** 31)),
-                         shares=self.degradation_shares)
+            lr, level = degrade_labelled(hr, self.degradation, self.scale, rng_seed=int(self.rng.integers(2 ** 31)),
+                                         shares=self.degradation_shares)
             ff, fb = lr_flows(lr, self.flow)
-            lrs.append(lr), hrs.append(hr), ffs.append(ff), fbs.append(fb)
-        return ClipBatch(torch.stack(lrs), torch.stack(hrs), torch.stack(ffs), torch.stack(fbs))
+            lrs.append(lr), hrs.append(hr), ffs.append(ff), fbs.append(fb), levels.append(level)
+        return ClipBatch(torch.stack(lrs), torch.stack(hrs), torch.stack(ffs), torch.stack(fbs), torch.stack(levels))

@@ -14,6 +14,10 @@
   cases well represented (what real footage mostly is): clean BI, BI then one
   codec pass, BI + noise + JPEG, BD, and the full second-order pipeline.
 
+Every degradation also says how strong it was: a level (noise, compression,
+blur), each 0..1 (models.degradation_level), the label the degradation-aware
+upscaler is trained with. ``DEGRADATIONS`` is the one name -> function table.
+
 ``quantize`` rounds to 8 bits, what saving the LR frames to PNG does.
 """
 from __future__ import annotations
@@ -28,7 +32,6 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 
-DEGRADATIONS = ("bi", "bd", "realbasicvsr", "real")
 
 
 def _check(x: torch.Tensor, name: str, scale: int) -> None:
@@ -192,33 +195,10 @@ class RealBasicVSRDegradation:
         return torch.stack(out).to(x)
 
     def _video(self, x):
-        """Encode and decode the clip with libx264/mpeg4 at a random bitrate (PyAV)."""
-        import av
-        codec = str(self.rng.choice(["libx264", "h264", "mpeg4"]))
-        codec = "libx264" if codec == "h264" else codec
-        bitrate = int(self.rng.uniform(1e4, 1e5))
-        t, _, h, w = x.shape
-        h2, w2 = h - h % 2, w - w % 2
-        frames = (x[..., :h2, :w2].clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-        buf = io.BytesIO()
-        with av.open(buf, "w", format="mp4") as out:
-            st = out.add_stream(codec, rate=24)
-            st.width, st.height, st.pix_fmt, st.bit_rate = w2, h2, "yuv420p", bitrate
-            for f in frames:
-                for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                    out.mux(pkt)
-            for pkt in st.encode():
-                out.mux(pkt)
-        buf.seek(0)
-        dec = []
-        with av.open(buf, "r") as inp:
-            for fr in inp.decode(video=0):
-                dec.append(torch.from_numpy(fr.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255)
-        dec = dec[:t] + [dec[-1]] * (t - len(dec))
-        y = torch.stack(dec).to(x)
-        if (h2, w2) != (h, w):
-            y = F.pad(y, (0, w - w2, 0, h - h2), mode="replicate")
-        return y
+        """Encode and decode the clip with libx264/mpeg4 at a random bitrate."""
+        from .codec import codec_roundtrip
+        codec = str(self.rng.choice(["libx264", "libx264", "mpeg4"]))
+        return codec_roundtrip(x, codec, bitrate=int(self.rng.uniform(1e4, 1e5)))
 
     def __call__(self, hr: torch.Tensor) -> torch.Tensor:
         _check(hr, "RealBasicVSRDegradation hr", self.scale)
@@ -251,6 +231,35 @@ class RealBasicVSRDegradation:
         return quantize(x).to(hr.dtype)
 
 
+def level(noise: float = 0.0, compression: float = 0.0, blur: float = 0.0) -> torch.Tensor:
+    """The level vector (models.degradation_level.LEVEL_NAMES order), each clamped to 0..1."""
+    return torch.tensor([noise, compression, blur], dtype=torch.float32).clamp(0, 1)
+
+
+# What each parameter means as a level: 1 is the strongest the training mixture draws (or more).
+def noise_level(sigma_255: float) -> float:
+    return sigma_255 / 15.0
+
+
+def x264_level(crf: int) -> float:
+    return (crf - 16) / 24.0          # CRF 20 -> 0.17, 30 -> 0.58, 36 -> 0.83
+
+
+def mpeg4_level(qscale: int) -> float:
+    return (qscale - 1) / 13.0
+
+
+def jpeg_level(quality: int) -> float:
+    return (95 - quality) / 60.0
+
+
+def blur_level(sigma: float) -> float:
+    return (sigma - 0.6) / 1.4        # BD's sigma 1.6 -> 0.71
+
+
+SECOND_ORDER_LEVEL = (1.0, 1.0, 0.5)   # the heavy pipeline: clean as hard as possible
+
+
 def check_shares(shares: dict) -> dict:
     """Mixture weights for RealWorldMix: known kinds, non-negative, normalised to sum 1."""
     unknown = sorted(set(shares) - set(RealWorldMix.SHARES))
@@ -268,8 +277,8 @@ class RealWorldMix:
     """One degradation per clip, drawn from ``SHARES``; every branch ends quantized to 8 bits.
 
     A probe trained on the second-order pipeline alone over-sharpened clean
-    input and invented texture (DESIGN.md), so clean and single-codec clips
-    make up most draws and the heavy pipeline is one branch of five.
+    input and invented texture, so clean and single-codec clips make up most
+    draws and the heavy pipeline is one branch of five.
     """
 
     X264_PRESETS = ("veryfast", "fast", "medium", "medium")
@@ -280,46 +289,89 @@ class RealWorldMix:
         self.shares = check_shares(shares) if shares else dict(self.SHARES)
         self.rng = np.random.default_rng(seed)
         self.pipeline = RealBasicVSRDegradation(scale, seed=int(self.rng.integers(2 ** 31)))
+        self.kinds = {"clean": self._clean, "codec": self._codec_only, "noise_jpeg": self._noise_jpeg,
+                      "blur": self._blur, "second_order": self._second_order}
 
     def draw(self) -> str:
         names = list(self.shares)
         return names[int(self.rng.choice(len(names), p=list(self.shares.values())))]
 
-    def _codec(self, x: torch.Tensor) -> torch.Tensor:
+    def _codec(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """One codec pass (quantized) and its compression level."""
         from .codec import codec_roundtrip
         if self.rng.random() < 0.75:   # presets differ in artefacts; medium is ffmpeg's (and most files') default
-            return codec_roundtrip(x, "libx264", crf=int(self.rng.integers(20, 37)),
-                                   preset=str(self.rng.choice(self.X264_PRESETS)))
-        return codec_roundtrip(x, "mpeg4", qscale=int(self.rng.integers(2, 12)))
+            crf = int(self.rng.integers(20, 37))
+            y = codec_roundtrip(x, "libx264", crf=crf, preset=str(self.rng.choice(self.X264_PRESETS)))
+            return quantize(y), x264_level(crf)
+        q = int(self.rng.integers(2, 12))
+        return quantize(codec_roundtrip(x, "mpeg4", qscale=q)), mpeg4_level(q)
+
+    def _bi(self, hr):
+        return quantize(bi_downsample(hr, self.scale))
+
+    def _clean(self, hr):
+        return self._bi(hr), level()
+
+    def _codec_only(self, hr):
+        x, compression = self._codec(self._bi(hr))
+        return x, level(compression=compression)
+
+    def _noise_jpeg(self, hr):
+        x = self._bi(hr)
+        sigma = float(self.rng.uniform(1, 12))
+        gen = torch.Generator().manual_seed(int(self.rng.integers(2 ** 31)))
+        grey = self.rng.random() < 0.4
+        n = torch.randn(x.shape[0], 1 if grey else 3, *x.shape[-2:], generator=gen).expand_as(x)
+        x = quantize(x + n.to(x) * sigma / 255)
+        quality = int(self.rng.integers(50, 96))
+        x = self.pipeline._jpeg(x, (quality, quality))
+        compression = jpeg_level(quality)
+        if self.rng.random() < 0.3:
+            x, codec = self._codec(x)
+            compression = max(compression, codec)
+        return quantize(x), level(noise_level(sigma), compression)
+
+    def _blur(self, hr):
+        sigma = float(self.rng.uniform(1.0, 2.0))
+        x = quantize(bd_downsample(hr, self.scale, sigma=sigma))
+        compression = 0.0
+        if self.rng.random() < 0.5:
+            x, compression = self._codec(x)
+        return x, level(compression=compression, blur=blur_level(sigma))
+
+    def _second_order(self, hr):
+        return self.pipeline(hr), level(*SECOND_ORDER_LEVEL)
+
+    def labelled(self, hr: torch.Tensor, kind: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(LR clip, its level [3])."""
+        kind = kind or self.draw()
+        if kind not in self.kinds:
+            raise InputError(f"RealWorldMix kind={kind!r}; expected one of {', '.join(self.SHARES)}")
+        return self.kinds[kind](hr)
 
     def __call__(self, hr: torch.Tensor, kind: str | None = None) -> torch.Tensor:
-        kind = kind or self.draw()
-        if kind == "second_order":
-            return self.pipeline(hr)
-        if kind == "blur":
-            x = quantize(bd_downsample(hr, self.scale, sigma=float(self.rng.uniform(1.0, 2.0))))
-            return quantize(self._codec(x)) if self.rng.random() < 0.5 else x
-        x = quantize(bi_downsample(hr, self.scale))
-        if kind == "clean":
-            return x
-        if kind == "noise_jpeg":
-            x = quantize(self.pipeline._noise(x, (1, 12)))
-            x = self.pipeline._jpeg(x, (50, 95))
-            return quantize(self._codec(x)) if self.rng.random() < 0.3 else quantize(x)
-        if kind == "codec":
-            return quantize(self._codec(x))
-        raise InputError(f"RealWorldMix kind={kind!r}; expected one of {', '.join(self.SHARES)}")
+        return self.labelled(hr, kind)[0]
+
+
+# name -> (hr, scale, seed, shares) -> (quantized LR clip, level [3])
+DEGRADATIONS = {
+    "bi": lambda hr, scale, seed, shares: (quantize(bi_downsample(hr, scale)), level()),
+    "bd": lambda hr, scale, seed, shares: (quantize(bd_downsample(hr, scale)), level(blur=blur_level(1.6))),
+    "realbasicvsr": lambda hr, scale, seed, shares: (RealBasicVSRDegradation(scale, seed=seed)(hr),
+                                                     level(*SECOND_ORDER_LEVEL)),
+    "real": lambda hr, scale, seed, shares: RealWorldMix(scale, seed=seed, shares=shares).labelled(hr),
+}
+
+
+def degrade_labelled(hr: torch.Tensor, kind: str = "bi", scale: int = 4, rng_seed: int | None = None,
+                     shares: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """HR clip [T,3,H,W] -> (quantized LR clip with the named degradation, its level [3])."""
+    if kind not in DEGRADATIONS:
+        raise InputError(f"degradation={kind!r}; expected one of {', '.join(DEGRADATIONS)}")
+    return DEGRADATIONS[kind](hr, scale, rng_seed, shares)
 
 
 def degrade(hr: torch.Tensor, kind: str = "bi", scale: int = 4, rng_seed: int | None = None,
             shares: dict | None = None) -> torch.Tensor:
     """HR clip [T,3,H,W] -> quantized LR clip with the named degradation."""
-    if kind == "bi":
-        return quantize(bi_downsample(hr, scale))
-    if kind == "bd":
-        return quantize(bd_downsample(hr, scale))
-    if kind == "realbasicvsr":
-        return RealBasicVSRDegradation(scale, seed=rng_seed)(hr)
-    if kind == "real":
-        return RealWorldMix(scale, seed=rng_seed, shares=shares)(hr)
-    raise InputError(f"degradation={kind!r}; expected one of {', '.join(DEGRADATIONS)}")
+    return degrade_labelled(hr, kind, scale, rng_seed, shares)[0]

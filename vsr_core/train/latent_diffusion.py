@@ -30,7 +30,7 @@ from ..diffusion.schedules import scaled_linear_betas
 from ..models.sft import EncoderUNetModelWT, StructCondUNet, StructEncoderConfig
 from ..models.unet import UNetConfig, UNetModel
 from ..settings import setting
-from .trainer import TrainConfig, register_task
+from .trainer import TrainConfig
 
 PREDICTION = "v"
 CONTEXT_LEN = 4
@@ -217,11 +217,11 @@ class LatentDiffusionTask:
         self.gen.set_state(torch.tensor(s["gen"], dtype=torch.uint8))
 
 
-def _task(cfg):
+def build_task(cfg):
+    """The task (tasks.py) from any TrainConfig."""
     if not isinstance(cfg, DiffusionTrainConfig):
         cfg = DiffusionTrainConfig(**{k: v for k, v in vars(cfg).items()})
     return LatentDiffusionTask(cfg)
 
 
-register_task("latent_diffusion", _task)
-__all__ = ["DiffusionTrainConfig", "TinyLatentDiffusion", "build_tiny_unet", "LatentDiffusionTask"]
+__all__ = ["DiffusionTrainConfig", "TinyLatentDiffusion", "build_tiny_unet", "build_task", "LatentDiffusionTask"]

@@ -8,8 +8,8 @@ cosine decay, gradient clipping, a JSON-lines log, resumable checkpoints
 ``model.safetensors`` + ``model.json`` (the model card: architecture config,
 data, degradation, steps, loss, metrics).
 
-Tasks here: ``upscaler`` (the video upscaler) and ``refiner``. The backbone
-adapters (SFA/TFA in the UNet and VAE decoder, the temporal decoder) plug in
+Every task of the pack is listed in tasks.py (``upscaler``, the video
+upscaler, is defined here). The backbone adapters (SFA/TFA in the UNet and VAE decoder, the temporal decoder) plug in
 through ``register_task``: write a task whose ``build_model`` loads the frozen
 base (e.g. SD 2.1 UNet from the user's checkpoint), calls
 ``freeze_except(model, ("sfa", "tfa"))`` and whose ``loss`` is the epsilon
@@ -44,11 +44,11 @@ from .degradations import DEGRADATIONS
 from .losses import PIXEL_LOSSES, charbonnier, temporal_difference, warping_consistency
 from .overrides import config_with_overrides
 
-TASKS: dict[str, Callable] = {}
+TASKS: dict[str, Callable] = {}     # filled by tasks.py (imported with the package), then register_task
 
 
 def register_task(name: str, factory: Callable) -> None:
-    """Make ``factory(config: TrainConfig) -> task`` available as ``--task name``."""
+    """Make ``factory(config: TrainConfig) -> task`` available to ``train`` (tasks.py lists the pack's own)."""
     TASKS[name] = factory
 
 
@@ -68,7 +68,8 @@ def freeze_except(model: torch.nn.Module, trainable: tuple[str, ...]) -> list[st
 class TrainConfig:
     """A training run's settings, declared once: `vsr train` (and `vsr train-diffusion`) make their options
     from these fields (vsr_core.settings)."""
-    task: str = setting("upscaler", "upscaler or refiner (or a task added with register_task)")
+    task: str = setting("upscaler", "the task to train (train/tasks.py lists them; or one added with "
+                                    "register_task)")
     out: str = setting("runs/upscaler_x4", "run folder: log, state.pt, model.safetensors + model.json")
     scale: int = setting(4, "upscaling factor", choices=(2, 4))
     steps: int = setting(5000, "optimiser steps", min=1)
@@ -81,7 +82,7 @@ class TrainConfig:
     weight_decay: float = setting(0.0, "AdamW weight decay", min=0.0)
     grad_clip: float = setting(0.5, "gradient norm clip", min=0.0)
     degradation: str = setting("bi", "real: mixed strengths (clean, one codec pass, noise+JPEG, blur, second "
-                                     "order)", choices=DEGRADATIONS)
+                                     "order)", choices=tuple(DEGRADATIONS))
     degradation_shares: dict | None = setting(
         None, 'with --degradation real: mixture weights as JSON, e.g. \'{"clean": 0.2, "codec": 0.5, '
               '"noise_jpeg": 0.15, "blur": 0.05, "second_order": 0.1}\' (normalised)')
@@ -116,6 +117,10 @@ class TrainConfig:
     w_clean: float = setting(1.0, "weight of the cleaning-stage loss (vs the clean BI LR frames)", min=0.0)
     per_frame_prob: float = setting(0.15, "share of steps trained frame by frame (no propagation)", min=0.0,
                                     max=1.0)
+    w_level: float = setting(1.0, "weight of the degradation-level estimator's loss (MSE against the drawn "
+                                  "level)", min=0.0)
+    estimated_level_prob: float = setting(0.25, "share of steps conditioned on the estimator's reading instead "
+                                                "of the drawn level", min=0.0, max=1.0)
     model: dict = setting(help='architecture overrides as JSON, e.g. \'{"channels": 32}\'', default_factory=dict)
     upscaler_weights: str | None = setting(None, "refiner task: the frozen upscaler .safetensors to use")
 
@@ -161,9 +166,14 @@ class UpscalerTask:
     def loss(self, model, b) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
         temporal = self.rng.random() >= cfg.per_frame_prob
-        out, cleaned = model(b.lr, b.flow_forward, b.flow_backward, temporal=temporal, return_clean=True)
+        level, l_level = self._level(model, b)
+        out, cleaned = model(b.lr, b.flow_forward, b.flow_backward, temporal=temporal, return_clean=True,
+                             level=level)
         l_pix = PIXEL_LOSSES[cfg.pixel_loss](out, b.hr)
         total, logs = l_pix, {"pix": l_pix.item()}
+        if l_level is not None:
+            total = total + cfg.w_level * l_level
+            logs["level"] = l_level.item()
         if model.cleaner is not None and cfg.w_clean:
             from .degradations import bi_downsample, quantize
             clean = quantize(bi_downsample(b.hr.flatten(0, 1), cfg.scale)).reshape(cleaned.shape)
@@ -190,6 +200,18 @@ class UpscalerTask:
         logs["mode"] = "temporal" if temporal else "per-frame"
         return total, logs
 
+    def _level(self, model, b) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(the level the network is given, the estimator's loss): the drawn level, slightly jittered, or on
+        some steps the estimator's own (detached) reading, so the network also learns from what ``auto`` gives."""
+        if model.level_estimator is None or b.level is None:
+            return None, None
+        estimate = model.estimate_level(b.lr)
+        loss = torch.nn.functional.mse_loss(estimate, b.level)
+        if self.rng.random() < self.cfg.estimated_level_prob:
+            return estimate.detach(), loss
+        jitter = torch.from_numpy(self.rng.normal(0, 0.03, b.level.shape)).float()
+        return (b.level + jitter).clamp(0, 1), loss
+
     def evaluate(self, model) -> dict:
         res = evaluate_upscaler(model, frames=5, size=(256, 384))
         if self.cfg.real_videos:
@@ -206,6 +228,10 @@ class UpscalerTask:
     def set_state(self, s: dict) -> None:
         self.data.set_state(s["data_rng"])
         self.rng.bit_generator.state = s["task_rng"]
+
+
+# modules a warm start may add to old weights (each starts as the identity, so the old network is unchanged)
+ADDABLE_MODULES = ("cleaner.", "level_estimator.", "level_modulation.")
 
 
 def warm_start(model: torch.nn.Module, weights_path: str, drop=()) -> list[str]:
@@ -225,9 +251,9 @@ def warm_start(model: torch.nn.Module, weights_path: str, drop=()) -> list[str]:
                              f"expected a prefix of its keys, e.g. 'attn.1.'")
     sd = {k: v for k, v in sd.items() if not k.startswith(tuple(drop))}
     missing, unexpected = model.load_state_dict(sd, strict=False)
-    if unexpected or any(not k.startswith("cleaner.") for k in missing):
+    if unexpected or any(not k.startswith(ADDABLE_MODULES) for k in missing):
         raise InputError(f"init_weights '{weights_path}' does not fit the model: missing {missing[:8]}, "
-                         f"unexpected {unexpected[:8]}; expected only cleaner.* to be new "
+                         f"unexpected {unexpected[:8]}; expected only {', '.join(ADDABLE_MODULES)} to be new "
                          f"(name blocks the model no longer has with --init-drop, e.g. attn.1.)")
     return missing
 
@@ -257,17 +283,6 @@ def evaluate_upscaler(model, frames: int = 5, size=(256, 384), names=None) -> di
     res["gain_db"] = round(res["psnr_y"] - res["bicubic_psnr_y"], 3)
     model.train(was)
     return res
-
-
-register_task("upscaler", UpscalerTask)
-
-
-def _refiner_task(cfg):
-    from .refiner_task import RefinerTask
-    return RefinerTask(cfg)
-
-
-register_task("refiner", _refiner_task)
 
 
 # ------------------------------------------------------------------ files

@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import InputError
 from .options import Colour, VideoInfo
 from .pixel_limit import check_frame_size
+from .yuv import to_rgb24
 
 # Frame-time deviation (in frames) beyond which a stream counts as variable-rate;
 # Matroska's millisecond timestamps jitter by up to 0.03 frame at 30 fps.
@@ -152,9 +153,7 @@ class ContainerSource:
                 if decode_as is None:
                     self.colour = frame_colour(frame, self.stored_height)
                     decode_as = self.colour or Colour.default_for(self.stored_height)
-                rgb = frame.reformat(format="rgb24", src_colorspace=decode_as.swscale_matrix,
-                                     src_color_range=decode_as.swscale_range)
-                image = rgb.to_ndarray()
+                image = to_rgb24(frame, decode_as)
                 if self.rotation:
                     image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))
                 if image.shape[:2] != (self.info.height, self.info.width):

@@ -22,6 +22,7 @@ from ..safe_files import file_sha256, open_exclusive, resolve, write_new
 from . import atomic
 from .audio import AudioClip, AudioSegment, AudioStreamRef
 from .options import Colour, to_fraction
+from .yuv import from_rgb24
 
 CONTAINERS = {"h264": (".mp4", ".mkv", ".mov"), "ffv1": (".mkv",)}
 FORMATS = ("h264", "ffv1", "png")
@@ -241,10 +242,10 @@ class VideoWriter:
         else:
             if self.format == "h264" and (image.shape[0] % 2 or image.shape[1] % 2):
                 image = np.pad(image, ((0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)), mode="edge")
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             if self.format == "h264":
-                frame = frame.reformat(format="yuv420p", dst_colorspace=self.colour.swscale_matrix,
-                                       dst_color_range=self.colour.swscale_range)
+                frame = from_rgb24(image, self.colour)
+            else:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             index = self.first_frame + self.frame_count
             frame.pts = self._tick(index)
             self._container.mux(self._video.encode(frame))

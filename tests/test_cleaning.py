@@ -1,0 +1,155 @@
+"""The cleaning knob (issue 31): `clean` auto|0..1 from the command line, the nodes and the library; the
+degradation input of the upscaler (starts as the old network, old weight files still load); one level per clip;
+the cache keyed by the knob; the training degradations' levels; and exact-rounding colour conversion."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from vsr_core.cli import main
+from vsr_core.checkpoints.shipped import load_upscaler
+from vsr_core.errors import InputError
+from vsr_core.models.upscaler import UpscalerConfig, VideoUpscaler, upscale_clip
+from vsr_core.pipeline.cleaning import clip_level, parse_clean
+from vsr_core.pipeline.upscale import upscale_frames
+from vsr_core.train.degradations import DEGRADATIONS, RealWorldMix, degrade_labelled
+from vsr_core.pipeline.upscale_settings import UpscaleSettings
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+TINY = dict(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=1, attn_window=4, cleaner_blocks=1)
+
+
+def tiny(degradation_input: bool, seed: int = 0) -> VideoUpscaler:
+    torch.manual_seed(seed)
+    m = VideoUpscaler(UpscalerConfig(degradation_input=degradation_input, **TINY)).eval()
+    for p in m.parameters():              # non-trivial weights, the FiLM's last layer included
+        p.data.add_(0.05 * torch.randn_like(p))
+    return m
+
+
+def saved(model: VideoUpscaler, path, old_card: bool = False) -> str:
+    """The model as the pack's weights file + card; ``old_card``: a card written before the knob existed."""
+    config = model.config.to_dict()
+    if old_card:
+        config.pop("degradation_input")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    path.with_suffix(".json").write_text(json.dumps({"architecture": "VideoUpscaler", "config": config}))
+    return str(path)
+
+
+def lr_clip(frames: int = 5, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    smooth = torch.nn.functional.interpolate(torch.rand(frames, 3, 6, 8, generator=g), size=(24, 32),
+                                             mode="bilinear", align_corners=False)
+    return (smooth + 0.05 * torch.rand(frames, 3, 24, 32, generator=g)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("value,expected", [("auto", "auto"), (" AUTO ", "auto"), (0, 0.0), (1, 1.0),
+                                            ("0.5", 0.5), (0.25, 0.25)])
+def test_the_knob_takes_auto_or_a_number_from_0_to_1(value, expected):
+    assert parse_clean(value) == expected
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, "2", "hard", float("nan"), float("inf"), True, None, [0.5]])
+def test_the_knob_refuses_anything_else_naming_it(value):
+    with pytest.raises(InputError, match=r"clean=.*expected 'auto' or a number from 0"):
+        parse_clean(value)
+
+
+def test_the_degradation_input_starts_as_the_network_it_was_added_to():
+    old, new = tiny(False), tiny(True)
+    missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("level_estimator.", "level_modulation.")) for k in missing)
+    torch.nn.init.zeros_(new.level_modulation.mlp[2].weight)      # as built: the modulation starts at zero
+    torch.nn.init.zeros_(new.level_modulation.mlp[2].bias)
+    lr = lr_clip()
+    assert torch.equal(upscale_clip(old, lr), upscale_clip(new, lr, level=torch.tensor([1.0, 1.0, 0.0])))
+
+
+def test_the_level_changes_the_output_and_is_read_from_the_clip_when_not_given():
+    m, lr = tiny(True), lr_clip()
+    keep, hard = (upscale_clip(m, lr, level=torch.tensor(v)) for v in ([0.0, 0.0, 0.0], [1.0, 1.0, 0.0]))
+    assert (keep - hard).abs().max() > 1e-4
+    read = clip_level(m, "auto", lr)
+    assert read.shape == (3,) and bool(((read >= 0) & (read <= 1)).all())
+    assert torch.allclose(upscale_clip(m, lr), upscale_clip(m, lr, level=read), atol=1e-6)
+
+
+def test_a_number_sets_noise_and_compression_and_blur_is_still_read():
+    m, lr = tiny(True), lr_clip()
+    auto, set_ = clip_level(m, "auto", lr), clip_level(m, 0.3, lr)
+    assert torch.allclose(set_[:2], torch.tensor([0.3, 0.3])) and set_[2] == auto[2]
+
+
+def test_old_weight_files_still_load_and_take_only_auto(tmp_path):
+    old = load_upscaler(saved(tiny(False), tmp_path / "old.safetensors", old_card=True))
+    assert old.level_estimator is None
+    lr = lr_clip()
+    assert upscale_frames(lr, old, UpscaleSettings(window=5)).shape == (5, 3, 96, 128)
+    with pytest.raises(InputError, match="no cleaning input"):
+        upscale_frames(lr, old, UpscaleSettings(window=5, clean=0.5))
+
+
+def test_one_level_per_clip_whatever_the_tiles_and_windows(monkeypatch):
+    m, lr = tiny(True), lr_clip(9)
+    calls = []
+    real = m.estimate_level
+    monkeypatch.setattr(m, "estimate_level", lambda x: calls.append(x.shape) or real(x))
+    out = upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=1, tile_px=20, tile_overlap_px=4))
+    assert len(calls) == 1 and calls[0][1] == 9          # the clip's first frames (up to 16), read once
+    whole = upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=1, tile_px=0))
+    assert (out - whole).abs().mean() < 0.01              # tiles see the same level: only seams differ
+
+
+def test_the_cache_is_keyed_by_the_knob(tmp_path, monkeypatch, media):
+    from vsr_core.jobs import upscale as job
+    keys = []
+    monkeypatch.setattr(job, "run_file_job", lambda src, out, work, options, cache, *a, **k: keys.append(cache.key))
+    src = media("in.mp4")
+    model = load_upscaler(saved(tiny(True), tmp_path / "new.safetensors"))
+    for clean in ("auto", 0.2, "0.8"):
+        job.upscale_file(src, str(tmp_path / "out.mp4"), UpscaleSettings(clean=clean), model=model)
+    assert "clean" not in keys[0] and keys[1]["clean"] == 0.2 and keys[2]["clean"] == 0.8
+    assert {k: v for k, v in keys[1].items() if k != "clean"} == {k: v for k, v in keys[2].items() if k != "clean"}
+
+
+def test_the_command_line_refuses_a_bad_knob_in_one_line(tmp_path, capsys, media):
+    out = tmp_path / "out.mp4"
+    assert main(["upscale", media("in.mp4"), str(out), "--clean", "strong"]) == 2
+    err = capsys.readouterr().err
+    assert "clean='strong'" in err and "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("kind,nonzero", [("clean", set()), ("codec", {1}), ("noise_jpeg", {0, 1}),
+                                          ("blur", {2}), ("second_order", {0, 1, 2})])
+def test_each_training_degradation_says_how_strong_it_was(kind, nonzero):
+    hr = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    lr, level = RealWorldMix(seed=3).labelled(hr, kind)
+    assert lr.shape == (3, 3, 16, 16) and level.shape == (3,)
+    assert bool(((level >= 0) & (level <= 1)).all())
+    assert {i for i in range(3) if level[i] > 0} >= nonzero
+    assert {i for i in range(3) if level[i] > 0} <= nonzero | {1}      # a codec pass may follow blur
+
+
+def test_degradations_are_one_table():
+    hr = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for name in DEGRADATIONS:
+        lr, level = degrade_labelled(hr, name, 4, rng_seed=0)
+        assert lr.shape == (2, 3, 8, 8) and level.shape == (3,)
+    with pytest.raises(InputError, match="degradation='nope'; expected one of bi, bd, realbasicvsr, real"):
+        degrade_labelled(hr, "nope")
+
+
+def test_rgb_yuv_round_trip_keeps_the_mean_colour():
+    """swscale's default conversion came back 1.1/1.4/1.1 code values darker; the pack's is exact to 0.1."""
+    from vsr_core.video.options import Colour
+    from vsr_core.video.yuv import from_rgb24, to_rgb24
+    from vsr_core.data.clips import load_photo
+    image = load_photo("skimage:coffee")[:256, :256]
+    for colour in (Colour(), Colour.default_for(256)):
+        back = to_rgb24(from_rgb24(image, colour), colour)
+        assert np.abs(back.astype(float).mean((0, 1)) - image.astype(float).mean((0, 1))).max() < 0.1

@@ -1,0 +1,75 @@
+"""The cleaning knob: how hard the upscaler cleans its input, as a user setting.
+
+``clean`` is "auto" (the network reads how noisy, compressed and blurred the clip is from its first
+``LEVEL_FRAMES`` frames) or a number 0..1 that replaces the noise and compression readings: 0 keeps everything
+in the input as detail (film grain, skin, foliage), 1 cleans as hard as the network can. Blur is always read
+from the clip: it says how soft the input is, not how much of it to keep. One level per clip, so frames,
+tiles and windows are all treated alike.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Iterator
+
+import torch
+
+from ..errors import InputError
+
+AUTO = "auto"
+LEVEL_FRAMES = 16
+
+
+def parse_clean(value) -> str | float:
+    """"auto" or a number 0..1 (also given as text, as the command line and node widgets give it)."""
+    given = value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == AUTO:
+            return AUTO
+        try:
+            value = float(text)
+        except ValueError:
+            raise InputError(f"clean={value!r}; expected 'auto' or a number from 0 (keep all detail) "
+                             f"to 1 (clean hardest)") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 <= value <= 1.0:
+        raise InputError(f"clean={given!r}; expected 'auto' or a number from 0 (keep all detail) to 1 (clean hardest)")
+    return float(value)
+
+
+def has_degradation_input(model) -> bool:
+    return getattr(model, "level_estimator", None) is not None
+
+
+@torch.no_grad()
+def clip_level(model, clean, frames: torch.Tensor) -> torch.Tensor | None:
+    """The level [3] (noise, compression, blur) the whole clip is upscaled with, from its first frames
+    [T,3,H,W]; None for weights without a degradation input, which only take clean='auto'."""
+    clean = parse_clean(clean)
+    if not has_degradation_input(model):
+        if clean != AUTO:
+            raise InputError(f"clean={clean}: these upscaler weights have no cleaning input; use clean='auto' "
+                             f"or the shipped weights")
+        return None
+    p = next(model.parameters())
+    level = model.estimate_level(frames[None, :LEVEL_FRAMES].to(p.device, torch.float32))[0].cpu()
+    if clean != AUTO:
+        level[:2] = clean
+    return level
+
+
+def describe_level(level: torch.Tensor, clean) -> str:
+    """One log line: where the level came from and its three readings."""
+    how = "read from the clip" if parse_clean(clean) == AUTO else f"clean={parse_clean(clean):g}, blur read from the clip"
+    noise, compression, blur = (float(v) for v in level)
+    return f"degradation level ({how}): noise {noise:.2f}, compression {compression:.2f}, blur {blur:.2f}"
+
+
+def read_level(chunks: Iterable[torch.Tensor], model, clean, found: dict, reporter=None) -> Iterator[torch.Tensor]:
+    """Pass a stream of LR chunks through; the first sets ``found["level"]`` (clip_level of its frames), logged."""
+    for chunk in chunks:
+        if "level" not in found:
+            found["level"] = clip_level(model, clean, chunk)
+            if found["level"] is not None and reporter is not None:
+                reporter.log(describe_level(found["level"], clean))
+        yield chunk
