@@ -36,6 +36,8 @@ from vsr_core.pipeline.guided_sample import SampleSettings  # noqa: E402
 from vsr_core.pipeline.restore_video import RestoreSettings  # noqa: E402
 from vsr_core.machine import cpu_name, tune_allocator  # noqa: E402
 from vsr_core.video import VideoWriter, open_video  # noqa: E402
+from vsr_core.pipeline.upscale_settings import UpscaleSettings  # noqa: E402
+from vsr_core.jobs.job_settings import JobSettings  # noqa: E402
 
 
 def main() -> None:
@@ -51,13 +53,13 @@ def main() -> None:
         segment, overlap = 12, 2
 
         def job(src, dst, workers):
-            upscale_file(src, dst, fmt="ffv1", workers=workers, worker_threads=1)
+            upscale_file(src, dst, UpscaleSettings(), JobSettings(format="ffv1", workers=workers, threads=1))
     else:
         settings = RestoreSettings(sample=SampleSettings(steps=args.steps), seams="independent")
         segment, overlap = settings.segment, settings.segment_overlap
 
         def job(src, dst, workers):
-            restore_file(src, dst, settings, fmt="ffv1", workers=workers, worker_threads=1)
+            restore_file(src, dst, settings, JobSettings(format="ffv1", workers=workers, threads=1))
     ray = distributed.import_ray()
     tune_allocator()
     torch.set_num_threads(1)          # the driver only decodes, crossfades and encodes; the workers compute

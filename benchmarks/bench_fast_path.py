@@ -50,6 +50,8 @@ from vsr_core.speed import autocast_dtype  # noqa: E402
 FLAGS = {"AMX": ("amx_bf16", "amx_tile"), "AVX512-BF16": ("avx512_bf16",), "VNNI": ("avx512_vnni", "avx_vnni"),
          "AVX2": ("avx2",)}
 from vsr_core.video import VideoWriter, open_video  # noqa: E402
+from vsr_core.pipeline.upscale_settings import UpscaleSettings  # noqa: E402
+from vsr_core.jobs.job_settings import JobSettings  # noqa: E402
 
 
 def make_clip(path: str, frames: int, real_videos: str | None) -> None:
@@ -144,7 +146,7 @@ def stage_split(src: str, dst: str) -> dict:
                ("encode", Writer, "append_encoded"), ("encode", Writer, "close")]
     with timers(targets, spent, generators=("decode",)):
         t0 = time.perf_counter()
-        upscale_file(src, dst, overwrite=True, cache_dir=dst + ".cache")
+        upscale_file(src, dst, UpscaleSettings(), JobSettings(overwrite=True, cache_dir=dst + ".cache"))
         total = time.perf_counter() - t0
     spent["rest (crossfade, conversions, checks, cache)"] = total - sum(spent.values())
     spent["total"] = total
@@ -223,8 +225,8 @@ def real_precision_quality(real_videos: str, frames: int) -> dict:
         fast, exact = [], []
         for hr in clips.values():
             lr = degrade_case(hr, case, 4)
-            fast.append(psnr_y(upscale_frames(lr, model, precision="auto"), hr))
-            exact.append(psnr_y(upscale_frames(lr, model, precision="fp32"), hr))
+            fast.append(psnr_y(upscale_frames(lr, model, UpscaleSettings(precision="auto")), hr))
+            exact.append(psnr_y(upscale_frames(lr, model, UpscaleSettings(precision="fp32")), hr))
         out[case] = (float(np.mean(fast)), float(np.mean(exact)), float(np.mean(fast) - np.mean(exact)))
     return out
 
@@ -242,8 +244,8 @@ def precision_quality(frames: int) -> tuple[float, float, float]:
         clip = virtual_camera_clip(load_photo(name), frames, (256, 384), CameraPath(pan=(2.5, 1.0)))
         hr = torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255
         lr = degrade(hr, "bi", 4)
-        fast.append(psnr_y(upscale_frames(lr, model, precision="auto"), hr))
-        exact.append(psnr_y(upscale_frames(lr, model, precision="fp32"), hr))
+        fast.append(psnr_y(upscale_frames(lr, model, UpscaleSettings(precision="auto")), hr))
+        exact.append(psnr_y(upscale_frames(lr, model, UpscaleSettings(precision="fp32")), hr))
     return float(np.mean(fast)), float(np.mean(exact)), float(np.mean(fast) - np.mean(exact))
 
 

@@ -34,7 +34,9 @@ from vsr_core.machine import cpu_name  # noqa: E402
 from vsr_core.metrics import psnr_y, warping_error  # noqa: E402
 from vsr_core.pipeline.guided_sample import SampleSettings  # noqa: E402
 from vsr_core.jobs.restore import restore_file  # noqa: E402
-from vsr_core.pipeline.restore_video import RestoreSettings, load_restore_models  # noqa: E402
+from vsr_core.checkpoints.restore_models import load_restore_models  # noqa: E402
+from vsr_core.jobs.job_settings import JobSettings  # noqa: E402
+from vsr_core.pipeline.restore_video import RestoreSettings  # noqa: E402
 from vsr_core.train.degradations import degrade  # noqa: E402
 from vsr_core.video import VideoWriter, open_video  # noqa: E402
 from vsr_core.ops.frames import float_to_uint8, tchw_to_thwc  # noqa: E402
@@ -74,7 +76,8 @@ def main() -> int:
                                      (f"segments of {args.segment}", args.segment, "carried"),
                                      (f"{args.segment}, independent", args.segment, "independent")):
             out = os.path.join(tmp, f"{segment}-{seams}.mkv")
-            restore_file(src, out, dataclasses.replace(base, segment=segment, seams=seams), models, fmt="ffv1")
+            restore_file(src, out, dataclasses.replace(base, segment=segment, seams=seams), JobSettings(format="ffv1"),
+                         models)
             runs[name] = torch.from_numpy(open_video(out).read_all()).permute(0, 3, 1, 2).float() / 255
 
     stride = args.segment - base.segment_overlap

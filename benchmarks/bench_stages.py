@@ -39,8 +39,9 @@ from vsr_core.pipeline.vae_codec import decode_latents, encode_frames  # noqa: E
 from vsr_core.pipeline.upscale import upscale_frames  # noqa: E402
 from vsr_core.checkpoints import load_components  # noqa: E402
 from vsr_core.checkpoints.shipped import shipped_path  # noqa: E402
-from vsr_core.pipeline.restore_video import load_restore_models  # noqa: E402
+from vsr_core.checkpoints.restore_models import load_restore_models  # noqa: E402
 from vsr_core.speed import PRECISIONS, autocast  # noqa: E402
+from vsr_core.pipeline.upscale_settings import UpscaleSettings  # noqa: E402
 
 
 def timed(fn):
@@ -123,7 +124,7 @@ def run(args) -> int:
         + rows["temporal decode (tiny video VAE)"] + rows["refine (shipped)"]
     _, bicubic = timed(lambda: F.interpolate(lr, scale_factor=4, mode="bicubic").clamp(0, 1))
     # The same graph without temporal modules: per-frame upscaler, no guidance, plain decoder.
-    _, nt_up = timed(lambda: upscale_frames(lr, upscaler, temporal=False))
+    _, nt_up = timed(lambda: upscale_frames(lr, upscaler, UpscaleSettings(method="learned-per-frame")))
     no_guide = SampleSettings(steps=args.steps, window=1, window_overlap=0, guidance=MotionGuidance(scale=0.0))
     _, nt_sample = timed(lambda: guided_sample(z, model, no_guide, None))
     _, nt_dec = timed(lambda: decode_latents(plain_vae, sample / model.latent_scale))

@@ -33,6 +33,7 @@ from vsr_core.train.degradations import degrade  # noqa: E402
 from vsr_core.pipeline.stabilize import stabilize_with_flow
 from vsr_core.pipeline.upscale import upscale_frames  # noqa: E402
 from vsr_core.checkpoints.shipped import load_default_upscaler, load_upscaler  # noqa: E402
+from vsr_core.pipeline.upscale_settings import UpscaleSettings  # noqa: E402
 
 PATHS = {
     "pan": CameraPath(pan=(2.5, 1.0), zoom=1.0, roll=0.0),
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
             ff, fb = dis(hr[:-1], hr[1:]), dis(hr[1:], hr[:-1])
             occ_f, _ = occlusion_masks(ff, fb)
             valid = 1 - occ_f
-            per_frame = upscale_frames(lr, model, temporal=False)
+            per_frame = upscale_frames(lr, model, UpscaleSettings(method="learned-per-frame"))
             video = upscale_frames(lr, model)
             outs = {
                 "bicubic": bicubic_upscale(lr, 4),
@@ -133,14 +134,14 @@ def main(argv=None) -> int:
     for name in HELDOUT_PHOTOS:
         hr = to_t(virtual_camera_clip(load_photo(name), 6, (h, w), PATHS["pan"]))
         lr = degrade(hr, "bi", 2)
-        p2.append(psnr_y(upscale_frames(lr, model, scale=2), hr))
+        p2.append(psnr_y(upscale_frames(lr, model, UpscaleSettings(scale=2)), hr))
         b2.append(psnr_y(bicubic_upscale(lr, 2), hr))
     print(f"x2 (BI x2 input, x4 weights + resampling): ours {np.mean(p2):.2f} dB vs bicubic {np.mean(b2):.2f} dB")
 
     # speed: 180p -> 720p, the full upscale_frames path (DIS flow + network + windows)
     lr180 = to_t(virtual_camera_clip(load_photo(HELDOUT_PHOTOS[0]), args.fps_frames, (180, 320),
                                      CameraPath(pan=(1.0, 0.5))))
-    upscale_frames(lr180[:2], model, window=2, overlap=0)   # warm-up
+    upscale_frames(lr180[:2], model, UpscaleSettings(window=2, window_overlap=0))   # warm-up
     t0 = time.perf_counter()
     out = upscale_frames(lr180, model)
     dt = time.perf_counter() - t0

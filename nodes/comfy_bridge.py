@@ -11,8 +11,7 @@ from contextlib import contextmanager
 
 import torch
 
-from vsr_core.errors import InputError
-from vsr_core.progress import Reporter, TerminalReporter
+from vsr_core.api import InputError, Reporter, TerminalReporter
 
 try:  # inside ComfyUI
     import comfy.model_management
@@ -100,7 +99,7 @@ def free_memory(device: torch.device | None = None):
     """What the upscaler may use (vsr_core.pipeline.memory_plan.FreeMemory): ComfyUI's own figures inside
     ComfyUI (free RAM, and free VRAM on a GPU, counting what its model management could release), the
     machine's outside."""
-    from vsr_core.pipeline.memory_plan import FreeMemory
+    from vsr_core.api import FreeMemory
     device = torch.device(device or compute_device())
     if not IN_COMFYUI:
         return FreeMemory.of(device)
@@ -168,8 +167,7 @@ def video_from_file(path: str):
 def input_videos() -> list[str]:
     """What Load Video (VSR) offers: the videos, animated GIF/WebP files and frame folders of the input
     folder (one level down too, as ComfyUI's own pickers show subfolders), as paths relative to it."""
-    from vsr_core.video.image_sources import IMAGE_EXTENSIONS
-    from vsr_core.video.reader import VIDEO_EXTENSIONS
+    from vsr_core.api import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
     root = input_directory()
     found = []
     for folder, dirs, files in os.walk(root):
@@ -300,7 +298,7 @@ def context_from_conditioning(conditioning):
 
 def core_model_denoiser(patcher, context):
     """Wrap a core MODEL so the pack's video sampler can drive it (k-diffusion space adapter)."""
-    from vsr_core.diffusion.model import SigmaDenoiser
+    from vsr_core.api import SigmaDenoiser
 
     comfy.model_management.load_models_gpu([patcher])
     base = patcher.model

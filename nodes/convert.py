@@ -6,9 +6,8 @@ import os
 import numpy as np
 import torch
 
-from vsr_core.errors import InputError
-from vsr_core.ops.frames import float_to_uint8, uint8_to_float
-from vsr_core.video import AudioClip, AudioSegment, AudioStreamRef, decode_audio
+from vsr_core.api import (AudioClip, AudioSegment, AudioStreamRef, InputError, decode_audio, float_to_uint8,
+                          uint8_to_float)
 
 
 def frames_to_image(frames: np.ndarray) -> torch.Tensor:

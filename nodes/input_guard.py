@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 
-from vsr_core.numbers import check_finite_setting
+from vsr_core.api import check_finite_setting
 
 _GUARDED = "_vsr_finite_inputs"
 

@@ -1,27 +1,28 @@
 """Guided Sample and Temporal Decode: the diffusion stages."""
 from __future__ import annotations
 
-import dataclasses
-
-from vsr_core.diffusion.model import DiffusionModel
-from vsr_core.diffusion.motion_guidance import RULES, MotionGuidance
-from vsr_core.errors import InputError
-from vsr_core.ops.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
-from vsr_core.pipeline.guided_sample import SAMPLER_NAMES, SampleSettings, guided_sample
-from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
-from vsr_core.pipeline.vae_codec import decode_latents, encode_frames
+from vsr_core import api
+from vsr_core.api import (DecodeSettings, InputError, SampleSettings, check_image_batch, tchw_to_thwc,
+                          thwc_to_tchw, with_values)
 
 from .comfy_bridge import (context_from_conditioning, core_model_denoiser, core_vae_decode, core_vae_encode,
                            is_core_model, is_core_vae, make_reporter, on_compute_device)
 from .convert import latent_samples
+from .setting_inputs import renamed_inputs, setting_inputs
 
 CATEGORY = "video super-resolution/diffusion"
+SAMPLE = SampleSettings()
+# the order saved workflows hold the widgets in
+SAMPLE_INPUTS = ("steps", "seed", "sampler", "guidance_scale", "guidance_rule", "mgld_flow_offset", "guidance_start",
+                 "guidance_end", "guide_through_network", "window", "window_overlap", "tile_latent",
+                 "tile_overlap_latent")
+DECODE_INPUTS = ("fusion_weight", "window", "window_overlap", "tile_latent", "tile_overlap_latent")
 
 
 def _encode(vae, images, reporter):
     if is_core_vae(vae):
         return core_vae_encode(vae, images)
-    return encode_frames(vae, thwc_to_tchw(images), reporter=reporter)
+    return api.encode(vae, thwc_to_tchw(images), reporter=reporter)
 
 
 class VSR_GuidedSample:
@@ -33,35 +34,7 @@ class VSR_GuidedSample:
             "required": {
                 "model": ("VSR_DIFFUSION,MODEL", {"tooltip":
                           "From Load Diffusion Model (VSR), or any SD-family MODEL from ComfyUI's loaders."}),
-                "steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip":
-                                  "Sampling steps (respaced from 1000; MGLD-VSR uses 50)."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip":
-                                 "Noise seed; noise depends only on (seed, frame, step), so windows and tiles "
-                                 "do not change it."}),
-                "sampler": (list(SAMPLER_NAMES), {"default": "ddpm", "tooltip":
-                            "DDPM ancestral (as MGLD-VSR), DDIM, or residual shifting from the LR latent "
-                            "(ResShift/SeeClear; needs an x0-predicting model)."}),
-                "guidance_scale": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 1000.0, "step": 0.1, "tooltip":
-                                             "Motion guidance strength (MGLD-VSR: 10; 0 turns it off)."}),
-                "guidance_rule": (list(RULES), {"default": "log_variance", "tooltip":
-                                                "log_variance: MGLD-VSR code's step; variance: the paper's."}),
-                "mgld_flow_offset": ("BOOLEAN", {"default": False, "tooltip":
-                                                 "Reproduce the MGLD-VSR code's one-frame flow offset exactly."}),
-                "guidance_start": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
-                                             "Fraction of the run where guidance starts (0: first step)."}),
-                "guidance_end": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
-                                           "Fraction of the run where guidance ends (1: last step)."}),
-                "guide_through_network": ("BOOLEAN", {"default": False, "tooltip":
-                                           "Take the warping loss on the model's clean prediction and backpropagate "
-                                           "through the UNet (slower, about 2x); off follows MGLD-VSR."}),
-                "window": ("INT", {"default": 5, "min": 1, "max": 64, "tooltip":
-                                   "Frames sampled together (temporal layers see this many)."}),
-                "window_overlap": ("INT", {"default": 1, "min": 0, "max": 63, "tooltip":
-                                           "Frames shared by neighbouring windows, crossfaded."}),
-                "tile_latent": ("INT", {"default": 64, "min": 8, "max": 512, "step": 8, "tooltip":
-                                        "Tile size in latent cells (x8 pixels for SD's VAE); StableSR uses 64."}),
-                "tile_overlap_latent": ("INT", {"default": 32, "min": 0, "max": 256, "step": 8, "tooltip":
-                                         "Latent tile overlap, Gaussian-weighted."}),
+                **setting_inputs(SAMPLE, *SAMPLE_INPUTS),
             },
             "optional": {
                 "upscaled": ("IMAGE", {"tooltip": "The upscaled frames to restore (encoded with the VAE)."}),
@@ -78,9 +51,7 @@ class VSR_GuidedSample:
         }
 
     # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
-    RENAMED_INPUTS = {"reference_offset": "mgld_flow_offset", "guidance_through_model": "guide_through_network",
-                      "tile": "tile_latent", "tile_overlap": "tile_overlap_latent",
-                      "offload_after": "free_memory_after"}
+    RENAMED_INPUTS = {**renamed_inputs(SAMPLE, *SAMPLE_INPUTS), "offload_after": "free_memory_after"}
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("Restored latents [frames,4,h,w], unscaled like every ComfyUI LATENT.",)
@@ -92,18 +63,11 @@ class VSR_GuidedSample:
                guidance_start, guidance_end, guide_through_network, window, window_overlap, tile_latent,
                tile_overlap_latent, upscaled=None, vae=None, latent=None, flow=None, conditioning=None,
                free_memory_after=True):
+        settings = with_values(SAMPLE, dict(zip(SAMPLE_INPUTS, (
+            steps, seed, sampler, guidance_scale, guidance_rule, mgld_flow_offset, guidance_start, guidance_end,
+            guide_through_network, window, window_overlap, tile_latent, tile_overlap_latent))))
         reporter = make_reporter()
-        context = context_from_conditioning(conditioning) if conditioning is not None else None
-        if is_core_model(model):
-            if context is None:
-                raise InputError("a core MODEL needs `conditioning` (e.g. CLIP Text Encode with an empty "
-                                 "prompt); only the pack's loader computes the empty prompt itself")
-            model = core_model_denoiser(model, context)
-        elif isinstance(model, DiffusionModel):
-            if context is not None:
-                model = DiffusionModel(model.unet, context, model.prediction, model.betas, model.latent_scale)
-        else:
-            raise InputError(f"model is a {type(model).__name__}; expected VSR_DIFFUSION or a ComfyUI MODEL")
+        model = self._model(model, conditioning)
         if latent is not None:
             samples, extra = latent_samples(latent), {k: v for k, v in latent.items() if k != "samples"}
         elif upscaled is not None:
@@ -115,21 +79,22 @@ class VSR_GuidedSample:
             extra = {"vsr_size": tuple(images.shape[1:3])}
         else:
             raise InputError("Guided Sample needs `upscaled` frames (with a `vae`) or a `latent`")
-        settings = SampleSettings(
-            steps=steps, sampler=sampler, seed=seed, window=window, window_overlap=window_overlap,
-            tile_latent=tile_latent, tile_overlap_latent=tile_overlap_latent,
-            guidance=MotionGuidance(scale=guidance_scale, rule=guidance_rule, reference_offset=mgld_flow_offset,
-                                    start=guidance_start, end=guidance_end, through_model=guide_through_network))
-        scaled = samples.float() * model.latent_scale
-
-        def attempt(pieces):
-            return guided_sample(scaled, model, dataclasses.replace(settings, **pieces), flow=flow, reporter=reporter)
-
-        pieces = dict(tile_latent=tile_latent, tile_overlap_latent=tile_overlap_latent, window=window,
-                      window_overlap=window_overlap)
         with on_compute_device(getattr(model, "unet", None), free_memory_after):
-            out, _ = retry_on_oom(attempt, pieces, smaller_pieces, "Guided Sample", reporter)
-        return ({"samples": out / model.latent_scale, **extra},)
+            out = api.guided_sample(samples, model, settings, flow, reporter)
+        return ({"samples": out, **extra},)
+
+    @staticmethod
+    def _model(model, conditioning):
+        """The pack's diffusion model (with the conditioning's text, if any), or a core MODEL adapted."""
+        context = context_from_conditioning(conditioning) if conditioning is not None else None
+        if is_core_model(model):
+            if context is None:
+                raise InputError("a core MODEL needs `conditioning` (e.g. CLIP Text Encode with an empty "
+                                 "prompt); only the pack's loader computes the empty prompt itself")
+            return core_model_denoiser(model, context)
+        if not isinstance(model, api.DiffusionModel):
+            raise InputError(f"model is a {type(model).__name__}; expected VSR_DIFFUSION or a ComfyUI MODEL")
+        return api.with_conditioning(model, context)
 
 
 class VSR_TemporalDecode:
@@ -142,17 +107,7 @@ class VSR_TemporalDecode:
                 "latent": ("LATENT", {"tooltip": "From Guided Sample (or any image LATENT)."}),
                 "vae": ("VSR_VAE,VAE", {"tooltip": "A temporal/CFW VAE from Load VAE (VSR), or any ComfyUI VAE "
                                         "(then decoded frame by frame)."}),
-                "fusion_weight": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 2.0, "step": 0.05, "tooltip":
-                                       "CFW fidelity weight: 0 = generated detail, higher = closer to the input "
-                                       "(StableSR 0.5, MGLD-VSR 1.0; -1 uses the model's default)."}),
-                "window": ("INT", {"default": 5, "min": 1, "max": 64, "tooltip":
-                                   "Frames decoded together by a temporal decoder."}),
-                "window_overlap": ("INT", {"default": 1, "min": 0, "max": 63, "tooltip":
-                                           "Frames shared by neighbouring windows, crossfaded."}),
-                "tile_latent": ("INT", {"default": 64, "min": 8, "max": 512, "step": 8, "tooltip":
-                                        "Tile size for decoding, in latent cells (x8 pixels)."}),
-                "tile_overlap_latent": ("INT", {"default": 16, "min": 0, "max": 256, "step": 4, "tooltip":
-                                                "Tile overlap in latent cells."}),
+                **setting_inputs(DecodeSettings(), *DECODE_INPUTS),
             },
             "optional": {
                 "upscaled": ("IMAGE", {"tooltip": "The upscaled frames the latent came from: CFW fuses their "
@@ -163,8 +118,7 @@ class VSR_TemporalDecode:
         }
 
     # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
-    RENAMED_INPUTS = {"fusion_w": "fusion_weight", "tile": "tile_latent", "tile_overlap": "tile_overlap_latent",
-                      "offload_after": "free_memory_after"}
+    RENAMED_INPUTS = {**renamed_inputs(DecodeSettings(), *DECODE_INPUTS), "offload_after": "free_memory_after"}
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("frames",)
     OUTPUT_TOOLTIPS = ("Decoded frames [frames,H,W,3].",)
@@ -177,17 +131,10 @@ class VSR_TemporalDecode:
         samples = latent_samples(latent)
         if is_core_vae(vae):
             return (core_vae_decode(vae, samples),)
+        settings = DecodeSettings(fusion_weight, window, window_overlap, tile_latent, tile_overlap_latent)
         lr = thwc_to_tchw(check_image_batch(upscaled, "upscaled")) if upscaled is not None else None
-        reporter = make_reporter()
-
-        def attempt(pieces):
-            return decode_latents(vae, samples, upscaled=lr, w=None if fusion_weight < 0 else fusion_weight,
-                                  size=latent.get("vsr_size"), reporter=reporter, **pieces)
-
-        pieces = dict(tile_latent=tile_latent, tile_overlap_latent=tile_overlap_latent, window=window,
-                      window_overlap=window_overlap)
         with on_compute_device(vae, free_memory_after):
-            frames, _ = retry_on_oom(attempt, pieces, smaller_pieces, "Temporal Decode", reporter)
+            frames = api.temporal_decode(vae, samples, settings, lr, latent.get("vsr_size"), make_reporter())
         return (tchw_to_thwc(frames).contiguous(),)
 
 

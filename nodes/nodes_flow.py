@@ -1,9 +1,8 @@
 """Estimate Flow: bidirectional optical flow and occlusion for a clip (VSR_FLOW)."""
 from __future__ import annotations
 
-from vsr_core.flow import (DEFAULT_PRESET, DIS_PRESETS, OCCLUSION_CONVENTIONS, RAFT_INPUT_MODES, estimate_flow,
-                           flow_preview)
-from vsr_core.ops.frames import check_image_batch, thwc_to_tchw
+from vsr_core.api import (DIS_DEFAULT_PRESET as DEFAULT_PRESET, DIS_PRESETS, OCCLUSION_CONVENTIONS, RAFT_INPUT_MODES,
+                          check_image_batch, estimate_flow, flow_preview, thwc_to_tchw)
 
 from .comfy_bridge import compute_device, make_reporter, model_choices, register_model_folder, resolve_model
 

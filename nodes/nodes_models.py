@@ -1,10 +1,7 @@
 """Model loaders: the diffusion model (UNet + structure encoder + null prompt) and the VAE."""
 from __future__ import annotations
 
-from vsr_core.checkpoints import load_components
-from vsr_core.checkpoints.shipped import has_shipped, shipped_path
-from vsr_core.checkpoints.diffusion_loader import load_diffusion_model
-from vsr_core.errors import InputError
+from vsr_core.api import has_shipped, load_diffusion_model, load_vae, shipped_path
 
 from .comfy_bridge import NONE_FOUND, missing_model, model_choices, register_model_folder, resolve_model
 
@@ -105,11 +102,9 @@ class VSR_LoadVAE:
 
     def load(self, vae_name, dtype):
         path = _resolve(vae_name, VAE_FOLDERS, "VAE", VAE_DEFAULTS)
-        parts = load_components(path, ("vae",), dtype=None if dtype == "auto" else dtype)
-        if "vae" not in parts:
-            raise InputError(f"'{vae_name}' holds no VAE (first_stage_model.* or encoder./decoder. keys)")
-        parts["vae"].source = {"path": path, "dtype": dtype}     # what resumable jobs key their cache by
-        return (parts["vae"],)
+        vae = load_vae(path, dtype=None if dtype == "auto" else dtype, name=f"'{vae_name}'")
+        vae.source = {"path": path, "dtype": dtype}     # what resumable jobs key their cache by
+        return (vae,)
 
 
 NODE_CLASS_MAPPINGS = {"VSR_LoadDiffusionModel": VSR_LoadDiffusionModel, "VSR_LoadVAE": VSR_LoadVAE}

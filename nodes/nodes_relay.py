@@ -7,30 +7,22 @@ import os
 
 import torch
 
-from vsr_core.checkpoints.detail_loader import DEFAULT_DETAIL, load_detail_model
-from vsr_core.errors import InputError
-from vsr_core.file_identity import file_identity, source_identity
-from vsr_core.jobs.relay import folder_keyframes, relay_file, save_keyframes
-from vsr_core.ops.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw, uint8_to_float
-from vsr_core.pipeline.detail import DETAIL_TILE_LR_PX, detail_frames
-from vsr_core.pipeline.cleaning import parse_clean
-from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
-from vsr_core.pipeline.relay import (DEFAULT_KEYFRAME_EVERY, DEFAULT_RELAY_FUSION, RELAY_FUSIONS, load_fusion,
-                                     parse_indices, pick_keyframes, pick_keyframes_stream, relay_frames)
-from vsr_core.video import open_video
+from vsr_core import api
+from vsr_core.api import (DEFAULT_DETAIL, DETAIL_TILE_LR_PX, InputError, JobSettings, UpscaleSettings,
+                          check_image_batch, file_identity, folder_keyframes, load_detail_model, open_video,
+                          parse_indices, pick_keyframes, pick_keyframes_stream, relay_file, save_keyframes,
+                          shipped_path, source_identity, tchw_to_thwc, thwc_to_tchw, uint8_to_float)
 
 from .comfy_bridge import make_reporter, missing_model, model_choices, on_compute_device, resolve_model
 from .nodes_streaming import OUTPUT_INPUTS, _destination, _identity, _result, _source
-from .nodes_upscale import CLEAN_INPUT
+from .nodes_upscale import CLEAN_INPUT, UPSCALE
+from .setting_inputs import setting_input
 
 CATEGORY = "video super-resolution/relay"
 # Detail models are read from ComfyUI's own upscale_models folder (core Load Upscale Model lists it too).
 DETAIL_FOLDERS = ("upscale_models",)
 DETAIL_EXTENSIONS = (".safetensors", ".sft", ".pth", ".pt")
 SHIPPED_DETAIL = "default (shipped Real-ESRGAN x4plus)"
-FUSION_INPUT = (list(RELAY_FUSIONS), {"default": DEFAULT_RELAY_FUSION, "tooltip":
-                "How carried detail is mixed between keyframes: 'learned' (a small network trained on real "
-                "clips with true and generated keyframes) or 'hand' (the hand-designed warp-and-gate mix)."})
 
 
 class VSR_PickKeyframes:
@@ -40,9 +32,7 @@ class VSR_PickKeyframes:
     def INPUT_TYPES(cls):
         return {"required": {
             "frames": ("IMAGE", {"tooltip": "The low-resolution clip."}),
-            "keyframe_every": ("INT", {"default": DEFAULT_KEYFRAME_EVERY, "min": 1, "max": 256, "tooltip":
-                               "Frames from one keyframe to the next. Fewer keyframes: faster, but detail "
-                               "is carried further (it fades where motion cannot be followed)."}),
+            "keyframe_every": setting_input(UPSCALE, "keyframe_every"),
             "detect_cuts": ("BOOLEAN", {"default": True, "tooltip":
                             "Also put keyframes at scene cuts (and the frame before), so detail never "
                             "crosses a cut."}),
@@ -76,20 +66,17 @@ class VSR_RelayDetail:
                                      "Frame number of each keyframe, in order (Pick Keyframes' output)."}),
                 "upscaler": ("VSR_UPSCALER", {"tooltip": "Load Upscaler (VSR): the faithful path the detail "
                              "is added to."}),
-                "scale": ([4, 2], {"default": 4, "tooltip": "Output scale."}),
-                "strength": ("FLOAT", {"default": 0.8, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
-                             "How much of the keyframes' detail is let in: 0 is the faithful upscale alone, "
-                             "1 all the detail the motion can carry."}),
+                "scale": setting_input(UPSCALE, "scale"),
+                "strength": setting_input(UPSCALE, "detail_strength"),
                 "detect_cuts": ("BOOLEAN", {"default": True, "tooltip":
                                 "Never carry detail across a scene cut."}),
             },
             "optional": {
-                "tile_px": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 16, "tooltip":
-                            "Spatial tile size of the faithful upscaler, in input (LR) pixels."}),
+                "tile_px": setting_input(UPSCALE, "tile_px"),
                 "free_memory_after": ("BOOLEAN", {"default": True, "tooltip":
                                       "Move the upscaler back to system RAM when done."}),
                 "clean": CLEAN_INPUT,
-                "fusion": FUSION_INPUT,
+                "fusion": setting_input(UPSCALE, "relay_fusion"),
             },
         }
 
@@ -101,20 +88,14 @@ class VSR_RelayDetail:
     DESCRIPTION = "Carry detail made on a few keyframes (by any image model) through the whole clip by " \
                   "motion, gated where motion cannot be trusted: detail that holds still."
 
-    def relay(self, frames, keyframes, keyframe_indices, upscaler, scale, strength, detect_cuts, tile_px=512,
-              free_memory_after=True, clean="auto", fusion=DEFAULT_RELAY_FUSION):
+    def relay(self, frames, keyframes, keyframe_indices, upscaler, scale, strength, detect_cuts,
+              tile_px=UPSCALE.tile_px, free_memory_after=True, clean="auto", fusion=UPSCALE.relay_fusion):
+        settings = UpscaleSettings(scale=scale, detail_strength=strength, tile_px=tile_px, clean=clean,
+                                   relay_fusion=fusion)
         lr = thwc_to_tchw(check_image_batch(frames, "frames"))
         keys = thwc_to_tchw(check_image_batch(keyframes, "keyframes"))
-        reporter = make_reporter()
-        fusion_model = load_fusion(fusion)
-
-        def attempt(p):
-            return relay_frames(lr, keys, keyframe_indices, upscaler, scale, strength, detect_cuts,
-                                tile_lr_px=p["tile_lr_px"], reporter=reporter, clean=clean, fusion=fusion_model)
-
         with on_compute_device(upscaler, free_memory_after):
-            out, _ = retry_on_oom(attempt, {"tile_lr_px": tile_px}, lambda p: smaller_pieces(p, min_tile=64),
-                                  "Relay Detail", reporter)
+            out = api.relay(lr, keys, keyframe_indices, upscaler, settings, detect_cuts, make_reporter())
         return (tchw_to_thwc(out).contiguous(),)
 
 
@@ -135,13 +116,10 @@ class VSR_DetailUpscale:
                                  "x4plus-anime, x2plus) or SRVGGNetCompact (animevideov3, general-x4v3) file "
                                  "from models/upscale_models. Other architectures: use core Upscale Image "
                                  "(using Model)."}),
-                "scale": ([4, 2], {"default": 4, "tooltip": "Output scale; at most the model's own (x2 from an "
-                          "x4 model is its output resampled)."}),
+                "scale": setting_input(UPSCALE, "scale", "At most the detail model's own."),
             },
             "optional": {
-                "tile_px": ("INT", {"default": DETAIL_TILE_LR_PX, "min": 64, "max": 4096, "step": 16, "tooltip":
-                            "Spatial tile size in input pixels; memory grows with it (halved automatically "
-                            "when out of memory)."}),
+                "tile_px": setting_input(UPSCALE, "tile_px", default=DETAIL_TILE_LR_PX),
                 "free_memory_after": ("BOOLEAN", {"default": True, "tooltip":
                                       "Move the detail model back to system RAM when done."}),
             },
@@ -163,7 +141,7 @@ class VSR_DetailUpscale:
         lr = thwc_to_tchw(check_image_batch(image, "image"))
         model = self._model(detail_model)
         with on_compute_device(model, free_memory_after):
-            out = detail_frames(lr, model, scale, tile=tile_px, reporter=make_reporter())
+            out = api.detail_upscale(lr, model, scale, tile=tile_px, reporter=make_reporter())
         return (tchw_to_thwc(out).contiguous(),)
 
     @classmethod
@@ -225,7 +203,7 @@ class VSR_RelayDetailStreaming:
                                      "Instead of keyframes: a folder of frame_NNNNNN.png images named by frame "
                                      "number (made in another run), read one at a time."}),
                 "clean": CLEAN_INPUT,
-                "fusion": FUSION_INPUT,
+                "fusion": spec["optional"]["fusion"],
             },
         }
 
@@ -239,22 +217,20 @@ class VSR_RelayDetailStreaming:
 
     def relay(self, video, upscaler, keyframe_every, scale, strength, detect_cuts, tile_px, format, crf,
               preview_frames, keyframes=None, keyframe_indices="", keyframes_folder="", clean="auto",
-              fusion=DEFAULT_RELAY_FUSION):
+              fusion=UPSCALE.relay_fusion):
         source = _source(video)
         folder = self._keyframes_folder(source, keyframes, keyframe_indices, keyframes_folder)
         keys = folder_keyframes(folder)
-        fusion_model = load_fusion(fusion)
-        settings = dict(scale=scale, every=keyframe_every, strength=float(strength), detect_cuts=detect_cuts,
-                        tile_lr_px=tile_px, crf=crf, clean=parse_clean(clean))
+        settings = UpscaleSettings(scale=scale, keyframe_every=keyframe_every, detail_strength=float(strength),
+                                   tile_px=tile_px, clean=clean, relay_fusion=fusion)
         job = {"input": source_identity(source), "weights": _identity(upscaler, "upscaler"),
-               "keyframes": keys.identity, **settings}
-        if fusion_model is not None:      # the hand-designed relay keeps its earlier outputs' names
-            job["fusion"] = file_identity(fusion_model.weights_path)
+               "keyframes": keys.identity, "settings": repr(settings), "detect_cuts": detect_cuts, "crf": crf,
+               "fusion": file_identity(shipped_path("relay_fusion")) if fusion == "learned" else None}
         fmt, dst = _destination("relayed", job, format)
         if not os.path.exists(dst):
             with on_compute_device(upscaler):
-                relay_file(source, dst, upscaler, keys, fmt=fmt, reporter=make_reporter(), fusion=fusion_model,
-                           **settings)
+                relay_file(source, dst, upscaler, keys, settings, JobSettings(format=fmt, crf=crf), detect_cuts,
+                           make_reporter())
         return _result(dst, preview_frames)
 
     @staticmethod

@@ -14,25 +14,20 @@ import os
 
 from contextlib import ExitStack
 
-from vsr_core.diffusion.motion_guidance import MotionGuidance
-from vsr_core.errors import InputError
-from vsr_core.file_identity import file_identity, source_identity
-from vsr_core.jobs.restore import restore_file
-from vsr_core.jobs.upscale import upscale_file
-from vsr_core.pipeline.cleaning import parse_clean
-from vsr_core.pipeline.guided_sample import SampleSettings
-from vsr_core.pipeline.restore_video import RestoreModels, RestoreSettings
-from vsr_core.video import LoadOptions, open_video
-from vsr_core.checkpoints.shipped import load_refiner
+from vsr_core.api import (InputError, JobSettings, LoadOptions, RestoreModels, RestoreSettings, UpscaleSettings,
+                          file_identity, load_refiner, open_video, restore_file, source_identity, upscale_file,
+                          with_values)
 
 from .comfy_bridge import free_memory, make_reporter, on_compute_device, temp_directory, video_from_file
 from .convert import core_video_path, frames_to_image
-from .nodes_upscale import CATEGORY, CLEAN_INPUT, NODE_FLAGS
+from .nodes_upscale import CATEGORY, CLEAN_INPUT, NODE_FLAGS, UPSCALE, UPSCALE_INPUTS
+from .setting_inputs import renamed_inputs, setting_input, setting_inputs
 
 FORMATS = {"h264-mp4": ("h264", ".mp4"), "ffv1-mkv (lossless)": ("ffv1", ".mkv")}
+RESTORE_INPUTS = ("steps", "sampler", "seed", "guidance_scale", "segment", "segment_overlap")
 OUTPUT_INPUTS = {
     "format": (list(FORMATS), {"default": "h264-mp4", "tooltip": "h264 (plays everywhere) or FFV1 (lossless RGB)."}),
-    "crf": ("INT", {"default": 18, "min": 0, "max": 51, "tooltip": "h264 quality (0 lossless)."}),
+    "crf": setting_input(JobSettings(), "crf"),
     "preview_frames": ("INT", {"default": 4, "min": 0, "max": 64, "tooltip":
                                "Frames of the result returned as IMAGE to look at in the graph."}),
 }
@@ -84,22 +79,14 @@ class VSR_UpscaleVideoStreaming:
                 "video": ("VIDEO", {"tooltip": "A video from a file (core Load Video, or any node that "
                                     "gives a file-backed VIDEO)."}),
                 "upscaler": ("VSR_UPSCALER", {"tooltip": "From Load Upscaler (VSR)."}),
-                "scale": ([4, 2], {"default": 4, "tooltip": "x4, or x2 (the x4 network, resampled)."}),
-                "window": ("INT", {"default": 12, "min": 1, "max": 128, "tooltip":
-                                   "Frames processed together; memory grows with it."}),
-                "window_overlap": ("INT", {"default": 2, "min": 0, "max": 32, "tooltip":
-                                           "Frames shared by consecutive windows and cross-faded."}),
-                "tile_px": ("INT", {"default": 512, "min": 0, "max": 4096, "tooltip":
-                                       "Spatial tile size in input pixels (0: whole frames)."}),
-                "stabilize": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
-                                        "Extra flow-guided temporal stabilisation (0: off)."}),
+                **setting_inputs(UPSCALE, *UPSCALE_INPUTS),
                 **OUTPUT_INPUTS,
             },
             "optional": {"clean": CLEAN_INPUT},
         }
 
     # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
-    RENAMED_INPUTS = {"tile_lr_px": "tile_px"}
+    RENAMED_INPUTS = renamed_inputs(UPSCALE, *UPSCALE_INPUTS)
     RETURN_TYPES = ("VIDEO", "IMAGE", "STRING")
     RETURN_NAMES = ("video", "preview", "path")
     OUTPUT_TOOLTIPS = ("The upscaled video, backed by its file (wire it to core Save Video).",
@@ -111,16 +98,20 @@ class VSR_UpscaleVideoStreaming:
     def upscale(self, video, upscaler, scale, window, window_overlap, tile_px, stabilize, format, crf,
                 preview_frames, clean="auto"):
         source = _source(video)
-        settings = dict(scale=scale, window=window, overlap=window_overlap, tile_lr_px=tile_px,
-                        stabilize=float(stabilize), crf=crf, clean=parse_clean(clean))
-        job = {"input": source_identity(source), "weights": _identity(upscaler, "upscaler"), **settings}
+        settings = UpscaleSettings(scale=scale, window=window, window_overlap=window_overlap, tile_px=tile_px,
+                                   stabilize=float(stabilize), clean=clean)
+        job = {"input": source_identity(source), "weights": _identity(upscaler, "upscaler"),
+               "settings": repr(settings), "crf": crf}
         fmt, dst = _destination("upscaled", job, format)
         if not os.path.exists(dst):            # the same job finished before: its file is the answer
             with on_compute_device(upscaler):
-                upscale_file(source, dst, model=upscaler, fmt=fmt, reporter=make_reporter(),
-                             memory=free_memory(next(upscaler.parameters()).device), flags=NODE_FLAGS,
-                             **settings)
+                upscale_file(source, dst, settings, JobSettings(format=fmt, crf=crf), model=upscaler,
+                             reporter=make_reporter(), memory=free_memory(next(upscaler.parameters()).device),
+                             flags=NODE_FLAGS)
         return _result(dst, preview_frames)
+
+
+RESTORE = RestoreSettings()
 
 
 class VSR_RestoreVideoStreaming:
@@ -135,17 +126,9 @@ class VSR_RestoreVideoStreaming:
                 "model": ("VSR_DIFFUSION", {"tooltip": "From Load Diffusion Model (VSR)."}),
                 "vae": ("VSR_VAE", {"tooltip": "From Load VAE (VSR) or the diffusion loader's own VAE."}),
                 "upscaler": ("VSR_UPSCALER", {"tooltip": "From Load Upscaler (VSR): the first stage."}),
-                "steps": ("INT", {"default": 20, "min": 1, "max": 1000, "tooltip": "Sampling steps."}),
-                "sampler": (["ddpm", "ddim", "resshift"], {"default": "ddpm", "tooltip":
-                            "DDPM/DDIM (SD-family models) or ResShift (few steps)."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 63 - 1, "tooltip":
-                         "Noise seed; noise is drawn per video frame, so segments continue one another."}),
-                "guidance": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 1000.0, "step": 0.5, "tooltip":
-                             "Motion guidance strength (MGLD-VSR; 0 turns it off)."}),
-                "segment": ("INT", {"default": 16, "min": 2, "max": 256, "tooltip":
-                            "Frames per segment: the memory bound; a cancel loses at most one segment."}),
-                "segment_overlap": ("INT", {"default": 2, "min": 0, "max": 16, "tooltip":
-                                    "Frames shared by consecutive segments and cross-faded."}),
+                **{name: setting_input(RESTORE, name) for name in RESTORE_INPUTS[:3]},
+                "guidance": setting_input(RESTORE, "guidance_scale"),
+                **{name: setting_input(RESTORE, name) for name in RESTORE_INPUTS[4:]},
                 **OUTPUT_INPUTS,
             },
         }
@@ -162,9 +145,8 @@ class VSR_RestoreVideoStreaming:
     def restore(self, video, model, vae, upscaler, steps, sampler, seed, guidance, segment, segment_overlap,
                 format, crf, preview_frames):
         source = _source(video)
-        settings = RestoreSettings(segment=segment, segment_overlap=segment_overlap,
-                                   sample=SampleSettings(steps=steps, sampler=sampler, seed=seed,
-                                                         guidance=MotionGuidance(guidance)))
+        settings = with_values(RESTORE, dict(zip(RESTORE_INPUTS, (steps, sampler, seed, guidance, segment,
+                                                                   segment_overlap))))
         files = {"diffusion": _identity(model, "model"), "vae": _identity(vae, "vae"),
                  "upscaler": _identity(upscaler, "upscaler")}
         job = {"input": source_identity(source), "models": files, "settings": repr(settings), "crf": crf}
@@ -174,7 +156,8 @@ class VSR_RestoreVideoStreaming:
             with ExitStack() as stack:
                 for module in (upscaler, model.unet, vae, models.refiner):
                     stack.enter_context(on_compute_device(module, offload_after=False))
-                restore_file(source, dst, settings, models, fmt=fmt, crf=crf, reporter=make_reporter())
+                restore_file(source, dst, settings, JobSettings(format=fmt, crf=crf), models,
+                             reporter=make_reporter())
         return _result(dst, preview_frames)
 
 

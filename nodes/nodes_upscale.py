@@ -1,19 +1,14 @@
 """Upscale, Refine and Color Fix: the fast path's stages (and the ends of the diffusion path)."""
 from __future__ import annotations
 
-from vsr_core.ops.colorfix import COLOR_FIX_METHODS, color_fix
-from vsr_core.errors import InputError
-from vsr_core.ops.frames import check_image_batch, tchw_to_thwc, thwc_to_tchw
-from vsr_core.models.refiner import refine
-from vsr_core.pipeline.memory_fallback import retry_on_oom, smaller_pieces
-from vsr_core.pipeline.memory_plan import check_output_size, output_batch_bytes, plan_upscale
-from vsr_core.ops.resize import resize_frames
-from vsr_core.pipeline.stabilize import stabilize_with_flow
-from vsr_core.pipeline.upscale import upscale_frames
-from vsr_core.checkpoints.shipped import clean_upscaler_path, default_upscaler_path, load_refiner, load_upscaler
+from vsr_core import api
+from vsr_core.api import (COLOR_FIX_METHODS, InputError, RefineSettings, UpscaleSettings, check_image_batch,
+                          clean_upscaler_path, default_upscaler_path, load_refiner, load_upscaler, tchw_to_thwc,
+                          thwc_to_tchw)
 
 from .comfy_bridge import (core_upscale_frames, free_memory, is_core_upscale_model, make_reporter,
                            missing_model, model_choices, on_compute_device, register_model_folder, resolve_model)
+from .setting_inputs import renamed_inputs, setting_input, setting_inputs
 
 CATEGORY = "video super-resolution/upscale"
 FOLDER = "vsr_upscaler"
@@ -23,6 +18,11 @@ SHIPPED_CLEAN = "shipped x4, clean photos only (previous default)"
 FIXED_BLEND = "fixed blend (no weights)"
 SHIPPED_REFINER = "default (shipped refiner)"
 NODE_FLAGS = ("tile_px", "window", "scale")     # the Upscale nodes' names for what the memory plan lowers
+UPSCALE = UpscaleSettings(tile_px=api.TILE_PX)   # the nodes' defaults: the upscaler's tile
+UPSCALE_INPUTS = ("scale", "window", "window_overlap", "tile_px", "stabilize")   # the order saved workflows hold
+# the cleaning knob as a list an artist picks from; optional on every node that runs the upscaler, so
+# workflows saved before it keep running
+CLEAN_INPUT = setting_input(UPSCALE, "clean", choices=["auto"] + [f"{i / 10:.1f}" for i in range(11)])
 
 register_model_folder(FOLDER, set(EXTENSIONS))
 
@@ -60,13 +60,6 @@ class VSR_LoadUpscaler:
         return (load_upscaler(path),)
 
 
-# the cleaning knob (vsr_core.pipeline.cleaning) as a list an artist picks from; optional on every node that runs
-# the upscaler, so workflows saved before it keep running
-CLEAN_INPUT = (["auto"] + [f"{i / 10:.1f}" for i in range(11)], {"default": "auto", "tooltip":
-               "How hard the upscaler cleans noise and compression: auto reads it from the clip; 0.0 keeps "
-               "everything in the input as detail (grain, skin, foliage), 1.0 cleans hardest."})
-
-
 class VSR_Upscale:
     """x4/x2 video upscaling: the pack's flow-guided upscaler, or any per-frame UPSCALE_MODEL stabilised by flow."""
 
@@ -78,18 +71,12 @@ class VSR_Upscale:
                 "upscaler": ("VSR_UPSCALER,UPSCALE_MODEL", {"tooltip":
                              "Load Upscaler (VSR), or any model from core Load Upscale Model (run per frame, "
                              "then stabilised with flow)."}),
-                "scale": ([4, 2], {"default": 4, "tooltip": "Output scale."}),
+                "scale": setting_input(UPSCALE, "scale"),
                 "temporal": ("BOOLEAN", {"default": True, "tooltip":
                                          "Flow-guided propagation across frames (off: frame by frame)."}),
-                "window": ("INT", {"default": 12, "min": 1, "max": 256, "tooltip":
-                                   "Frames processed together; memory grows with it."}),
-                "window_overlap": ("INT", {"default": 2, "min": 0, "max": 64, "tooltip":
-                                           "Frames shared by neighbouring windows, blended."}),
-                "tile_px": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 16, "tooltip":
-                                    "Spatial tile size in input (LR) pixels, for large frames."}),
-                "stabilize": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
-                                        "Extra flow-guided stabilisation of the output (0: off). For an "
-                                        "UPSCALE_MODEL, 0 means the default strength 0.6."}),
+                **setting_inputs(UPSCALE, "window", "window_overlap", "tile_px"),
+                "stabilize": setting_input(UPSCALE, "stabilize", "For an UPSCALE_MODEL, 0 means the default "
+                                                                 "strength 0.6."),
             },
             "optional": {
                 "free_memory_after": ("BOOLEAN", {"default": True, "tooltip":
@@ -100,7 +87,7 @@ class VSR_Upscale:
         }
 
     # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
-    RENAMED_INPUTS = {"tile": "tile_px", "offload_after": "free_memory_after"}
+    RENAMED_INPUTS = {**renamed_inputs(UPSCALE, *UPSCALE_INPUTS), "offload_after": "free_memory_after"}
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("upscaled",)
     OUTPUT_TOOLTIPS = ("Upscaled frames, same count as the input.",)
@@ -111,33 +98,19 @@ class VSR_Upscale:
 
     def upscale(self, frames, upscaler, scale, temporal, window, window_overlap, tile_px, stabilize,
                 free_memory_after=True, clean="auto"):
+        settings = UpscaleSettings(scale=scale, method=None if temporal else "learned-per-frame", window=window,
+                                   window_overlap=window_overlap, tile_px=tile_px, stabilize=stabilize, clean=clean)
         frames = check_image_batch(frames, "frames")
         lr = thwc_to_tchw(frames)
         reporter = make_reporter()
-        check_output_size(lr.shape[-2], lr.shape[-1], scale, NODE_FLAGS)
         if is_core_upscale_model(upscaler):
-            per_frame = resize_frames(thwc_to_tchw(core_upscale_frames(upscaler, frames)),
-                                      lr.shape[-2] * scale, lr.shape[-1] * scale)
-            out = stabilize_with_flow(per_frame, lr, strength=stabilize or 0.6, reporter=reporter)
+            api.check_output_size(lr.shape[-2], lr.shape[-1], scale, NODE_FLAGS)
+            per_frame = thwc_to_tchw(core_upscale_frames(upscaler, frames))
+            out = api.stabilize_upscaled(per_frame, lr, scale, stabilize or 0.6, reporter)
         else:
-            def attempt(p):
-                return upscale_frames(lr, upscaler, scale=scale, window=p["window"], overlap=p["window_overlap"],
-                                      temporal=temporal, tile_lr_px=p["tile_lr_px"], stabilize=stabilize,
-                                      reporter=reporter, clean=clean)
-
-            def shrink(p):  # the upscaler's windows overlap by less than half
-                p = smaller_pieces(p, min_tile=64)
-                return p and {**p, "window_overlap": min(p["window_overlap"], (p["window"] - 1) // 2)}
-
             with on_compute_device(upscaler, free_memory_after):
-                plan = plan_upscale(lr.shape[-2], lr.shape[-1], scale, window, window_overlap, tile_px,
-                                    free_memory(next(upscaler.parameters()).device),
-                                    extra_ram=output_batch_bytes(lr, scale), flags=NODE_FLAGS)
-                reporter.log(plan.describe(tile_px, window, NODE_FLAGS))
-                # tile 0 (whole frames) can still shrink on out-of-memory: it starts as the frame size.
-                pieces = dict(tile_lr_px=plan.tile or max(lr.shape[-2:]), window=plan.window,
-                              window_overlap=plan.overlap)
-                out, _ = retry_on_oom(attempt, pieces, shrink, "Upscale", reporter)
+                out = api.upscale(lr, upscaler, settings, free_memory(next(upscaler.parameters()).device),
+                                  NODE_FLAGS, reporter)
         return (tchw_to_thwc(out).contiguous(),)
 
 
@@ -152,16 +125,12 @@ class VSR_Refine:
                 "decoded": ("IMAGE", {"tooltip": "X_d: the diffusion path's decoded frames (same size)."}),
                 "refiner": ([SHIPPED_REFINER, FIXED_BLEND], {"default": SHIPPED_REFINER, "tooltip":
                              "The shipped trained refiner, or the plain blend b X_u + (1-b) X_d."}),
-                "blend": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
-                                    "Share of the upscaler's frames X_u in the result, 0..1 (SATeCo's w: 0.5); "
-                                    "the rest comes from the diffusion path."}),
-                "color_fix": (list(COLOR_FIX_METHODS), {"default": "none", "tooltip":
-                              "Match colours to X_u afterwards: AdaIN (mean/std) or wavelet (low frequencies)."}),
+                **setting_inputs(RefineSettings(), "blend", "color_fix"),
             },
         }
 
     # inputs renamed for readability (old name -> new); the runner maps prompts saved with the old names
-    RENAMED_INPUTS = {"w": "blend"}
+    RENAMED_INPUTS = renamed_inputs(RefineSettings(), "blend", "color_fix")
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("frames",)
     OUTPUT_TOOLTIPS = ("Refined frames.",)
@@ -173,7 +142,7 @@ class VSR_Refine:
         x_u = thwc_to_tchw(check_image_batch(upscaled, "upscaled"))
         x_d = thwc_to_tchw(check_image_batch(decoded, "decoded"))
         model = load_refiner() if refiner == SHIPPED_REFINER else None
-        out = refine(x_u, x_d, model, w=blend, color_fix=color_fix)
+        out = api.refine(x_u, x_d, model, RefineSettings(blend=blend, color_fix=color_fix))
         return (tchw_to_thwc(out).contiguous(),)
 
 
@@ -200,7 +169,7 @@ class VSR_ColorFix:
     def fix(self, frames, reference, method):
         x = thwc_to_tchw(check_image_batch(frames, "frames"))
         ref = thwc_to_tchw(check_image_batch(reference, "reference"))
-        return (tchw_to_thwc(color_fix(x, ref, method)).contiguous(),)
+        return (tchw_to_thwc(api.color_fix(x, ref, method)).contiguous(),)
 
 
 NODE_CLASS_MAPPINGS = {"VSR_LoadUpscaler": VSR_LoadUpscaler, "VSR_Upscale": VSR_Upscale,

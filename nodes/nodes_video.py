@@ -5,12 +5,8 @@ import os
 
 import torch
 
-from vsr_core.errors import InputError, OutputError
-from vsr_core.ops.frames import check_finite, check_image_batch
-from vsr_core.video import LoadOptions, VideoWriter, open_video, to_fraction
-from vsr_core.safe_files import resolve
-from vsr_core.video.naming import check_output_prefix, next_numbered_path
-from vsr_core.video.timeline import select_indices
+from vsr_core.api import (InputError, LoadOptions, OutputError, VideoWriter, check_finite, check_image_batch,
+                          check_output_prefix, next_numbered_path, open_video, resolve, select_indices, to_fraction)
 
 from .comfy_bridge import input_directory, input_videos, make_reporter, output_directory, resolve_input_path
 from .convert import audio_from_comfy, audio_to_comfy, core_video_path, frames_to_image, image_windows

@@ -1,6 +1,6 @@
 """`python -m nodes WORKFLOW.json`: run a ComfyUI workflow of this pack's nodes without ComfyUI.
 
-The runner in vsr_core.workflow takes the node classes as an argument; this
+The runner in nodes/headless takes the node classes as an argument; this
 pack hands it its own, so the same classes run here and in ComfyUI.
 """
 from __future__ import annotations
@@ -8,11 +8,10 @@ from __future__ import annotations
 import argparse
 
 from vsr_core.cli import exit_code
-from vsr_core.progress import TerminalReporter
-from vsr_core.workflow import apply_overrides, load_workflow, run_prompt
-
+from vsr_core.api import TerminalReporter
 from . import NODE_CLASS_MAPPINGS
 from .comfy_bridge import headless_output_directory
+from .headless import apply_overrides, load_workflow, run_prompt
 
 
 def build_parser() -> argparse.ArgumentParser:

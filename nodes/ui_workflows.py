@@ -1,6 +1,6 @@
 """The shared UI workflows are made from their API twins: `python -m nodes.ui_workflows` rewrites
 workflows/*.json from workflows/api/*.json, keeping each file's notes (its Note nodes), with the
-layout of vsr_core.workflow.ui_export (readable on a 1600x900 window, stages grouped).
+layout of nodes/headless/ui_export.py (readable on a 1600x900 window, stages grouped).
 
 Core ComfyUI nodes are described by tests/fixtures/comfyui/core_nodes_v0.8.0.json (GET /object_info
 of ComfyUI v0.8.0), so no ComfyUI is needed.
@@ -11,9 +11,8 @@ import json
 import os
 import sys
 
-from vsr_core.workflow import api_to_ui, node_info
-
 from . import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .headless import api_to_ui, node_info
 
 PACK = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKFLOWS = os.path.join(PACK, "workflows")

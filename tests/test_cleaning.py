@@ -17,6 +17,7 @@ from vsr_core.models.upscaler import UpscalerConfig, VideoUpscaler, upscale_clip
 from vsr_core.pipeline.cleaning import clip_level, parse_clean
 from vsr_core.pipeline.upscale import upscale_frames
 from vsr_core.train.degradations import DEGRADATIONS, RealWorldMix, degrade_labelled
+from vsr_core.pipeline.upscale_settings import UpscaleSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = dict(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=1, attn_window=4, cleaner_blocks=1)
@@ -88,9 +89,9 @@ def test_old_weight_files_still_load_and_take_only_auto(tmp_path):
     old = load_upscaler(saved(tiny(False), tmp_path / "old.safetensors", old_card=True))
     assert old.level_estimator is None
     lr = lr_clip()
-    assert upscale_frames(lr, old, window=5).shape == (5, 3, 96, 128)
+    assert upscale_frames(lr, old, UpscaleSettings(window=5)).shape == (5, 3, 96, 128)
     with pytest.raises(InputError, match="no cleaning input"):
-        upscale_frames(lr, old, window=5, clean=0.5)
+        upscale_frames(lr, old, UpscaleSettings(window=5, clean=0.5))
 
 
 def test_one_level_per_clip_whatever_the_tiles_and_windows(monkeypatch):
@@ -98,9 +99,9 @@ def test_one_level_per_clip_whatever_the_tiles_and_windows(monkeypatch):
     calls = []
     real = m.estimate_level
     monkeypatch.setattr(m, "estimate_level", lambda x: calls.append(x.shape) or real(x))
-    out = upscale_frames(lr, m, window=4, overlap=1, tile_lr_px=20, tile_overlap_lr_px=4)
+    out = upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=1, tile_px=20, tile_overlap_px=4))
     assert len(calls) == 1 and calls[0][1] == 9          # the clip's first frames (up to 16), read once
-    whole = upscale_frames(lr, m, window=4, overlap=1, tile_lr_px=0)
+    whole = upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=1, tile_px=0))
     assert (out - whole).abs().mean() < 0.01              # tiles see the same level: only seams differ
 
 
@@ -111,7 +112,7 @@ def test_the_cache_is_keyed_by_the_knob(tmp_path, monkeypatch, media):
     src = media("in.mp4")
     model = load_upscaler(saved(tiny(True), tmp_path / "new.safetensors"))
     for clean in ("auto", 0.2, "0.8"):
-        job.upscale_file(src, str(tmp_path / "out.mp4"), model=model, clean=clean)
+        job.upscale_file(src, str(tmp_path / "out.mp4"), UpscaleSettings(clean=clean), model=model)
     assert "clean" not in keys[0] and keys[1]["clean"] == 0.2 and keys[2]["clean"] == 0.8
     assert {k: v for k, v in keys[1].items() if k != "clean"} == {k: v for k, v in keys[2].items() if k != "clean"}
 

@@ -18,6 +18,8 @@ from vsr_core.errors import CheckpointError, InputError
 from vsr_core.models.rrdbnet import RRDBNet, RRDBNetConfig
 from vsr_core.models.srvgg import SRVGGConfig, SRVGGNetCompact
 from vsr_core.pipeline.detail import detail_upscale
+from vsr_core.pipeline.upscale_settings import UpscaleSettings
+from vsr_core.jobs.job_settings import JobSettings
 from conftest import read_video as _read
 
 TINY = {"RRDBNet": [RRDBNetConfig(num_block=2, num_feat=8, num_grow_ch=4, scale=s) for s in (4, 2)],
@@ -178,19 +180,22 @@ def test_detail_per_frame_resumes_and_keys_its_cache_by_the_detail_model(tmp_pat
             self.logs.append(message)
 
     out, cache = tmp_path / "out.mkv", tmp_path / "cache"
-    settings = dict(method="detail-per-frame", fmt="ffv1", window=2, cache_dir=str(cache), chunk_frames=2)
+    job = JobSettings(format="ffv1", cache_dir=str(cache), chunk_frames=2)
+
+    def settings(detail):
+        return UpscaleSettings(method="detail-per-frame", window=2, detail=detail)
     with pytest.raises(Interrupted):
-        upscale_file(src, str(out), detail=first, reporter=StopAfter(), **settings)
+        upscale_file(src, str(out), settings(first), job, reporter=StopAfter())
     assert not out.exists() and json.load(open(cache / "job.json"))["key"]["detail"]["detail"] == first
-    upscale_file(src, str(out), detail=first, **settings)                 # resumes from the cache
+    upscale_file(src, str(out), settings(first), job)                 # resumes from the cache
     np.testing.assert_array_equal(_read(out), _expected(load_detail_model(first), frames))
     assert not cache.exists()
 
     with pytest.raises(Interrupted):
-        upscale_file(src, str(tmp_path / "o2.mkv"), detail=first, reporter=StopAfter(), **settings)
+        upscale_file(src, str(tmp_path / "o2.mkv"), settings(first), job, reporter=StopAfter())
     log = StopAfter()
     log.done = -100
-    upscale_file(src, str(tmp_path / "o2.mkv"), detail=second, reporter=log, **settings)
+    upscale_file(src, str(tmp_path / "o2.mkv"), settings(second), job, reporter=log)
     assert any("holds another job's chunks" in m for m in log.logs)
     np.testing.assert_array_equal(_read(tmp_path / "o2.mkv"), _expected(load_detail_model(second), frames))
 
@@ -246,4 +251,4 @@ def test_detail_frames_reports_each_frame_and_halves_tiles_when_out_of_memory():
     handle.remove()
     assert torch.equal(out, expected) and rep.total == 3 and rep.done == 3
     assert seen.count(44) == 1 and max(seen[1:]) <= 34          # only the first frame tried the big tile
-    assert any("tile_lr_px 64 -> 34" in n for n in rep.notes)
+    assert any("tile_px 64 -> 34" in n for n in rep.notes)

@@ -13,8 +13,11 @@ from vsr_core.errors import InputError
 from vsr_core.jobs.restore import restore_file
 from vsr_core.jobs.upscale import upscale_file
 from vsr_core.pipeline.guided_sample import SampleSettings
-from vsr_core.pipeline.restore_video import RestoreSettings, load_restore_models
+from vsr_core.checkpoints.restore_models import load_restore_models
+from vsr_core.jobs.job_settings import JobSettings
+from vsr_core.pipeline.restore_video import RestoreSettings
 from vsr_core.video import open_video
+from vsr_core.pipeline.upscale_settings import UpscaleSettings
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,7 +36,8 @@ def source(tmp_path, clip):
 
 
 def run(src, dst, workers, **kw):
-    upscale_file(src, str(dst), fmt="ffv1", window=6, overlap=2, stabilize=0.5, workers=workers, **kw)
+    upscale_file(src, str(dst), UpscaleSettings(window=6, window_overlap=2, stabilize=0.5),
+                 JobSettings(format="ffv1", workers=workers, **kw))
     return open_video(str(dst)).read_all()
 
 
@@ -66,7 +70,7 @@ INDEPENDENT = RestoreSettings(segment=6, segment_overlap=2, sample=SampleSetting
 
 
 def restore(src, dst, workers, **kw):
-    restore_file(src, str(dst), INDEPENDENT, fmt="ffv1", workers=workers, **kw)
+    restore_file(src, str(dst), INDEPENDENT, JobSettings(format="ffv1", workers=workers, **kw))
     return open_video(str(dst)).read_all()
 
 
@@ -81,7 +85,8 @@ def test_restore_frames_are_the_same_for_any_number_of_workers_and_as_one_proces
     assert one.shape == (11, 96, 128, 3)
     np.testing.assert_array_equal(one, two)
     # the single-process job in the same seam mode gives the workers' frames
-    restore_file(short_source, str(tmp_path / "p.mkv"), INDEPENDENT, load_restore_models(), fmt="ffv1")
+    restore_file(short_source, str(tmp_path / "p.mkv"), INDEPENDENT, JobSettings(format="ffv1"),
+                 load_restore_models())
     np.testing.assert_array_equal(open_video(str(tmp_path / "p.mkv")).read_all(), one)
 
 
@@ -103,11 +108,12 @@ def test_restore_with_a_killed_worker_gives_the_same_frames(cluster, short_sourc
 
 
 def test_restore_workers_need_independent_seams_and_their_own_models(short_source, tmp_path):
-    carried = RestoreSettings(segment=6, segment_overlap=2, sample=SampleSettings(steps=2))
+    carried = RestoreSettings(segment=6, segment_overlap=2, sample=SampleSettings(steps=2), seams="carried")
     with pytest.raises(InputError, match="needs seams='independent'"):
-        restore_file(short_source, str(tmp_path / "o.mkv"), carried, workers=2)
+        restore_file(short_source, str(tmp_path / "o.mkv"), carried, JobSettings(workers=2))
     with pytest.raises(InputError, match="workers load their own models"):
-        restore_file(short_source, str(tmp_path / "o.mkv"), INDEPENDENT, load_restore_models(), workers=2)
+        restore_file(short_source, str(tmp_path / "o.mkv"), INDEPENDENT, JobSettings(workers=2),
+                     load_restore_models())
     assert not (tmp_path / "o.mkv").exists()
 
 

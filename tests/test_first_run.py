@@ -124,7 +124,8 @@ def test_already_exists_names_overwrite_and_help_shows_defaults(tmp_path, media,
     with pytest.raises(SystemExit):
         main(["upscale", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for shown in ("--scale {2,4} output size: x2 or x4 the input (default: 4)", "(default: 12)",
+    for shown in ("--scale {4,2} output size: x4 or x2 the input (x2 resamples the x4 network's output) "
+                  "(default: 4)", "(default: 12)",
                   "default 512 for the learned methods", "(default: 18)"):
         assert shown in text
 

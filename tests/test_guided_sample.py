@@ -159,7 +159,7 @@ def test_a_sigma_space_denoiser_reproduces_the_same_model_in_ddpm_space():
 
 from vsr_core.diffusion import resshift as rs  # noqa: E402
 from vsr_core.diffusion.noise import FrameNoise  # noqa: E402
-from vsr_core.pipeline.guided_sample import BlurResShift, x0_and_loss_gradient  # noqa: E402
+from vsr_core.pipeline.guided_sample import x0_and_loss_gradient  # noqa: E402
 
 RS = dict(sampler="resshift", steps=4, tile_latent=64, tile_overlap_latent=8)
 
@@ -186,9 +186,9 @@ def test_resshift_settings_defaults_and_validation():
     assert SampleSettings(sampler="resshift").steps == 15
     assert SampleSettings(sampler="resshift", steps=4).steps == 4
     with pytest.raises(InputError, match="kappa"):
-        SampleSettings(sampler="resshift", kappa=0.0)
-    with pytest.raises(InputError, match="blur is an option of the 'resshift' sampler"):
-        SampleSettings(blur=BlurResShift())
+        SampleSettings(sampler="resshift", options={"kappa": 0.0})
+    with pytest.raises(InputError, match="sampler 'ddpm' has no option sigma_max; it takes no options"):
+        SampleSettings(options={"sigma_max": 2.0})
     eps_model = tiny_unet()
     eps_model.prediction = "eps"
     z, _flow = moving_latents(t=2)
@@ -225,11 +225,11 @@ def test_resshift_seed_determinism_windows_and_tiles():
     assert (tiled - a).abs().mean() < 0.8 * (other - a).abs().mean()
 
 
-@pytest.mark.parametrize("blur", [None, BlurResShift(), BlurResShift(chain="paper")])
+@pytest.mark.parametrize("blur", [None, {}, {"chain": "paper"}])
 def test_guidance_lowers_the_warping_error_for_resshift(blur):
     z, flow = moving_latents()
     model = tiny_unet()
-    kw = dict(window=6, blur=blur, **RS)
+    kw = dict(window=6, **RS) if blur is None else dict(window=6, **{**RS, "sampler": "blur_resshift"}, options=blur)
     off = guided_sample(z, model, SampleSettings(guidance=MotionGuidance(scale=0.0), **kw), flow)
     on = guided_sample(z, model, SampleSettings(guidance=MotionGuidance(scale=2.0), **kw), flow)
     assert warping_loss(on, flow).item() < 0.9 * warping_loss(off, flow).item()
@@ -239,9 +239,10 @@ def test_zero_blur_pipeline_is_plain_resshift_and_blur_changes_it():
     z, _flow = moving_latents(t=3)
     model = tiny_unet()
     plain = guided_sample(z, model, SampleSettings(window=3, **RS))
-    flat = guided_sample(z, model, SampleSettings(window=3, blur=BlurResShift(sigma_max=0.0), **RS))
+    blur_rs = {**RS, "sampler": "blur_resshift"}
+    flat = guided_sample(z, model, SampleSettings(window=3, options={"sigma_max": 0.0}, **blur_rs))
     torch.testing.assert_close(flat, plain, atol=1e-5, rtol=1e-5)
-    blurred = guided_sample(z, model, SampleSettings(window=3, blur=BlurResShift(), **RS))
+    blurred = guided_sample(z, model, SampleSettings(window=3, **blur_rs))
     assert not torch.allclose(blurred, plain, atol=1e-3)
 
 

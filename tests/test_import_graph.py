@@ -11,14 +11,15 @@ PACKAGE = ROOT / "vsr_core"
 
 # Lowest first. A module may import its own layer and the ones below it, never one above.
 LAYERS = [
-    {"errors", "progress", "machine", "safe_files", "numbers"},
+    {"errors", "progress", "machine", "safe_files", "numbers", "settings"},
     {"ops", "speed", "cpu_precision"},
     {"video", "flow", "data", "metrics", "file_identity"},
     {"models", "diffusion", "relay"},
     {"checkpoints", "weights", "samples"},
     {"train"},
     {"pipeline"},
-    {"jobs", "workflow"},
+    {"jobs"},
+    {"api"},                                    # the front door: what nodes/ (and any caller) imports
     {"commands", "cli", "__main__", "__init__"},
 ]
 FORBIDDEN = {"nodes", "comfy", "comfy_api", "comfy_extras", "folder_paths", "server"}
@@ -88,8 +89,8 @@ def test_nothing_in_vsr_core_imports_comfyui_or_the_node_pack():
 
 
 def test_vsr_core_loads_no_code_by_path():
-    """The node pack (or any file) is never executed from inside vsr_core: the headless runner is
-    handed the node classes (nodes/run_workflow.py)."""
+    """The node pack (or any file) is never executed from inside vsr_core: the headless runner
+    (nodes/headless) is part of the pack and is handed the node classes (nodes/run_workflow.py)."""
     loaders = {"spec_from_file_location", "exec_module", "run_path", "SourceFileLoader", "exec"}
     found = []
     for path in PACKAGE.rglob("*.py"):
@@ -102,7 +103,7 @@ def test_vsr_core_loads_no_code_by_path():
 
 def test_no_function_is_longer_than_80_lines():
     long = []
-    for path in list(PACKAGE.rglob("*.py")) + list((ROOT / "nodes").glob("*.py")):
+    for path in list(PACKAGE.rglob("*.py")) + list((ROOT / "nodes").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines = node.end_lineno - node.lineno + 1
@@ -155,3 +156,14 @@ def test_the_graph_sees_function_level_and_importlib_imports():
     edges = graph()
     assert "vsr_core.commands.upscale" in edges["vsr_core.cli"]            # importlib.import_module(".commands...")
     assert "vsr_core.flow.dis" in edges["vsr_core.jobs.distributed"]      # imported inside a function
+
+
+def test_comfyui_workflow_formats_live_with_the_nodes():
+    """ComfyUI's file formats and the headless executor are the pack's (nodes/headless), not the library's;
+    they import vsr_core and the standard library only, so `python -m nodes` needs no ComfyUI."""
+    assert not (PACKAGE / "workflow").exists()
+    for path in (ROOT / "nodes" / "headless").glob("*.py"):
+        for name in imports_of(path, set()):
+            assert name.split(".")[0] not in FORBIDDEN - {"nodes"}, f"{path.name} imports {name}"
+            assert not name.startswith("nodes.") or name.startswith("nodes.headless"), \
+                f"{path.name} imports {name}: the runner is handed the node classes, it does not import them"

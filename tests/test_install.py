@@ -39,15 +39,18 @@ def test_vsr_command_and_version(venv, tmp_path):
 
 
 def test_installed_package_has_its_data_and_not_the_node_pack(venv, tmp_path):
-    code = ("import os, vsr_core, vsr_core.checkpoints.shipped as s; "
-            "from vsr_core.samples import example_clip; "
-            "print(os.path.dirname(vsr_core.__file__)); print(s.default_upscaler_path(4)); print(example_clip())")
+    code = ("import os, json, vsr_core, vsr_core.checkpoints.shipped as s; "
+            "from vsr_core.samples import example_clip; from vsr_core.train.reproduce import card_commands; "
+            "print(os.path.dirname(vsr_core.__file__)); print(s.default_upscaler_path(4)); print(example_clip()); "
+            "print(len(card_commands(json.load(open(s.card_path(s.default_upscaler_path(4)))))))")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True,
                          cwd=tmp_path, check=True).stdout.split("\n")
-    package, weights, sample = out[0], out[1], out[2]
+    package, weights, sample, commands = out[0], out[1], out[2], out[3]
     assert "site-packages" in package and not package.startswith(ROOT)
     assert weights.startswith(package) and os.path.getsize(weights) > 100_000
     assert sample.startswith(package) and os.path.getsize(sample) > 1000
+    assert int(commands) > 1                   # the card's training configs (vsr_core/configs) are installed
+    assert os.path.isfile(os.path.join(package, "configs", "README.md"))
     site = os.path.dirname(package)
     assert not os.path.exists(os.path.join(site, "nodes")) and not os.path.exists(os.path.join(site, "workflows"))
     help_text = subprocess.run([str(venv / "bin" / "python"), "-m", "vsr_core", "upscale", "--help"],

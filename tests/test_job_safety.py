@@ -23,6 +23,8 @@ from vsr_core.jobs.file_job import output_lock_path
 from vsr_core.jobs.lock import JobLock
 from vsr_core.jobs.upscale import upscale_file
 from vsr_core.video import LoadOptions, open_video
+from vsr_core.pipeline.upscale_settings import UpscaleSettings
+from vsr_core.jobs.job_settings import JobSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,7 +80,8 @@ def test_2_output_that_is_the_input_is_refused_before_any_work(tmp_path, clip, l
         dst = tmp_path / "y.mkv"
         os.symlink(src, dst)
     with pytest.raises(OutputError, match="is the input itself"):
-        upscale_file(str(src), str(dst), method="bicubic", fmt="ffv1", overwrite=True)
+        upscale_file(str(src), str(dst), UpscaleSettings(method="bicubic"),
+                     JobSettings(format="ffv1", overwrite=True))
     assert src.read_bytes() == before
 
 
@@ -87,9 +90,9 @@ def test_3_a_second_job_on_the_same_output_is_told_who_writes_it(tmp_path, small
     out = tmp_path / "out.mkv"
     with JobLock(output_lock_path(str(out)), "test"):
         with pytest.raises(OutputError, match=f"already being written by process {os.getpid()}"):
-            upscale_file(small, str(out), method="bicubic", fmt="ffv1")
+            upscale_file(small, str(out), UpscaleSettings(method="bicubic"), JobSettings(format="ffv1"))
     assert not out.exists()
-    upscale_file(small, str(out), method="bicubic", fmt="ffv1")            # released: fine now
+    upscale_file(small, str(out), UpscaleSettings(method="bicubic"), JobSettings(format="ffv1"))   # released: fine now
     assert not os.path.exists(output_lock_path(str(out)))
 
 
@@ -98,7 +101,8 @@ def test_3_a_shared_cache_folder_is_refused_while_in_use(tmp_path, small):
     cache.mkdir()
     with JobLock(str(cache / "job.lock"), "test"):
         with pytest.raises(OutputError, match="cache folder .* already being written"):
-            upscale_file(small, str(tmp_path / "b.mkv"), fmt="ffv1", cache_dir=str(cache), window=4, overlap=1)
+            upscale_file(small, str(tmp_path / "b.mkv"), UpscaleSettings(window=4, window_overlap=1),
+                         JobSettings(format="ffv1", cache_dir=str(cache)))
     assert not (tmp_path / "b.mkv").exists()
 
 
@@ -106,7 +110,7 @@ def test_3_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, small):
     out = tmp_path / "out.mkv"
     with open(output_lock_path(str(out)), "w") as f:
         f.write("999999 otherhost\n")                 # written, never locked: its process is gone
-    upscale_file(small, str(out), method="bicubic", fmt="ffv1")
+    upscale_file(small, str(out), UpscaleSettings(method="bicubic"), JobSettings(format="ffv1"))
     assert out.exists()
 
 
@@ -119,7 +123,7 @@ def test_3_an_output_that_appears_meanwhile_is_not_replaced(tmp_path, small):
             if not out.exists():
                 out.write_bytes(b"another job's finished video")
     with pytest.raises(OutputError, match="appeared while the job ran"):
-        upscale_file(small, str(out), method="bicubic", fmt="ffv1", reporter=Racer())
+        upscale_file(small, str(out), UpscaleSettings(method="bicubic"), JobSettings(format="ffv1"), reporter=Racer())
     assert out.read_bytes() == b"another job's finished video"
     assert [n for n in os.listdir(tmp_path) if "partial" in n] == []
 
@@ -137,15 +141,16 @@ def test_4_rerendered_frames_of_a_folder_start_the_cache_over(tmp_path, clip):
     render(clip[:8, :24, :32])
     out, cache = tmp_path / "out.mkv", tmp_path / "cache"
     with pytest.raises(Interrupted):
-        upscale_file(str(folder), str(out), fmt="ffv1", window=4, overlap=1, cache_dir=str(cache), chunk_frames=2,
-                     reporter=Log(3))
+        upscale_file(str(folder), str(out), UpscaleSettings(window=4, window_overlap=1),
+                     JobSettings(format="ffv1", cache_dir=str(cache), chunk_frames=2), reporter=Log(3))
     render(255 - clip[:8, :24, :32])                  # new content, same names, sizes and times
     log = Log()
-    upscale_file(str(folder), str(out), fmt="ffv1", window=4, overlap=1, cache_dir=str(cache), chunk_frames=2,
-                 reporter=log)
+    upscale_file(str(folder), str(out), UpscaleSettings(window=4, window_overlap=1),
+                 JobSettings(format="ffv1", cache_dir=str(cache), chunk_frames=2), reporter=log)
     assert any("starting over" in m for m in log.messages)
     fresh = tmp_path / "fresh.mkv"
-    upscale_file(str(folder), str(fresh), fmt="ffv1", window=4, overlap=1, chunk_frames=2)
+    upscale_file(str(folder), str(fresh), UpscaleSettings(window=4, window_overlap=1),
+                 JobSettings(format="ffv1", chunk_frames=2))
     np.testing.assert_array_equal(read(out), read(fresh))
 
 
@@ -169,11 +174,11 @@ def test_5_a_file_cut_in_half_is_reported_not_shortened(tmp_path, clip, ext):
     cut.write_bytes(data[:len(data) // 2])
     out = tmp_path / "out.mkv"
     with pytest.raises(InputError, match="damaged"):
-        upscale_file(str(cut), str(out), method="bicubic", fmt="ffv1")
+        upscale_file(str(cut), str(out), UpscaleSettings(method="bicubic"), JobSettings(format="ffv1"))
     assert not out.exists()
     log = Log()
-    n = upscale_file(str(cut), str(out), method="bicubic", fmt="ffv1", reporter=log,
-                     options=LoadOptions(allow_damaged=True))
+    n = upscale_file(str(cut), str(out), UpscaleSettings(method="bicubic"),
+                     JobSettings(format="ffv1", load=LoadOptions(allow_damaged=True)), reporter=log)
     assert 0 < n < 16 and any(m.startswith("WARNING") and "damaged" in m for m in log.messages)
     assert main(["upscale", str(cut), str(tmp_path / "o2.mkv"), "--method", "bicubic", "--allow-damaged"]) == 0
 
@@ -203,7 +208,8 @@ def test_6_variable_frame_rate_keeps_each_frames_time(tmp_path, clip, method):
     src = tmp_path / "vfr.mkv"
     _vfr_file(src, clip, times)
     out = tmp_path / "out.mkv"
-    upscale_file(str(src), str(out), method=method, window=4, overlap=1, chunk_frames=3)
+    upscale_file(str(src), str(out), UpscaleSettings(method=method, window=4, window_overlap=1),
+                 JobSettings(chunk_frames=3))
     np.testing.assert_allclose(_frame_times(out), np.array(times) / 1000, atol=0.002)
 
 
@@ -214,7 +220,7 @@ def test_6_gif_with_mixed_durations_keeps_them(tmp_path, clip):
     src = tmp_path / "a.gif"
     images[0].save(src, save_all=True, append_images=images[1:], duration=durations, loop=0)
     out = tmp_path / "out.mp4"
-    upscale_file(str(src), str(out), method="bicubic")
+    upscale_file(str(src), str(out), UpscaleSettings(method="bicubic"))
     np.testing.assert_allclose(_frame_times(out), np.cumsum([0] + durations[:-1]) / 1000, atol=0.002)
 
 
@@ -245,7 +251,8 @@ def test_7_save_video_node_refuses_nan_before_writing(tmp_path, monkeypatch):
 def test_8_cache_holds_encoded_chunks_about_the_outputs_size(tmp_path, clip):
     src = write_media(tmp_path / "in.mkv", np.concatenate([clip, clip])[:, :48, :64])
     out, cache = tmp_path / "out.mp4", tmp_path / "cache"
-    upscale_file(src, str(out), window=6, overlap=2, cache_dir=str(cache), keep_cache=True, chunk_frames=8)
+    upscale_file(src, str(out), UpscaleSettings(window=6, window_overlap=2),
+                 JobSettings(cache_dir=str(cache), keep_cache=True, chunk_frames=8))
     chunks = [p for p in cache.iterdir() if p.name.startswith("chunk_") and p.suffix == ".mp4"]
     states = [p for p in cache.iterdir() if p.name.startswith("state_")]
     assert len(chunks) == 3 and len(states) == 1              # only the latest float state is kept
@@ -262,7 +269,7 @@ def test_9_stale_partials_of_this_output_are_removed_others_kept(tmp_path, small
     stale.write_bytes(b"x")
     other.write_bytes(b"y")
     log = Log()
-    upscale_file(small, str(out), method="bicubic", fmt="ffv1", reporter=log)
+    upscale_file(small, str(out), UpscaleSettings(method="bicubic"), JobSettings(format="ffv1"), reporter=log)
     assert not stale.exists() and other.exists()
     assert any("left by an earlier run" in m for m in log.messages)
 
@@ -314,7 +321,7 @@ def test_10_bt709_input_stays_bt709_and_keeps_its_colours(tmp_path):
     got_in = read(src)
     assert np.abs(got_in.astype(int) - red).max() <= 3      # read with its own matrix
     out = tmp_path / "out.mp4"
-    upscale_file(str(src), str(out), method="bicubic")
+    upscale_file(str(src), str(out), UpscaleSettings(method="bicubic"))
     with av.open(str(out)) as c:
         frame = next(c.decode(video=0))
         assert (frame.colorspace, frame.color_primaries, frame.color_trc) == (1, 1, 1)
@@ -324,7 +331,7 @@ def test_10_bt709_input_stays_bt709_and_keeps_its_colours(tmp_path):
 # 11 ------------------------------------------------------------- one-line errors, checked before work
 def test_11_bad_options_are_messages_not_tracebacks(tmp_path, small, capsys):
     base = ["upscale", small, str(tmp_path / "o.mkv")]
-    for extra, expected in [(["--tile", "16"], "tile=16"), (["--tile", "-5"], "tile=-5")]:
+    for extra, expected in [(["--tile", "16"], "tile_px=16"), (["--tile-px", "-5"], "tile_px=-5")]:
         assert main(base + extra) == 2
         assert expected in capsys.readouterr().err
     afile = tmp_path / "afile"
@@ -343,10 +350,10 @@ def test_11_wrong_weights_and_cards_are_named(tmp_path, small):
     card = {"architecture": "VideoUpscaler", "config": UpscalerConfig(channels=16).to_dict()}
     (tmp_path / "w.json").write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match="does not fit the architecture"):
-        upscale_file(small, str(tmp_path / "o.mkv"), weights=str(w))
+        upscale_file(small, str(tmp_path / "o.mkv"), UpscaleSettings(weights=str(w)))
     (tmp_path / "w.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="unreadable"):
-        upscale_file(small, str(tmp_path / "o.mkv"), weights=str(w))
+        upscale_file(small, str(tmp_path / "o.mkv"), UpscaleSettings(weights=str(w)))
 
 
 def test_11_full_disk_is_a_message_and_replaces_nothing(tmp_path, small, monkeypatch):
@@ -358,7 +365,7 @@ def test_11_full_disk_is_a_message_and_replaces_nothing(tmp_path, small, monkeyp
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(writer.VideoWriter, "write", full)
     with pytest.raises(OutputError, match="No space left"):
-        upscale_file(small, str(out), method="bicubic", fmt="ffv1", overwrite=True)
+        upscale_file(small, str(out), UpscaleSettings(method="bicubic"), JobSettings(format="ffv1", overwrite=True))
     assert out.read_bytes() == b"old"
     assert [n for n in os.listdir(tmp_path) if "partial" in n] == []
 
@@ -373,8 +380,8 @@ def test_11_out_of_memory_in_upscale_shrinks_tiles(tmp_path, small, monkeypatch)
         return real(lr, model, flows, tile, tile_overlap, precision, *progress)
     monkeypatch.setattr(upscale_video, "_run_window", picky)
     log = Log()
-    assert upscale_file(small, str(tmp_path / "o.mkv"), fmt="ffv1", window=4, overlap=1, tile_lr_px=128,
-                        reporter=log) == 9
+    assert upscale_file(small, str(tmp_path / "o.mkv"), UpscaleSettings(window=4, window_overlap=1, tile_px=128),
+                        JobSettings(format="ffv1"), reporter=log) == 9
     assert any("out of memory; retrying" in m for m in log.messages)
 
 
@@ -413,7 +420,7 @@ def test_11_workflow_mistakes_fail_before_the_graph_runs(tmp_path, small, capsys
 def test_8_output_assembled_from_chunks_keeps_the_exact_rate_and_count(tmp_path, clip, ext):
     src = write_media(tmp_path / "in.mkv", np.concatenate([clip, clip])[:20, :24, :32], fps=Fraction(30000, 1001))
     out = tmp_path / f"out{ext}"
-    assert upscale_file(src, str(out), window=6, overlap=2, chunk_frames=4) == 20
+    assert upscale_file(src, str(out), UpscaleSettings(window=6, window_overlap=2), JobSettings(chunk_frames=4)) == 20
     reader = open_video(str(out))
     assert reader.read_all().shape == (20, 96, 128, 3) and reader.fps == Fraction(30000, 1001)
     assert reader.info.damage is None and not reader.variable_rate

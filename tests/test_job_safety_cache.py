@@ -14,9 +14,15 @@ from conftest import StopAfter, run_workflow, write_media, read_video as read
 from vsr_core.cli import main
 from vsr_core.errors import Interrupted, OutputError
 from vsr_core.jobs.upscale import upscale_file
+from vsr_core.pipeline.upscale_settings import UpscaleSettings
+from vsr_core.jobs.job_settings import JobSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-JOB = dict(fmt="ffv1", window=4, overlap=1, chunk_frames=2)
+SETTINGS = UpscaleSettings(window=4, window_overlap=1)
+
+
+def job(**kw) -> JobSettings:
+    return JobSettings(format="ffv1", chunk_frames=2, **kw)
 
 
 Log = StopAfter       # a reporter that keeps the log and may cancel
@@ -33,7 +39,7 @@ def _contents(folder):
 
 def _interrupted(src, out, cache, stop_after=5):
     with pytest.raises(Interrupted):
-        upscale_file(src, str(out), cache_dir=str(cache), reporter=Log(stop_after), **JOB)
+        upscale_file(src, str(out), SETTINGS, job(cache_dir=str(cache)), reporter=Log(stop_after))
     assert any(n.startswith("chunk_") for n in os.listdir(cache))
 
 
@@ -58,7 +64,7 @@ def test_2_a_cache_with_a_file_the_user_added_is_refused(tmp_path, small):
     _interrupted(small, tmp_path / "o.mkv", cache)
     (cache / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="holds files this pack did not write \\(notes.txt\\)"):
-        upscale_file(small, str(tmp_path / "o.mkv"), cache_dir=str(cache), **JOB)
+        upscale_file(small, str(tmp_path / "o.mkv"), SETTINGS, job(cache_dir=str(cache)))
     assert (cache / "notes.txt").read_text() == "mine"
 
 
@@ -71,7 +77,7 @@ def test_2_after_success_only_the_recorded_files_are_deleted(tmp_path, small):
             super().update(n)
             if cache.exists() and not (cache / "keep.txt").exists():
                 (cache / "keep.txt").write_text("mine")
-    upscale_file(small, str(out), cache_dir=str(cache), reporter=Dropper(), **JOB)
+    upscale_file(small, str(out), SETTINGS, job(cache_dir=str(cache)), reporter=Dropper())
     assert out.exists() and os.listdir(cache) == ["keep.txt"]
 
 
@@ -93,10 +99,10 @@ def test_6_a_damaged_or_swapped_chunk_is_recomputed_never_copied(tmp_path, clip,
             (cache / "chunk_000001.json").write_bytes((other / "chunk_000001.json").read_bytes())
     log = Log()
     out = tmp_path / "o.mkv"
-    upscale_file(small, str(out), cache_dir=str(cache), reporter=log, **JOB)
+    upscale_file(small, str(out), SETTINGS, job(cache_dir=str(cache)), reporter=log)
     assert any("fails its check" in m for m in log.messages)
     fresh = tmp_path / "fresh.mkv"
-    upscale_file(small, str(fresh), **JOB)
+    upscale_file(small, str(fresh), SETTINGS, job())
     np.testing.assert_array_equal(read(out), read(fresh))
 
 
@@ -109,11 +115,11 @@ def test_6_a_chunk_changed_during_the_run_never_reaches_the_output(tmp_path, sma
             if self.done >= 9 and (cache / "chunk_000000.mkv").exists():
                 (cache / "chunk_000000.mkv").write_bytes(b"swapped")
     with pytest.raises(OutputError, match="chunk_000000.mkv' changed while the job ran"):
-        upscale_file(small, str(out), cache_dir=str(cache), reporter=Swapper(), **JOB)
+        upscale_file(small, str(out), SETTINGS, job(cache_dir=str(cache)), reporter=Swapper())
     assert not out.exists()
-    upscale_file(small, str(out), cache_dir=str(cache), **JOB)          # recomputed
+    upscale_file(small, str(out), SETTINGS, job(cache_dir=str(cache)))          # recomputed
     fresh = tmp_path / "fresh.mkv"
-    upscale_file(small, str(fresh), **JOB)
+    upscale_file(small, str(fresh), SETTINGS, job())
     np.testing.assert_array_equal(read(out), read(fresh))
 
 
@@ -149,7 +155,7 @@ def test_7_links_planted_at_temporary_names_in_the_cache_are_not_followed(tmp_pa
     _interrupted(small, out, cache)
     for name in ("job.json.tmp", "chunk_000002.json.tmp", "state_000002.safetensors.tmp", ".job.json.abcd1234.tmp"):
         os.symlink(victim, cache / name)
-    upscale_file(small, str(out), cache_dir=str(cache), **JOB)
+    upscale_file(small, str(out), SETTINGS, job(cache_dir=str(cache)))
     assert victim.read_text() == "precious" and read(out).shape[0] == 9 and not cache.exists()
 
 

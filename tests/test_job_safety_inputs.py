@@ -21,6 +21,8 @@ from vsr_core.cli import main
 from vsr_core.errors import InputError
 from vsr_core.jobs.upscale import upscale_file
 from vsr_core.video import LoadOptions, open_video
+from vsr_core.pipeline.upscale_settings import UpscaleSettings
+from vsr_core.jobs.job_settings import JobSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,8 +122,8 @@ def test_accepted_gaps_keep_each_frames_time_by_number(tmp_path):
     np.testing.assert_array_equal(reader.read_all(), frames[..., ::-1])
     assert reader.timestamps == [(n - 1) / 8 for n in numbers] and reader.warnings[0].startswith("WARNING")
     out = tmp_path / "out.mkv"
-    upscale_file(folder, str(out), method="bicubic", fmt="ffv1",
-                 options=LoadOptions(accept_numbering=True, folder_fps=Fraction(8)))
+    upscale_file(folder, str(out), UpscaleSettings(method="bicubic"),
+                 JobSettings(format="ffv1", load=LoadOptions(accept_numbering=True, folder_fps=Fraction(8))))
     with av.open(str(out)) as c:
         times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
     np.testing.assert_allclose(times, [(n - 1) / 8 for n in numbers], atol=0.002)
@@ -325,7 +327,7 @@ def test_a_wrong_ray_address_fails_in_seconds_with_one_line(tmp_path, monkeypatc
     src = write_media(tmp_path / "in.mkv", _noise(4, 16, 16))
     start = time.monotonic()
     with pytest.raises(InputError, match=f"--ray-address '{address}': {expected}"):
-        upscale_file(src, str(tmp_path / "out.mkv"), workers=2, ray_address=address)
+        upscale_file(src, str(tmp_path / "out.mkv"), UpscaleSettings(), JobSettings(workers=2, ray_address=address))
     assert time.monotonic() - start < 15 and not (tmp_path / "out.mkv").exists()
 
 
@@ -382,7 +384,7 @@ def _running(psutil, process, started) -> bool:
 def test_the_library_refuses_nan_guidance_and_blend_too():
     from vsr_core.diffusion.motion_guidance import MotionGuidance
     from vsr_core.models.refiner import refine
-    with pytest.raises(InputError, match="guidance scale = nan is not a finite number"):
+    with pytest.raises(InputError, match="guidance_scale = nan is not a finite number"):
         MotionGuidance(scale=float("nan"))
     x = torch.rand(2, 3, 8, 8)
     with pytest.raises(InputError, match="refine blend w = inf is not a finite number"):

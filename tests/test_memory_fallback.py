@@ -75,11 +75,12 @@ def test_restore_settings_shrink_tiles_first_then_windows_and_stop():
     while (smaller := shrink(chain[-1])) is not None:
         chain.append(smaller)
         assert len(chain) < 20
-    assert chain[1].sample.tile_latent == 32 and chain[1].decode_tile_latent == 32 and chain[1].upscale_tile_lr_px == 64
+    assert chain[1].sample.tile_latent == 32 and chain[1].decode.tile_latent == 32 and chain[1].upscale_tile_px == 256
     assert chain[1].sample.window == s.sample.window
     last = chain[-1]
-    assert last.sample.tile_latent == 16 and last.decode_tile_latent == 16 and last.encode_tile_latent == 16
-    assert last.sample.window == 3 > last.segment_overlap and last.decode_window == 2
+    assert last.sample.tile_latent == 16 and last.decode.tile_latent == 16 and last.tile_latent == 16
+    assert last.upscale_tile_px == 64
+    assert last.sample.window == 3 > last.segment_overlap and last.decode.window == 2
     assert last.segment == s.segment and last.segment_overlap == s.segment_overlap  # the segment plan never moves
     for a, b in zip(chain, chain[1:]):
         assert changes(a, b)

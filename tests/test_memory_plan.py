@@ -24,11 +24,11 @@ def test_defaults_kept_when_they_fit_and_lowered_step_by_step_when_not():
     plenty = FreeMemory(20 * GB)
     plan = plan_upscale(180, 320, 4, 12, 2, 512, plenty)
     assert (plan.tile, plan.window, plan.overlap) == (512, 12, 2)
-    assert plan.describe(512, 12) .startswith("memory: --tile 512, --window 12 (about")
+    assert plan.describe(512, 12) .startswith("memory: --tile-px 512, --window 12 (about")
     # 1080p x4 (8K) on 40 GB free: smaller tiles first, then a shorter window, and the estimate fits
     plan = plan_upscale(1080, 1920, 4, 12, 2, 512, FreeMemory(40 * GB))
     assert plan.tile == 128 and 2 < plan.window < 12 and plan.ram <= mp.BUDGET_SHARE * 40 * GB
-    assert plan.describe(512, 12).startswith("memory: --tile 512 -> 128, --window 12 -> ")
+    assert plan.describe(512, 12).startswith("memory: --tile-px 512 -> 128, --window 12 -> ")
     # every step down the ladder needs less
     needs = [estimate(1080, 1920, 4, w, t)[0] for t, w in mp.ladder(512, 12, 1920)]
     assert needs == sorted(needs, reverse=True)
@@ -39,7 +39,7 @@ def test_too_little_memory_is_refused_with_one_line_naming_sizes_and_what_to_do(
         plan_upscale(1080, 1920, 4, 12, 2, 512, FreeMemory(4 * GB))
     text = str(err.value)
     assert "\n" not in text and "1920x1080 at x4 needs about" in text and "4.0 GB free" in text
-    assert "--tile 64 --window 2" in text and "--scale 2" in text
+    assert "--tile-px 64 --window 2" in text and "--scale 2" in text
 
 
 def test_on_a_gpu_the_activations_count_against_its_memory():

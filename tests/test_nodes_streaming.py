@@ -13,6 +13,8 @@ from vsr_core.errors import Interrupted
 from vsr_core.jobs.upscale import upscale_file
 from vsr_core.progress import Reporter
 from vsr_core.video import open_video
+from vsr_core.pipeline.upscale_settings import UpscaleSettings
+from vsr_core.jobs.job_settings import JobSettings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -42,7 +44,7 @@ def test_streams_file_to_file_like_the_command_line(tmp_path, setup, classes):
     out_video, preview, path = classes["VSR_UpscaleVideoStreaming"]().upscale(video, upscaler, **ARGS)
     assert out_video.get_stream_source() == path and os.path.dirname(path).startswith(str(tmp_path / "temp"))
     cli = tmp_path / "cli.mkv"
-    upscale_file(src, str(cli), window=6, overlap=2, fmt="ffv1")
+    upscale_file(src, str(cli), UpscaleSettings(window=6, window_overlap=2), JobSettings(format="ffv1"))
     np.testing.assert_array_equal(open_video(path).read_all(), open_video(str(cli)).read_all())
     assert tuple(preview.shape) == (3, 96, 128, 3)
     again = classes["VSR_UpscaleVideoStreaming"]().upscale(video, upscaler, **ARGS)[2]
@@ -80,7 +82,7 @@ def test_cancel_then_queue_again_resumes_to_the_same_file(tmp_path, setup, class
     resumed = [int(m.split()[1]) for m in Log.messages if m.startswith("resuming: ")]
     assert resumed and 45 <= resumed[0] < 60         # a 60-frame clip is cached in chunks of 15+ frames
     cli = tmp_path / "cli.mkv"
-    upscale_file(src, str(cli), window=4, overlap=1, fmt="ffv1")
+    upscale_file(src, str(cli), UpscaleSettings(window=4, window_overlap=1), JobSettings(format="ffv1"))
     np.testing.assert_array_equal(open_video(path).read_all(), open_video(str(cli)).read_all())
 
 
@@ -96,7 +98,8 @@ def test_a_video_held_in_memory_is_refused_with_a_reason(setup, classes):
 
 def test_restore_streams_the_diffusion_graph_like_the_command_line(tmp_path, setup, classes):
     from vsr_core.jobs.restore import restore_file
-    from vsr_core.pipeline.restore_video import RestoreModels, RestoreSettings
+    from vsr_core.checkpoints.restore_models import RestoreModels
+    from vsr_core.pipeline.restore_video import RestoreSettings
     from vsr_core.pipeline.guided_sample import SampleSettings
     from vsr_core.diffusion.motion_guidance import MotionGuidance
     from vsr_core.checkpoints.shipped import load_refiner
@@ -116,6 +119,7 @@ def test_restore_streams_the_diffusion_graph_like_the_command_line(tmp_path, set
     settings = RestoreSettings(segment=8, segment_overlap=2,
                                sample=SampleSettings(steps=1, sampler="ddpm", seed=3, guidance=MotionGuidance(10.0)))
     cli = tmp_path / "cli.mkv"
-    restore_file(str(short), str(cli), settings, RestoreModels(upscaler, model, vae, load_refiner()), fmt="ffv1")
+    restore_file(str(short), str(cli), settings, JobSettings(format="ffv1"),
+                 RestoreModels(upscaler, model, vae, load_refiner()))
     np.testing.assert_array_equal(open_video(path).read_all(), open_video(str(cli)).read_all())
     assert tuple(preview.shape) == (2, 96, 128, 3) and out_video.get_stream_source() == path

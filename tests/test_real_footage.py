@@ -129,7 +129,8 @@ def test_trainer_validates_on_the_val_split_when_there_is_one(tmp_path, clip):
     from vsr_core.models.upscaler import VideoUpscaler
     from vsr_core.train.real_eval import evaluate_real_videos
     res = evaluate_real_videos(VideoUpscaler(channels=8, heads=2, attn_window=4), str(tmp_path), frames=3)
-    assert sorted(res) == ["real_val/bi/gain_db", "real_val/bi/worst_gain_db",
+    assert sorted(res) == ["real_val/bd/gain_db", "real_val/bd/worst_gain_db",
+                           "real_val/bi/gain_db", "real_val/bi/worst_gain_db",
                            "real_val/h264_crf30/gain_db", "real_val/h264_crf30/worst_gain_db"]
 
 

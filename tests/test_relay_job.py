@@ -17,6 +17,8 @@ from vsr_core.errors import InputError, Interrupted
 from vsr_core.jobs.relay import folder_keyframes, relay_file
 from vsr_core.metrics import psnr_y
 from vsr_core.relay import select_keyframes
+from vsr_core.pipeline.upscale_settings import UpscaleSettings
+from vsr_core.jobs.job_settings import JobSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FRAMES, EVERY = 20, 4
@@ -45,21 +47,23 @@ def test_folder_keyframes_relayed_resumed_to_the_same_frames(tmp_path, scene):
     hr, src, keys = scene
     model = load_default_upscaler(4)
     whole = tmp_path / "whole.mkv"
-    assert relay_file(src, str(whole), model, folder_keyframes(str(keys)), every=EVERY, fmt="ffv1") == FRAMES
+    assert relay_file(src, str(whole), model, folder_keyframes(str(keys)), UpscaleSettings(keyframe_every=EVERY),
+                      JobSettings(format="ffv1")) == FRAMES
     faithful = tmp_path / "faithful.mkv"
-    relay_file(src, str(faithful), model, folder_keyframes(str(keys)), every=EVERY, strength=0.0, fmt="ffv1")
+    relay_file(src, str(faithful), model, folder_keyframes(str(keys)),
+               UpscaleSettings(keyframe_every=EVERY, detail_strength=0.0), JobSettings(format="ffv1"))
     out, base = _read(whole), _read(faithful)
     assert out.shape == hr.shape
     assert _psnr(out, hr) > _psnr(base, hr) + 2.0
 
     resumed, cache = tmp_path / "resumed.mkv", tmp_path / "cache"
     with pytest.raises(Interrupted):
-        relay_file(src, str(resumed), model, folder_keyframes(str(keys)), every=EVERY, fmt="ffv1",
-                   cache_dir=str(cache), chunk_frames=4, reporter=StopAfter(12))
+        relay_file(src, str(resumed), model, folder_keyframes(str(keys)), UpscaleSettings(keyframe_every=EVERY),
+                   JobSettings(format="ffv1", cache_dir=str(cache), chunk_frames=4), reporter=StopAfter(12))
     assert not resumed.exists()
     log = StopAfter(10 ** 9)
-    relay_file(src, str(resumed), model, folder_keyframes(str(keys)), every=EVERY, fmt="ffv1",
-               cache_dir=str(cache), chunk_frames=4, reporter=log)
+    relay_file(src, str(resumed), model, folder_keyframes(str(keys)), UpscaleSettings(keyframe_every=EVERY),
+               JobSettings(format="ffv1", cache_dir=str(cache), chunk_frames=4), reporter=log)
     assert any("resuming" in m for m in log.messages)
     np.testing.assert_array_equal(_read(resumed), out)
 
@@ -69,20 +73,23 @@ def test_changed_keyframes_start_over_and_missing_ones_are_named(tmp_path, scene
     model = load_default_upscaler(4)
     cache = tmp_path / "cache"
     with pytest.raises(Interrupted):
-        relay_file(src, str(tmp_path / "a.mkv"), model, folder_keyframes(str(keys)), every=EVERY, fmt="ffv1",
-                   cache_dir=str(cache), chunk_frames=4, reporter=StopAfter(12))
+        relay_file(src, str(tmp_path / "a.mkv"), model, folder_keyframes(str(keys)),
+                   UpscaleSettings(keyframe_every=EVERY), JobSettings(format="ffv1", cache_dir=str(cache),
+                   chunk_frames=4), reporter=StopAfter(12))
     other = tmp_path / "other_keys"
     other.mkdir()
     for name in os.listdir(keys):
         img = cv2.imread(str(keys / name))
         cv2.imwrite(str(other / name), 255 - img)
     log = StopAfter(10 ** 9)
-    relay_file(src, str(tmp_path / "a.mkv"), model, folder_keyframes(str(other)), every=EVERY, fmt="ffv1",
-               cache_dir=str(cache), chunk_frames=4, reporter=log)
+    relay_file(src, str(tmp_path / "a.mkv"), model, folder_keyframes(str(other)),
+               UpscaleSettings(keyframe_every=EVERY), JobSettings(format="ffv1", cache_dir=str(cache),
+               chunk_frames=4), reporter=log)
     assert any("starting over" in m for m in log.messages)
     os.remove(other / "frame_000008.png")
     with pytest.raises(InputError, match="keyframe 8 is missing"):
-        relay_file(src, str(tmp_path / "b.mkv"), model, folder_keyframes(str(other)), every=EVERY, fmt="ffv1")
+        relay_file(src, str(tmp_path / "b.mkv"), model, folder_keyframes(str(other)),
+                   UpscaleSettings(keyframe_every=EVERY), JobSettings(format="ffv1"))
     with pytest.raises(InputError, match="does not exist"):
         folder_keyframes(str(tmp_path / "nowhere"))
 
@@ -117,5 +124,6 @@ def test_the_relay_plans_its_memory_and_refuses_outputs_beyond_8k(tmp_path, scen
     big = write_media(tmp_path / "big.mkv", np.zeros((2, 1200, 2000, 3), np.uint8))
     model = load_default_upscaler(4)
     with pytest.raises(InputError, match="8K"):
-        relay_file(big, str(tmp_path / "o.mkv"), model, folder_keyframes(str(keys)), every=EVERY, fmt="ffv1")
+        relay_file(big, str(tmp_path / "o.mkv"), model, folder_keyframes(str(keys)),
+                   UpscaleSettings(keyframe_every=EVERY), JobSettings(format="ffv1"))
     assert not (tmp_path / "o.mkv").exists()

@@ -11,7 +11,9 @@ from vsr_core.cli import main
 from vsr_core.errors import Interrupted
 from vsr_core.pipeline.guided_sample import SampleSettings
 from vsr_core.jobs.restore import restore_file
-from vsr_core.pipeline.restore_video import RestoreSettings, load_restore_models
+from vsr_core.checkpoints.restore_models import load_restore_models
+from vsr_core.jobs.job_settings import JobSettings
+from vsr_core.pipeline.restore_video import RestoreSettings
 from vsr_core.video import open_video
 
 from conftest import StopAfter, write_media, read_video as read
@@ -35,7 +37,7 @@ def source(tmp_path_factory, clip):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, source, models):
     out = tmp_path_factory.mktemp("ref") / "out.mkv"
-    assert restore_file(source, str(out), SETTINGS, models, fmt="ffv1") == 11
+    assert restore_file(source, str(out), SETTINGS, JobSettings(format="ffv1"), models) == 11
     return read(out)
 
 
@@ -43,7 +45,7 @@ def test_restores_every_frame_at_x4_at_the_same_rate_and_cleans_its_cache(tmp_pa
     assert reference.shape == (11, 96, 160, 3)
     assert reference.std() > 10  # a picture, not a flat frame
     out = tmp_path / "out.mkv"
-    restore_file(source, str(out), SETTINGS, models, fmt="ffv1")
+    restore_file(source, str(out), SETTINGS, JobSettings(format="ffv1"), models)
     assert open_video(str(out)).fps == open_video(str(source)).fps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]  # the default cache folder is gone
     np.testing.assert_array_equal(read(out), reference)              # deterministic
@@ -52,12 +54,13 @@ def test_restores_every_frame_at_x4_at_the_same_rate_and_cleans_its_cache(tmp_pa
 def test_a_cancelled_run_leaves_no_output_and_resumes_to_the_same_frames(tmp_path, source, models, reference):
     out, cache = tmp_path / "out.mkv", tmp_path / "cache"
     with pytest.raises(Interrupted):
-        restore_file(source, str(out), SETTINGS, models, fmt="ffv1", cache_dir=str(cache), reporter=StopAfter(4))
+        restore_file(source, str(out), SETTINGS, JobSettings(format="ffv1", cache_dir=str(cache)), models,
+                     reporter=StopAfter(4))
     assert not out.exists()
     assert sorted(p.name for p in cache.iterdir()) == ["chunk_000000.json", "chunk_000000.mkv", "job.json",
                                                        "state_000000.safetensors"]
     log = StopAfter(10 ** 9)
-    restore_file(source, str(out), SETTINGS, models, fmt="ffv1", cache_dir=str(cache), reporter=log)
+    restore_file(source, str(out), SETTINGS, JobSettings(format="ffv1", cache_dir=str(cache)), models, reporter=log)
     assert any("resuming:" in m and "in 1 chunk(s)" in m for m in log.messages)
     np.testing.assert_array_equal(read(out), reference)
     assert not cache.exists()
@@ -81,7 +84,7 @@ def test_out_of_memory_shrinks_the_tiles_and_finishes(tmp_path, source, models):
                                                                       unet=Picky(models.diffusion.unet, 20)))
     log = StopAfter(10 ** 9)
     out = tmp_path / "out.mkv"
-    assert restore_file(source, str(out), SETTINGS, picky, fmt="ffv1", reporter=log) == 11
+    assert restore_file(source, str(out), SETTINGS, JobSettings(format="ffv1"), picky, reporter=log) == 11
     oom = [m for m in log.messages if "out of memory" in m]
     assert len(oom) == 2 and "tile_latent 64 -> 32" in oom[0] and "tile_latent 32 -> 16" in oom[1]
     assert read(out).shape == (11, 96, 160, 3)
@@ -98,11 +101,12 @@ def test_command_line(tmp_path, source):
 def test_another_settings_change_starts_over(tmp_path, source, models):
     cache = tmp_path / "cache"
     with pytest.raises(Interrupted):
-        restore_file(source, str(tmp_path / "a.mkv"), SETTINGS, models, fmt="ffv1", cache_dir=str(cache),
-                     reporter=StopAfter(4))
+        restore_file(source, str(tmp_path / "a.mkv"), SETTINGS, JobSettings(format="ffv1", cache_dir=str(cache)),
+                     models, reporter=StopAfter(4))
     log = StopAfter(10 ** 9)
     other = dataclasses.replace(SETTINGS, sample=SampleSettings(steps=2, seed=1))
-    restore_file(source, str(tmp_path / "a.mkv"), other, models, fmt="ffv1", cache_dir=str(cache), reporter=log)
+    restore_file(source, str(tmp_path / "a.mkv"), other, JobSettings(format="ffv1", cache_dir=str(cache)), models,
+                 reporter=log)
     assert any("starting over" in m for m in log.messages)
 
 
@@ -111,7 +115,7 @@ def test_bf16_autocast_and_channels_last_stay_close_to_float32(tmp_path, source,
     from vsr_core.metrics import psnr_y
     fast = load_restore_models(channels_last=True)
     out = tmp_path / "out.mkv"
-    restore_file(source, str(out), dataclasses.replace(SETTINGS, precision="bf16"), fast, fmt="ffv1")
+    restore_file(source, str(out), dataclasses.replace(SETTINGS, precision="bf16"), JobSettings(format="ffv1"), fast)
     got = torch.from_numpy(read(out)).permute(0, 3, 1, 2).float() / 255
     want = torch.from_numpy(reference).permute(0, 3, 1, 2).float() / 255
     assert psnr_y(got, want) > 30

@@ -15,7 +15,6 @@ from vsr_core.models.cfw import CFWAutoencoderKL
 from vsr_core.models.sft import StructCondUNet
 from vsr_core.models.vae import AutoencoderKL
 from vsr_core.models.video_vae import VideoAutoencoderKL
-from vsr_core.train import autoencoder, latent_diffusion, temporal_decoder  # noqa: F401  (register the tasks)
 from vsr_core.train.latent_diffusion import DiffusionTrainConfig, build_tiny_unet
 from vsr_core.train.trainer import TASKS, train
 

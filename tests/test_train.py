@@ -200,8 +200,9 @@ def test_train_command_line(tmp_path, capsys):
     assert rc == 0 and (out / "model.safetensors").exists() and (out / "model.json").exists()
     assert json.load(open(out / "config.json"))["pixel_loss"] == "rmse"
     assert json.load(open(out / "model.json"))["loss_weights"]["rmse"] == 1.0
-    assert main(["train", "--out", str(tmp_path / "x"), "--task", "nope", "--steps", "1"]) == 2
-    assert "task='nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--out", str(tmp_path / "x"), "--task", "nope", "--steps", "1"])
+    assert exit_.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
 
 
 def test_dataset_from_a_video_folder(tmp_path, clip):

@@ -8,6 +8,8 @@ from vsr_core.errors import InputError
 from vsr_core.models.upscaler import FLOW_PRESET, UpscalerConfig, VideoUpscaler, upscale_clip
 from vsr_core.pipeline.stabilize import stabilize_with_flow
 from vsr_core.pipeline.upscale import stream_upscale, upscale_frames
+from vsr_core.pipeline.upscale_settings import UpscaleSettings
+from vsr_core.jobs.job_settings import JobSettings
 
 TINY = dict(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=2, attn_window=4)
 
@@ -29,21 +31,22 @@ def lr_clip(clip, t, scale=4):
 @pytest.mark.parametrize("t", [1, 2, 5, 7])
 def test_frame_count_and_shape_preserved_for_any_t(clip, scale, t):
     lr = lr_clip(clip, t)
-    y = upscale_frames(lr, tiny(scale), scale=scale, window=4, overlap=1)
+    y = upscale_frames(lr, tiny(scale), UpscaleSettings(scale=scale, window=4, window_overlap=1))
     assert y.shape == (t, 3, 24 * scale, 32 * scale)
     assert 0 <= float(y.min()) and float(y.max()) <= 1
 
 
 def test_x2_from_an_x4_model_is_resampled(clip):
-    y = upscale_frames(lr_clip(clip, 3), tiny(4), scale=2, window=3, overlap=1)
+    y = upscale_frames(lr_clip(clip, 3), tiny(4), UpscaleSettings(scale=2, window=3, window_overlap=1))
     assert y.shape == (3, 3, 48, 64)
 
 
 def test_streaming_does_not_depend_on_how_the_input_is_chunked(clip):
     lr = lr_clip(clip, 9)
     m = tiny()
-    whole = torch.cat(list(stream_upscale([lr], m, window=5, overlap=2)))
-    pieces = torch.cat(list(stream_upscale([lr[:2], lr[2:3], lr[3:8], lr[8:]], m, window=5, overlap=2)))
+    whole = torch.cat(list(stream_upscale([lr], m, UpscaleSettings(window=5, window_overlap=2))))
+    pieces = torch.cat(list(stream_upscale([lr[:2], lr[2:3], lr[3:8], lr[8:]], m,
+                                           UpscaleSettings(window=5, window_overlap=2))))
     assert whole.shape[0] == 9 and torch.allclose(whole, pieces, atol=1e-6)
 
 
@@ -51,8 +54,9 @@ def test_single_window_equals_one_pass_and_seams_are_cross_faded(clip):
     lr = lr_clip(clip, 6)
     m = tiny()
     one = upscale_clip(m, lr)
-    assert torch.allclose(upscale_frames(lr, m, window=6, overlap=2, precision="fp32"), one, atol=1e-5)
-    split = upscale_frames(lr, m, window=4, overlap=1)
+    assert torch.allclose(upscale_frames(lr, m, UpscaleSettings(window=6, window_overlap=2, precision="fp32")), one,
+                                         atol=1e-5)
+    split = upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=1))
     # frames that only one window produced differ from the one-pass result only through context
     assert (split - one).abs().mean() < 0.05
 
@@ -60,8 +64,8 @@ def test_single_window_equals_one_pass_and_seams_are_cross_faded(clip):
 def test_spatial_tiles_match_untiled(clip):
     lr = lr_clip(clip, 3)
     m = tiny(attn_blocks=0)
-    full = upscale_frames(lr, m, window=3, overlap=1, tile_lr_px=0)
-    tiled = upscale_frames(lr, m, window=3, overlap=1, tile_lr_px=16, tile_overlap_lr_px=6)
+    full = upscale_frames(lr, m, UpscaleSettings(window=3, window_overlap=1, tile_px=0))
+    tiled = upscale_frames(lr, m, UpscaleSettings(window=3, window_overlap=1, tile_px=16, tile_overlap_px=6))
     assert tiled.shape == full.shape
     assert (tiled - full).abs().mean() < 0.01
 
@@ -69,11 +73,11 @@ def test_spatial_tiles_match_untiled(clip):
 def test_temporal_mode_uses_neighbours_and_per_frame_mode_does_not(clip):
     lr = lr_clip(clip, 4)
     m = tiny()
-    per_frame = upscale_frames(lr, m, window=4, overlap=0, temporal=False)
-    temporal = upscale_frames(lr, m, window=4, overlap=0)
+    per_frame = upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=0, method="learned-per-frame"))
+    temporal = upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=0))
     assert not torch.allclose(per_frame, temporal, atol=1e-4)
     # per-frame: each output depends on its own frame only
-    alone = upscale_frames(lr[2:3], m, window=1, overlap=0, temporal=False)
+    alone = upscale_frames(lr[2:3], m, UpscaleSettings(window=1, window_overlap=0, method="learned-per-frame"))
     assert torch.allclose(per_frame[2:3], alone, atol=1e-5)
 
 
@@ -90,7 +94,7 @@ def test_bad_inputs(clip):
     with pytest.raises(InputError, match="scale"):
         UpscalerConfig(scale=3)
     with pytest.raises(InputError, match="scale"):
-        upscale_frames(lr_clip(clip, 2), m, scale=8)
+        upscale_frames(lr_clip(clip, 2), m, UpscaleSettings(scale=8))
     with pytest.raises(InputError, match=">= 8 pixels"):
         upscale_frames(torch.rand(2, 3, 6, 20), m)
     bad = lr_clip(clip, 2)
@@ -100,7 +104,7 @@ def test_bad_inputs(clip):
     with pytest.raises(InputError, match=r"\[T,3,H,W\]"):
         upscale_frames(torch.rand(2, 24, 32, 3), m)
     with pytest.raises(InputError, match="overlap"):
-        upscale_frames(lr_clip(clip, 2), m, window=4, overlap=2)
+        upscale_frames(lr_clip(clip, 2), m, UpscaleSettings(window=4, window_overlap=2))
     with pytest.raises(InputError, match="flow_forward has shape"):
         m(torch.rand(1, 3, 3, 16, 16), torch.zeros(1, 1, 2, 16, 16), torch.zeros(1, 1, 2, 16, 16))
 
@@ -143,9 +147,9 @@ def test_shipped_default_upscaler_beats_bicubic_on_a_heldout_clip():
 def test_streamed_stabilisation_equals_one_shot(clip):
     lr = lr_clip(clip, 7)
     m = tiny()
-    plain = upscale_frames(lr, m, window=4, overlap=1)
+    plain = upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=1))
     from vsr_core.pipeline.stabilize import stabilize_with_flow as swf
-    streamed = upscale_frames(lr, m, window=4, overlap=1, stabilize=0.6)
+    streamed = upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=1, stabilize=0.6))
     assert streamed.shape == plain.shape
     assert torch.allclose(streamed, swf(plain, lr, strength=0.6, flow_preset=FLOW_PRESET), atol=1e-5)
 
@@ -179,11 +183,12 @@ def test_cli_file_matches_memory_and_a_cancelled_run_resumes_to_the_same_frames(
         pytest.skip("shipped weights not installed")
     src = write_media(tmp_path / "in.mkv", clip[:9, :24, :32])
     whole = str(tmp_path / "whole.mkv")
-    upscale_file(src, whole, window=4, overlap=1, fmt="ffv1", stabilize=stabilize)
+    upscale_file(src, whole, UpscaleSettings(window=4, window_overlap=1, stabilize=stabilize),
+                 JobSettings(format="ffv1"))
     got = open_video(whole).read_all()
     if stabilize == 0:
         lr = torch.from_numpy(clip[:9, :24, :32]).permute(0, 3, 1, 2).float() / 255
-        want = upscale_frames(lr, load_default_upscaler(4), window=4, overlap=1)
+        want = upscale_frames(lr, load_default_upscaler(4), UpscaleSettings(window=4, window_overlap=1))
         np.testing.assert_array_equal(got, (want.permute(0, 2, 3, 1) * 255).round().byte().numpy())
 
     class StopAfter(Reporter):
@@ -198,11 +203,11 @@ def test_cli_file_matches_memory_and_a_cancelled_run_resumes_to_the_same_frames(
 
     out, cache = tmp_path / "out.mkv", tmp_path / "cache"
     with pytest.raises(Interrupted):
-        upscale_file(src, str(out), window=4, overlap=1, fmt="ffv1", stabilize=stabilize, cache_dir=str(cache),
-                     chunk_frames=2, reporter=StopAfter())
+        upscale_file(src, str(out), UpscaleSettings(window=4, window_overlap=1, stabilize=stabilize),
+                     JobSettings(format="ffv1", cache_dir=str(cache), chunk_frames=2), reporter=StopAfter())
     assert not out.exists() and (cache / "chunk_000000.json").exists()
-    upscale_file(src, str(out), window=4, overlap=1, fmt="ffv1", stabilize=stabilize, cache_dir=str(cache),
-                 chunk_frames=2)
+    upscale_file(src, str(out), UpscaleSettings(window=4, window_overlap=1, stabilize=stabilize),
+                 JobSettings(format="ffv1", cache_dir=str(cache), chunk_frames=2))
     np.testing.assert_array_equal(open_video(str(out)).read_all(), got)
     assert not cache.exists()
 
@@ -221,7 +226,7 @@ def test_x2_from_the_x4_network_is_antialiased():
             b, t, _, h, w = lr.shape
             yy, xx = torch.meshgrid(torch.arange(4 * h), torch.arange(4 * w), indexing="ij")
             return ((yy + xx) % 2).float().expand(b, t, 3, 4 * h, 4 * w).clone()
-    out = upscale_frames(torch.rand(3, 3, 16, 16), Checker(), scale=2, window=3, overlap=1)
+    out = upscale_frames(torch.rand(3, 3, 16, 16), Checker(), UpscaleSettings(scale=2, window=3, window_overlap=1))
     assert out.shape == (3, 3, 32, 32)
     inner = out[..., 2:-2, 2:-2]
     assert abs(float(inner.mean()) - 0.5) < 0.02 and float(inner.std()) < 0.05
@@ -240,7 +245,8 @@ def test_flow_is_estimated_once_per_pair_for_windows_and_stabiliser(tmp_path, cl
         return real(self, a, b)
     monkeypatch.setattr(DISFlow, "__call__", counted)
     src = write_media(tmp_path / "in.mkv", np.concatenate([clip, clip])[:, :24, :32])
-    assert upscale_file(src, str(tmp_path / "o.mkv"), fmt="ffv1", stabilize=0.5, window=12, overlap=2) == 24
+    assert upscale_file(src, str(tmp_path / "o.mkv"), UpscaleSettings(stabilize=0.5, window=12, window_overlap=2),
+                        JobSettings(format="ffv1")) == 24
     assert sum(calls) == 46
 
 

@@ -11,7 +11,10 @@ import pytest
 from conftest import load_node_pack, pack_module, run_workflow, tone
 from vsr_core.errors import InputError
 from vsr_core.video import decode_audio, open_video
-from vsr_core.workflow import apply_overrides, load_workflow, run_prompt, ui_to_api
+
+headless = pack_module("nodes.headless")          # the pack's headless runner and checkers (nodes/headless)
+apply_overrides, load_workflow, run_prompt, ui_to_api = (headless.apply_overrides, headless.load_workflow,
+                                                         headless.run_prompt, headless.ui_to_api)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
@@ -146,7 +149,7 @@ def _infos(classes):
 
 
 def test_api_to_ui_round_trips_and_validates_with_core_nodes(classes):
-    from vsr_core.workflow import api_to_ui, validate_prompt, validate_ui
+    api_to_ui, validate_prompt, validate_ui = headless.api_to_ui, headless.validate_prompt, headless.validate_ui
     infos = _infos(classes)
     prompt = {"1": {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}},
               "2": {"class_type": "VSR_LoadVideo", "inputs": {"video": "", "frame_load_cap": 0,
@@ -168,7 +171,7 @@ def test_api_to_ui_round_trips_and_validates_with_core_nodes(classes):
 
 
 def test_validation_names_each_problem(classes):
-    from vsr_core.workflow import validate_prompt, validate_ui
+    validate_prompt, validate_ui = headless.validate_prompt, headless.validate_ui
     infos = _infos(classes)
     prompt = {"1": {"class_type": "VSR_LoadVideo", "inputs": {"video": "x", "frame_load_cap": -1,
                                                               "select_every_nth": 1, "force_rate": 0.0,
@@ -187,8 +190,10 @@ def test_validation_names_each_problem(classes):
     assert validate_ui(ui, infos, {("VSR_LoadVideo", "video")}) == []
     load["widgets_values"] = load["widgets_values"][:-1]      # as saved before the button: still valid
     assert validate_ui(ui, infos, {("VSR_LoadVideo", "video")}) == []
-    load["widgets_values"] = load["widgets_values"][:-1]
-    assert any("has 5 widget values; its widgets take 6" in p for p in validate_ui(ui, infos))
+    load["widgets_values"] = load["widgets_values"][:-1]      # saved before the optional folder_fps: valid
+    assert validate_ui(ui, infos, {("VSR_LoadVideo", "video")}) == []
+    load["widgets_values"] = load["widgets_values"][:-1]      # a required widget's value missing
+    assert any("has 4 widget values; its widgets take 6" in p for p in validate_ui(ui, infos))
 
 
 def _with_old_names(prompt: dict, classes) -> dict:
@@ -218,8 +223,7 @@ def test_set_accepts_an_old_input_name(classes):
 
 
 def test_every_renamed_input_points_at_a_declared_one(classes):
-    from vsr_core.workflow import node_info
-    from vsr_core.workflow.signature import declared_inputs
+    node_info, declared_inputs = headless.node_info, pack_module("nodes.headless.signature").declared_inputs
     renamed = 0
     for kind, cls in classes.items():
         names = {i.name for i in declared_inputs(node_info(cls))}

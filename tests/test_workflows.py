@@ -10,7 +10,9 @@ import pytest
 
 from conftest import load_node_pack, pack_module, run_workflow, tone
 from vsr_core.video import open_video
-from vsr_core.workflow import ui_to_api, validate_prompt, validate_ui
+
+headless = pack_module("nodes.headless")          # the pack's headless runner and checkers (nodes/headless)
+ui_to_api, validate_prompt, validate_ui = headless.ui_to_api, headless.validate_prompt, headless.validate_ui
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
@@ -92,7 +94,8 @@ def test_ui_workflows_are_made_from_their_api_twins():
 def test_ui_workflow_opens_readable_on_a_1600x900_window(path):
     """The saved view frames every node and note at a zoom the frontend draws in full, inside the
     part of the window its sidebar, bars and minimap leave free; groups and notes do not overlap."""
-    from vsr_core.workflow.ui_export import MIN_SCALE, TITLE_H, VIEW_AREAS
+    ui_export = pack_module("nodes.headless.ui_export")
+    MIN_SCALE, TITLE_H, VIEW_AREAS = ui_export.MIN_SCALE, ui_export.TITLE_H, ui_export.VIEW_AREAS
     ui = json.loads(path.read_text())
     scale, (ox, oy) = ui["extra"]["ds"]["scale"], ui["extra"]["ds"]["offset"]
     assert scale >= MIN_SCALE

@@ -26,3 +26,12 @@ def load_diffusion_model(path: str, dtype=None, overrides: dict | None = None):
                            prediction=unet.config.prediction,
                            latent_scale=getattr(unet, "latent_scale", SD_LATENT_SCALE))
     return model, parts.get("vae")
+
+
+def load_vae(path: str, dtype=None, name: str | None = None):
+    """The VAE a file holds: plain SD, StableSR's CFW decoder or MGLD-VSR's temporal video VAE (detected from
+    its keys); ``name``: how the error names the file."""
+    parts = load_components(path, ("vae",), dtype=dtype)
+    if "vae" not in parts:
+        raise InputError(f"{name or repr(path)} holds no VAE (first_stage_model.* or encoder./decoder. keys)")
+    return parts["vae"]

@@ -104,6 +104,11 @@ def load_default_upscaler(scale: int = 4, device: str | torch.device = "cpu"):
     return load_upscaler(path, device)
 
 
+def load_given_or_default_upscaler(weights_path: str | None, scale: int = 4):
+    """The upscaler of a given weights file, else the shipped one for ``scale``."""
+    return load_upscaler(weights_path) if weights_path else load_default_upscaler(scale)
+
+
 def load_refiner(weights_path: str | None = None, device: str | torch.device = "cpu"):
     """The refiner from a weights file with a card (default: the shipped one)."""
     from ..models.refiner import Refiner, RefinerConfig

@@ -209,9 +209,13 @@ class BlurResShiftSchedule:
 
 def blur_resshift_schedule(steps: int = 15, kappa: float = 2.0, power: float = 0.3, min_noise: float = 0.04,
                            blur_settings: BlurResShift = BlurResShift()) -> BlurResShiftSchedule:
-    base = resshift_schedule(steps, kappa=kappa, power=power, min_noise=min_noise)
-    return BlurResShiftSchedule(base=base, taus=blur_times(steps, blur_settings.sigma_min, blur_settings.sigma_max),
-                                patch=blur_settings.patch, chain=blur_settings.chain)
+    return with_blur(resshift_schedule(steps, kappa=kappa, power=power, min_noise=min_noise), blur_settings)
+
+
+def with_blur(base: ResShiftSchedule, blur_settings: BlurResShift) -> BlurResShiftSchedule:
+    """A plain ResShift schedule with SeeClear's blur times added."""
+    taus = blur_times(base.num_steps, blur_settings.sigma_min, blur_settings.sigma_max)
+    return BlurResShiftSchedule(base=base, taus=taus, patch=blur_settings.patch, chain=blur_settings.chain)
 
 
 # ----------------------------------------------------------------------------
@@ -308,3 +312,13 @@ def sample_blur_resshift(denoise: Callable[[torch.Tensor, int], tuple], x: torch
         if callback is not None:
             callback(t, x)
     return x
+
+
+def sample_blur_resshift_from(denoise: Callable[[torch.Tensor, int], tuple], x: torch.Tensor,
+                              base: ResShiftSchedule, noise: Callable[[int], torch.Tensor], *,
+                              y: torch.Tensor, guide=None, callback=None, patch: int = 8, sigma_min: float = 0.5,
+                              sigma_max: float = 2.0, chain: str = "resshift") -> torch.Tensor:
+    """sample_blur_resshift over a plain ResShift schedule, the blur given as keyword options
+    (the form samplers.SAMPLERS registers: the blur is the sampler's, the schedule the process's)."""
+    s = with_blur(base, BlurResShift(patch=patch, sigma_min=sigma_min, sigma_max=sigma_max, chain=chain))
+    return sample_blur_resshift(denoise, x, s, noise, y=y, guide=guide, callback=callback)

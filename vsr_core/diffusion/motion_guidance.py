@@ -23,7 +23,7 @@ import torch
 from ..errors import InputError
 from ..flow.field import FlowField
 from ..flow.warp import MGLD_WARP, backward_warp
-from ..numbers import check_finite_setting
+from ..settings import check_settings, setting
 from .schedules import DDPMSchedule
 
 RULES = ("log_variance", "variance")
@@ -49,18 +49,23 @@ class MotionGuidance:
       pass through the network per guided step; off by default.
     """
 
-    scale: float = 10.0
-    rule: str = "log_variance"
-    reference_offset: bool = False
-    start: float = 0.0
-    end: float = 1.0
-    through_model: bool = False
+    scale: float = setting(10.0, "motion guidance strength (MGLD-VSR: 10; 0 turns it off)", min=0.0,
+                           max=1000.0, step=0.1, name="guidance_scale", old_flags=("--guidance",))
+    rule: str = setting("log_variance", "log_variance: MGLD-VSR code's step; variance: the paper's",
+                        choices=RULES, name="guidance_rule", cli=False)
+    reference_offset: bool = setting(False, "reproduce the MGLD-VSR code's one-frame flow offset exactly",
+                                     name="mgld_flow_offset", old_inputs=("reference_offset",), cli=False)
+    start: float = setting(0.0, "fraction of the run where guidance starts (0: first step)", min=0.0, max=1.0,
+                           step=0.01, name="guidance_start", cli=False)
+    end: float = setting(1.0, "fraction of the run where guidance ends (1: last step)", min=0.0, max=1.0,
+                         step=0.01, name="guidance_end", cli=False)
+    through_model: bool = setting(False, "take the warping loss on the model's clean prediction and "
+                                         "backpropagate through the UNet (slower, about 2x); off follows "
+                                         "MGLD-VSR", name="guide_through_network",
+                                  old_inputs=("guidance_through_model",), cli=False)
 
     def __post_init__(self):
-        if self.rule not in RULES:
-            raise InputError(f"guidance rule={self.rule!r}; expected one of {', '.join(RULES)}")
-        for name in ("scale", "start", "end"):
-            check_finite_setting(getattr(self, name), f"guidance {name}")
+        check_settings(self)
         if self.scale < 0:
             raise InputError(f"guidance scale={self.scale}; expected >= 0 (0 disables guidance)")
         if not 0.0 <= self.start <= self.end <= 1.0:

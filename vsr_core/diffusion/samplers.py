@@ -12,8 +12,11 @@
 - guide(x, i) after each step (motion guidance lives there), then callback(i, x).
 
 Each runs from the noisiest index down to 0. Here: ancestral DDPM and DDIM over a
-respaced schedule; ResShift's two chains live beside their schedules and are
-listed in SAMPLERS too.
+respaced schedule; ResShift's two chains live beside their schedules.
+
+SAMPLERS, at the end, is the one list of samplers: the library, the command
+line and every node read their names, default steps and options from it. A
+new sampler is a function here and one entry there (docs/contributing.md).
 """
 from __future__ import annotations
 
@@ -21,8 +24,10 @@ from typing import Callable
 
 import torch
 
-from .blur_resshift import sample_blur_resshift   # ResShift's chains sit beside their schedules
-from .resshift import sample_resshift_from
+from ..errors import InputError
+from .blur_resshift import CHAINS, BlurResShift, sample_blur_resshift_from  # ResShift's chains sit beside
+from .resshift import resshift_schedule, sample_resshift_from                # their schedules
+from .sampler_options import SamplerEntry, SamplerOption
 from .schedules import DDPMSchedule
 
 Denoise = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
@@ -62,5 +67,51 @@ def sample_ddim(denoise: Denoise, x: torch.Tensor, schedule: DDPMSchedule, noise
     return x
 
 
-SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "resshift": sample_resshift_from,
-            "blur_resshift": sample_blur_resshift}
+# ----------------------------------------------------------------------------
+# The registry
+# ----------------------------------------------------------------------------
+
+# ResShift's schedule (its reference code's values; the journal setting is steps=4, min_noise=0.2)
+RESSHIFT_SCHEDULE = {
+    "kappa": SamplerOption(2.0, "noise scale of the residual shift (> 0)"),
+    "power": SamplerOption(0.3, "shape of the eta schedule (> 0)"),
+    "min_noise": SamplerOption(0.04, "eta at the least noisy step (0 to 1)"),
+}
+
+
+def _check_resshift(steps: int, options: dict) -> None:
+    resshift_schedule(steps, **{k: options[k] for k in RESSHIFT_SCHEDULE})
+
+
+def _check_blur_resshift(steps: int, options: dict) -> None:
+    _check_resshift(steps, options)
+    BlurResShift(**{k: options[k] for k in ("patch", "sigma_min", "sigma_max", "chain")})
+
+
+SAMPLERS: dict[str, SamplerEntry] = {
+    "ddpm": SamplerEntry(sample_ddpm, "ddpm", 50, "DDPM ancestral sampling (as MGLD-VSR)"),
+    "ddim": SamplerEntry(sample_ddim, "ddpm", 50, "DDIM", options={
+        "eta": SamplerOption(0.0, "0: deterministic, 1: DDPM's marginals", minimum=0.0, maximum=1.0)}),
+    "resshift": SamplerEntry(
+        sample_resshift_from, "resshift", 15, "residual shifting from the LR latent (ResShift, the base of "
+        "SeeClear; x0-predicting models)", process_options=RESSHIFT_SCHEDULE, check=_check_resshift),
+    "blur_resshift": SamplerEntry(
+        sample_blur_resshift_from, "resshift", 15, "SeeClear's blurring residual shift (a per-patch DCT blur "
+        "in the forward process; x0-predicting models)", process_options=RESSHIFT_SCHEDULE, options={
+            "patch": SamplerOption(8, "blur block size in latent pixels", minimum=1),
+            "sigma_min": SamplerOption(0.5, "blur std at the least noisy step, latent pixels", minimum=0.0),
+            "sigma_max": SamplerOption(2.0, "blur std at the noisiest step (0: no blur)", minimum=0.0),
+            "chain": SamplerOption("resshift", "the one-step chain (docs/guided_sample.md)", choices=CHAINS)},
+        check=_check_blur_resshift),
+}
+
+
+def find_sampler(name: str) -> SamplerEntry:
+    if name not in SAMPLERS:
+        raise InputError(f"sampler={name!r}; expected one of {', '.join(SAMPLERS)}")
+    return SAMPLERS[name]
+
+
+def describe_samplers(separator: str = "\n") -> str:
+    """Each sampler, what it is and its options with their defaults (help texts, tooltips)."""
+    return separator.join(f"{name}: {entry.describe()}" for name, entry in SAMPLERS.items())

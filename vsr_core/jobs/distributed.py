@@ -69,8 +69,7 @@ def resolve_ray_address(address: str | None) -> str | None:
 class WindowWorker:
     """One model per worker process; `run` upscales one window (the body of the single-process job's)."""
 
-    def __init__(self, weights_path: str, scale: int, temporal: bool, tile_lr_px: int, precision: str,
-                 threads: int):
+    def __init__(self, weights_path: str, settings, threads: int):
         from ..flow.dis import DISFlow
         from ..flow.pairs import PairFlows
         from ..machine import tune_allocator
@@ -79,7 +78,7 @@ class WindowWorker:
         torch.set_num_threads(max(1, threads))
         tune_allocator()
         self.model = load_upscaler(weights_path)
-        self.scale, self.temporal, self.tile_lr_px, self.precision = scale, temporal, tile_lr_px, precision
+        self.settings = settings           # the job's UpscaleSettings, tile and window as planned
         self.flows = PairFlows(DISFlow(FLOW_PRESET))     # the single-process job's flow
 
     def pid(self) -> int:
@@ -88,12 +87,13 @@ class WindowWorker:
 
     @torch.inference_mode()
     def run(self, lr_uint8: np.ndarray, first_frame: int, level: list | None = None) -> np.ndarray:
-        from ..pipeline.upscale import TILE_OVERLAP_LR_PX, upscale_window, window_tiles
+        from ..pipeline.upscale import upscale_window, window_tiles
+        s = self.settings
         lr = torch.from_numpy(lr_uint8).permute(0, 3, 1, 2).float().div_(255)
-        tiles = window_tiles(self.tile_lr_px, TILE_OVERLAP_LR_PX, lr)
+        tiles = window_tiles(s.upscaler_tile_px, s.tile_overlap_px, lr)
         level = None if level is None else torch.tensor(level)
-        return upscale_window(lr, first_frame, self.model, self.flows, self.temporal, tiles, self.precision,
-                              self.scale, level=level).numpy()
+        return upscale_window(lr, first_frame, self.model, self.flows, s.temporal, tiles, s.precision,
+                              s.scale, level=level).numpy()
 
 
 class SegmentWorker:
@@ -101,7 +101,7 @@ class SegmentWorker:
 
     def __init__(self, load: dict, settings, threads: int):
         from ..machine import tune_allocator
-        from ..pipeline.restore_video import load_restore_models
+        from ..checkpoints.restore_models import load_restore_models
         torch.set_num_threads(max(1, threads))
         tune_allocator()
         self.models = load_restore_models(settings.scale, **load)

@@ -6,6 +6,7 @@ keyframes made elsewhere, named by frame number (the streaming node: any ComfyUI
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -17,15 +18,14 @@ from ..errors import InputError
 from ..file_identity import file_identity
 from ..models.upscaler import FLOW_PRESET
 from ..ops.frames import float_to_uint8, tchw_to_thwc, thwc_to_tchw, uint8_to_float
-from ..pipeline.cleaning import parse_clean
 from ..pipeline.memory_fallback import OutOfMemory
 from ..pipeline.memory_plan import CLI_FLAGS, FreeMemory, plan_upscale
-from ..pipeline.relay import check_every, relay_segment_frames, relay_segments
-from ..pipeline.upscale import TILE_OVERLAP_LR_PX, check_stream_options
+from ..pipeline.relay import load_fusion, relay_segment_frames, relay_segments
+from ..pipeline.upscale_settings import UpscaleSettings, check_model_scale
 from ..progress import Reporter, get_reporter
-from ..relay import RELAY_FLOW_PRESET, GateSettings, check_strength
-from ..video import LoadOptions
+from ..relay import RELAY_FLOW_PRESET, GateSettings
 from .file_job import CacheSettings, OutputSettings, run_file_job
+from .job_settings import CHUNK_FRAMES, JobSettings
 
 KEYFRAME_NAME = "frame_{:06d}.png"
 RELAY_FRAMES_EXTRA = 1.5   # the relay's output, keyframe details and flows, per segment frame (float32 RGB HR)
@@ -83,57 +83,52 @@ def save_keyframes(folder: str, keyframes: torch.Tensor, indices: list[int]) -> 
     return folder
 
 
-def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, scale: int = 4, every: int = 8,
-               strength: float = 1.0, detect_cuts: bool = True, options: LoadOptions | None = None,
-               fmt: str | None = None, crf: int = 18, overwrite: bool = False, tile_lr_px: int = 512,
-               cache_dir: str | None = None, keep_cache: bool = False, chunk_frames: int = 48,
-               reporter: Reporter | None = None, clean="auto", fusion=None) -> int:
-    """Upscale ``src`` with ``model`` (a VideoUpscaler, cleaning by ``clean``: pipeline.cleaning) and relay
-    ``keyframes``' detail into ``dst``; returns the frame count. Memory holds one segment of ``every * m + 1``
-    frames (pipeline.relay). ``fusion``: the relay's learned fusion (checkpoints.shipped.load_relay_fusion),
-    None for the hand-designed mix."""
-    check_every(every)
-    clean = parse_clean(clean)
-    strength = check_strength(strength)
+def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, settings: UpscaleSettings = UpscaleSettings(),
+               job: JobSettings = JobSettings(), detect_cuts: bool = True, reporter: Reporter | None = None) -> int:
+    """Upscale ``src`` with ``model`` (a VideoUpscaler) and relay ``keyframes``' detail into ``dst``;
+    returns the frame count. Memory holds one segment of ``keyframe_every * m + 1`` frames (pipeline.relay).
+    Of ``settings``: scale, keyframe_every, detail_strength, relay_fusion, tile_px, precision and clean
+    (pipeline.cleaning)."""
+    scale, every, tile = settings.scale, settings.keyframe_every, settings.upscaler_tile_px
     segment = relay_segment_frames(every)
-    check_stream_options(segment, 1, scale, model.scale, 0.0, tile_lr_px, TILE_OVERLAP_LR_PX)
+    check_model_scale(scale, model.scale)
     if getattr(model, "weights_path", None) is None:
         raise InputError("the upscaler has no weights file to key the resume cache by; expected one loaded "
                          "with vsr_core.checkpoints.shipped.load_upscaler")
-    key = {"command": "upscale", "method": "relay", "scale": scale, "every": every, "strength": strength,
-           "detect_cuts": detect_cuts, "tile": tile_lr_px, "flow": f"dis:{FLOW_PRESET}",
-           "relay": {"flow": f"dis:{RELAY_FLOW_PRESET}", "gate": GateSettings().__dict__},
+    key = {"command": "upscale", "method": "relay", "scale": scale, "every": every,
+           "strength": float(settings.detail_strength), "detect_cuts": detect_cuts, "tile": tile,
+           "flow": f"dis:{FLOW_PRESET}", "relay": {"flow": f"dis:{RELAY_FLOW_PRESET}", "gate": GateSettings().__dict__},
            "weights": file_identity(model.weights_path), "keyframes": keyframes.identity}
-    if clean != "auto":      # "auto" stays out of the key, so caches of earlier versions still resume
-        key["clean"] = clean
-    if fusion is not None:   # likewise: the hand-designed relay keys its cache as before
-        if getattr(fusion, "weights_path", None) is None:
-            raise InputError("the relay fusion has no weights file to key the resume cache by; expected one "
-                             "loaded with vsr_core.checkpoints.shipped.load_relay_fusion")
+    if settings.clean != "auto":      # "auto" stays out of the key, so caches of earlier versions still resume
+        key["clean"] = settings.clean
+    fusion = load_fusion(settings.relay_fusion)
+    if fusion is not None:            # likewise: the hand-designed relay keys its cache as before
         key["relay"]["fusion"] = file_identity(fusion.weights_path)
-    cache = CacheSettings(key=key, folder=cache_dir, keep=keep_cache, chunk_frames=chunk_frames)
+    cache = CacheSettings(key=key, folder=job.cache_dir, keep=job.keep_cache,
+                          chunk_frames=job.chunk_frames or CHUNK_FRAMES)
     reporter = get_reporter(reporter)
-    chosen = {"tile": tile_lr_px}
+    chosen = {"tile": tile}
 
     def prepare(reader, cache):      # the upscaler's memory plan for a whole segment, plus the relay's own frames
         h, w = reader.height, reader.width
         extra = RELAY_FRAMES_EXTRA * segment * 12 * h * w * scale * scale
-        plan = plan_upscale(h, w, scale, segment, 1, tile_lr_px, FreeMemory.of(next(model.parameters()).device),
+        plan = plan_upscale(h, w, scale, segment, 1, tile, FreeMemory.of(next(model.parameters()).device),
                             extra_ram=extra)
         if plan.window < segment:
             raise OutOfMemory(f"{w}x{h} at x{scale} with a keyframe every {every} frames needs segments of "
                               f"{segment} frames, which do not fit the free memory; use a smaller "
                               f"--keyframe-every, --scale 2, or free memory")
-        reporter.log(plan.describe(tile_lr_px, segment, CLI_FLAGS))
+        reporter.log(plan.describe(tile, segment, CLI_FLAGS))
         chosen["tile"] = cache.key["tile"] = plan.tile
 
     def work(reader, resume, consumer_state):
         lr_chunks = (thwc_to_tchw(uint8_to_float(batch)) for batch in reader.windows(segment))
-        for result in relay_segments(lr_chunks, model, keyframes.make, scale, every, strength, detect_cuts,
-                                     chosen["tile"], reporter=reporter, resume=resume, clean=clean,
-                                     fusion=fusion):
+        planned = dataclasses.replace(settings, tile_px=chosen["tile"])
+        for result in relay_segments(lr_chunks, model, keyframes.make, planned, detect_cuts, reporter=reporter,
+                                     resume=resume, fusion=fusion):
             frames: np.ndarray = float_to_uint8(tchw_to_thwc(result.frames), "relayed frames", result.first_frame)
             yield result, frames, {}
 
-    return run_file_job(src, OutputSettings(dst, fmt, crf, overwrite), work, options, cache, reporter,
-                        f"upscale x{scale} with detail relayed from every {every}th frame", prepare=prepare)
+    return run_file_job(src, OutputSettings(dst, job.format, job.crf, job.overwrite), work, job.load, cache,
+                        reporter, f"upscale x{scale} with detail relayed from every {every}th frame",
+                        prepare=prepare)

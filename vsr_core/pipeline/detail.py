@@ -101,11 +101,11 @@ def detail_frames(frames: torch.Tensor, model, scale: int | None = None, tile: i
     rep = get_reporter(reporter)
     rep.start(frames.shape[0], f"detail model x{scale}")
     # whole frames (tile 0) can still shrink: they start as one tile of the bordered frame's size
-    current = {"tile_lr_px": tile or max(frames.shape[-2:]) + 2 * BORDER_LR_PX, "tile_overlap_lr_px": overlap}
+    current = {"tile_px": tile or max(frames.shape[-2:]) + 2 * BORDER_LR_PX, "tile_overlap_px": overlap}
     out = []
     for i in range(frames.shape[0]):
         def attempt(p, i=i):
-            return detail_upscale(frames[i:i + 1], model, p["tile_lr_px"], p["tile_overlap_lr_px"], scale,
+            return detail_upscale(frames[i:i + 1], model, p["tile_px"], p["tile_overlap_px"], scale,
                                   precision, reporter=rep)
         y, fitted = retry_on_oom(attempt, dict(current), lambda p: smaller_pieces(p, min_tile=2 * overlap + 2),
                                  f"detail model on frame {i}", rep)
@@ -125,14 +125,14 @@ def detail_segments(chunks: Iterable[torch.Tensor], model, scale: int, window: i
     halved tiles, and later segments keep the tile that fitted."""
     check_detail_options(scale, model.scale, tile, overlap)
     rep = get_reporter(reporter)
-    current = {"tile_lr_px": tile, "tile_overlap_lr_px": overlap}
+    current = {"tile_px": tile, "tile_overlap_px": overlap}
 
     def process(lr, lead, state, export, first_frame):
-        if not current["tile_lr_px"]:
-            current["tile_lr_px"] = max(lr.shape[-2:]) + 2 * BORDER_LR_PX
+        if not current["tile_px"]:
+            current["tile_px"] = max(lr.shape[-2:]) + 2 * BORDER_LR_PX
 
         def attempt(tiles):
-            return detail_upscale(lr, model, tiles["tile_lr_px"], tiles["tile_overlap_lr_px"], scale, precision,
+            return detail_upscale(lr, model, tiles["tile_px"], tiles["tile_overlap_px"], scale, precision,
                                   reporter=rep)
         y, fitted = retry_on_oom(attempt, dict(current), lambda p: smaller_pieces(p, min_tile=2 * overlap + 2),
                                  f"detail model on frames from {first_frame}", rep)

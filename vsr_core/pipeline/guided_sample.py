@@ -1,15 +1,18 @@
 """Guided Sample: motion-guided, windowed, tiled diffusion over a video's latents.
 
-Three sampling processes share one windowing/tiling/guidance loop:
+Every sampler of diffusion/samplers.py's SAMPLERS runs in one windowing/
+tiling/guidance loop, inside one of two processes (its entry's `process`):
 
-- "ddpm" / "ddim" (StableSR/MGLD-VSR): the start is the LR latent noised to the
-  last training step (not pure noise), the network sees the same LR latent as
-  its structure condition and is read as its `prediction` says.
-- "resshift" (ResShift, the base of SeeClear): few steps (default 15) from the
-  prior x_T = y + kappa sqrt(eta_T) z around the LR latent y. The network is
-  read as an x0-predictor, fed scale_input(x_t) and the LR latent y, with the
-  ResShift step index t as its timestep. `blur=BlurResShift(...)` switches to
-  SeeClear's blurring variant (per-patch DCT blur in the forward process).
+- "ddpm" (ddpm, ddim; StableSR/MGLD-VSR): the start is the LR latent noised to
+  the last training step (not pure noise), the network sees the same LR latent
+  as its structure condition and is read as its `prediction` says.
+- "resshift" (resshift, blur_resshift; ResShift and SeeClear): few steps
+  (default 15) from the prior x_T = y + kappa sqrt(eta_T) z around the LR
+  latent y. The network is read as an x0-predictor, fed scale_input(x_t) and
+  the LR latent y, with the ResShift step index t as its timestep.
+
+A sampler's options (SampleSettings.options, e.g. {"eta": 0.5} for ddim) are
+its keyword arguments; the registry says which shape the process's schedule.
 
 After each step motion guidance pulls neighbouring frames into agreement
 through the flow (see diffusion/motion_guidance.py; for ResShift the step
@@ -25,63 +28,61 @@ whose gradient is taken tile by tile when there are several tiles.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
 
 import torch
 
-from ..diffusion import blur_resshift as br
 from ..diffusion import resshift as rs
 from ..diffusion.model import DiffusionModel
 from ..diffusion.motion_guidance import MotionGuidance, anchored_warping_loss, gradients, make_guide, step_size
 from ..diffusion.noise import FrameNoise
 from ..diffusion.prediction import to_x0_eps
-from ..diffusion.samplers import SAMPLERS
+from ..diffusion.sampler_options import parse_assignments
+from ..diffusion.samplers import SAMPLERS, describe_samplers, find_sampler
 from ..diffusion.schedules import ddpm_schedule, q_sample
 from ..errors import InputError
 from ..flow.field import FlowField
 from ..ops.tiling import gaussian_weights, tile_boxes, tiled_denoise
 from ..ops.windows import WindowBlender, plan_windows
 from ..progress import Reporter, get_reporter
-
-SAMPLER_NAMES = ("ddpm", "ddim", "resshift")
-DEFAULT_STEPS = {"ddpm": 50, "ddim": 50, "resshift": 15}
-BlurResShift = br.BlurResShift
+from ..settings import check_settings, group, setting
 
 
 @dataclass(frozen=True)
 class SampleSettings:
-    steps: int | None = None         # None: 50 for ddpm/ddim, 15 for resshift (filled in on creation)
-    sampler: str = "ddpm"
-    eta: float = 0.0                 # DDIM only
-    seed: int = 0
-    window: int = 5                  # frames sampled together (MGLD-VSR: 5)
-    window_overlap: int = 1
-    tile_latent: int = 64            # latent cells (StableSR: 64, overlap 32)
-    tile_overlap_latent: int = 32
-    guidance: MotionGuidance = field(default_factory=MotionGuidance)
-    kappa: float = 2.0               # ResShift only (its defaults: T=15, p=0.3, kappa=2, p_min=0.04)
-    power: float = 0.3
-    min_noise: float = 0.04
-    blur: BlurResShift | None = None  # ResShift only: SeeClear's blurring variant
+    steps: int | None = setting(None, "sampling steps, respaced from 1000 (default: the sampler's own, "
+                                      "SAMPLERS)", min=1, max=1000)
+    sampler: str = setting("ddpm", describe_samplers("; "), choices=SAMPLERS)     # the registry itself: live
+    # the sampler's keyword options, e.g. {"eta": 0.5} for ddim; all of them are filled in and checked on creation
+    options: Mapping = setting(help="a keyword option of the sampler (repeatable), e.g. --sampler ddim "
+                                    "--sampler-option eta=0.5; each sampler's options and defaults are listed "
+                                    "under --sampler", default_factory=dict, name="sampler_option", repeat=True,
+                               parse=parse_assignments)
+    seed: int = setting(0, "noise seed; noise depends only on (seed, frame, step), so windows, tiles and "
+                           "segments do not change it", min=0, max=2 ** 64 - 1)
+    window: int = setting(5, "frames sampled together (temporal layers see this many; MGLD-VSR: 5)", min=1,
+                          max=64)
+    window_overlap: int = setting(1, "frames shared by neighbouring windows, crossfaded", min=0, max=63,
+                                  cli=False)
+    tile_latent: int = setting(64, "tile size in latent cells (x8 pixels for SD's VAE); StableSR uses 64",
+                               min=8, max=512, step=8, old_inputs=("tile",))
+    tile_overlap_latent: int = setting(32, "latent tile overlap, Gaussian-weighted", min=0, max=256, step=8,
+                                       old_inputs=("tile_overlap",), cli=False)
+    guidance: MotionGuidance = group(MotionGuidance)
 
     def __post_init__(self):
-        if self.sampler not in SAMPLER_NAMES:
-            raise InputError(f"sampler={self.sampler!r}; expected one of {', '.join(SAMPLER_NAMES)}")
+        check_settings(self)
+        entry = find_sampler(self.sampler)
         if self.steps is None:
-            object.__setattr__(self, "steps", DEFAULT_STEPS[self.sampler])
-        if not 0.0 <= self.eta <= 1.0:
-            raise InputError(f"eta={self.eta}; expected 0 (deterministic DDIM) to 1")
-        if self.sampler == "resshift":
-            rs.resshift_schedule(self.steps, kappa=self.kappa, power=self.power, min_noise=self.min_noise)
-        elif self.blur is not None:
-            raise InputError(f"blur is an option of the 'resshift' sampler; sampler is {self.sampler!r}")
-        if self.blur is not None and not isinstance(self.blur, BlurResShift):
-            raise InputError(f"blur={self.blur!r}; expected None or a BlurResShift")
+            object.__setattr__(self, "steps", entry.steps)
+        if not isinstance(self.options, Mapping):
+            raise InputError(f"sampler options={self.options!r}; expected a mapping such as {{'eta': 0.5}}")
+        object.__setattr__(self, "options", entry.resolve(self.sampler, self.steps, self.options))
 
 
 # ----------------------------------------------------------------------------
-# The three processes behind one interface
+# The processes samplers run in
 # ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class _Process:
     schedule: object
     start: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     network: Callable[..., tuple[torch.Tensor, torch.Tensor]]
-    sampler: Callable[..., torch.Tensor]
+    sampler: Callable[..., torch.Tensor] | None = None   # set from the registry by _make_process
     options: dict = field(default_factory=dict)
 
     @property
@@ -115,31 +116,32 @@ def _ddpm_process(settings: SampleSettings, model) -> _Process:
         t, ac = int(sch.timesteps[i]), float(sch.alphas_cumprod[i])
         return to_x0_eps(call(x, t, lr, n).float(), x, ac, model.prediction)
 
-    return _Process(sch, start, network, SAMPLERS[settings.sampler],
-                    {"eta": settings.eta} if settings.sampler == "ddim" else {})
+    return _Process(sch, start, network)
 
 
-def _resshift_process(settings: SampleSettings, model) -> _Process:
+def _resshift_process(settings: SampleSettings, model, **schedule_options) -> _Process:
     if getattr(model, "prediction", "x0") != "x0":
-        raise InputError(f"sampler 'resshift' reads the network as an x0-predictor (ResShift/SeeClear "
-                         f"models are), but this model predicts {model.prediction!r}; use ddpm or ddim")
-    kw = dict(kappa=settings.kappa, power=settings.power, min_noise=settings.min_noise)
-    if settings.blur is None:
-        sch, chain = rs.resshift_schedule(settings.steps, **kw), rs
-        base, sampler = sch, SAMPLERS["resshift"]
-    else:
-        sch, chain = br.blur_resshift_schedule(settings.steps, blur_settings=settings.blur, **kw), br
-        base, sampler = sch.base, SAMPLERS["blur_resshift"]
+        others = [n for n, e in SAMPLERS.items() if e.process != "resshift"]
+        raise InputError(f"sampler {settings.sampler!r} reads the network as an x0-predictor (ResShift/SeeClear "
+                         f"models are), but this model predicts {model.prediction!r}; use {' or '.join(others)}")
+    sch = rs.resshift_schedule(settings.steps, **schedule_options)
 
     def network(call, x, t, lr, n):
-        out = call(rs.scale_input(x, t, base), t, lr, n).float()
+        out = call(rs.scale_input(x, t, sch), t, lr, n).float()
         return out, out
 
-    return _Process(sch, lambda z, nz: chain.prior_sample(z, sch, nz), network, sampler)
+    return _Process(sch, lambda z, nz: rs.prior_sample(z, sch, nz), network)
+
+
+PROCESSES = {"ddpm": _ddpm_process, "resshift": _resshift_process}
 
 
 def _make_process(settings: SampleSettings, model) -> _Process:
-    return _resshift_process(settings, model) if settings.sampler == "resshift" else _ddpm_process(settings, model)
+    """The sampler's process with the sampler's own function and options in it."""
+    entry = find_sampler(settings.sampler)
+    schedule_options, sampler_options = entry.split(settings.options)
+    process = PROCESSES[entry.process](settings, model, **schedule_options)
+    return replace(process, sampler=entry.function, options=sampler_options)
 
 
 # ----------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def retry_on_oom(run: Callable[[S], T], settings: S, shrink: Callable[[S], S | N
 
 
 def _tile_keys(pieces: dict) -> tuple[str | None, str | None]:
-    """The tile's key, in its unit (tile_latent, tile_lr_px, ...), and its overlap's (tile_overlap_<unit>)."""
+    """The tile's key, in its unit (tile_latent, tile_px, ...), and its overlap's (tile_overlap_<unit>)."""
     for key in pieces:
         if key.startswith("tile") and "overlap" not in key:
             return key, key.replace("tile", "tile_overlap", 1)

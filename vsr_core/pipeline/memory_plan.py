@@ -41,7 +41,7 @@ PER_TILE_PIXEL = 1250
 BUDGET_SHARE = 0.7            # of the free memory: room for the allocator, other programs, estimate error
 MAX_OUTPUT = (7680, 4320)     # 8K UHD, either orientation
 MIN_TILE, MIN_WINDOW = 64, 2
-CLI_FLAGS = ("--tile", "--window", "--scale")   # how the command line names tile, window and scale
+CLI_FLAGS = ("--tile-px", "--window", "--scale")   # how the command line names tile, window and scale
 
 
 @dataclass(frozen=True)

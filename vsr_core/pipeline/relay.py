@@ -21,14 +21,12 @@ from ..flow.pairs import PairFlows
 from ..models.upscaler import FLOW_PRESET, MIN_SIDE
 from ..ops.frames import check_frames
 from ..progress import Reporter, get_reporter
-from ..relay import check_strength, relay_clip, scene_starts, select_keyframes
+from ..relay import relay_clip, scene_starts, select_keyframes
+from .cleaning import read_level
 from .segments import run_segments
-from .cleaning import parse_clean, read_level
-from .upscale import TILE_OVERLAP_LR_PX, upscale_frames, upscale_window, window_tiles
+from .upscale import upscale_frames, upscale_window, window_tiles
+from .upscale_settings import DEFAULT_KEYFRAME_EVERY, RELAY_FUSIONS, UpscaleSettings
 
-DEFAULT_KEYFRAME_EVERY = 8
-RELAY_FUSIONS = ("learned", "hand")   # the shipped learned fusion, or the hand-designed mix (relay/transfer.py)
-DEFAULT_RELAY_FUSION = "learned"
 MIN_SEGMENT_FRAMES = 12     # the faithful upscaler's default window: at least this much temporal context
 
 
@@ -38,18 +36,15 @@ def check_every(every) -> int:
     return every
 
 
-def load_fusion(choice: str | None = None):
-    """The relay's fusion: ``"learned"`` the shipped network (the hand-designed mix where the pack has none,
-    unless it was asked for by name), ``"hand"`` None (the hand-designed mix), or a RelayFusion
-    ``.safetensors`` path with its card; None means DEFAULT_RELAY_FUSION."""
-    from ..checkpoints.shipped import has_shipped, load_relay_fusion
-    if choice is None:
-        return load_relay_fusion() if DEFAULT_RELAY_FUSION == "learned" and has_shipped("relay_fusion") else None
+def load_fusion(choice: str = "learned"):
+    """The relay's fusion: ``"learned"`` the shipped network (checkpoints.shipped.load_relay_fusion),
+    ``"hand"`` None (the hand-designed mix), or the path of a RelayFusion ``.safetensors`` with its card."""
+    from ..checkpoints.shipped import load_relay_fusion
     if choice == "hand":
         return None
     if choice == "learned" or (isinstance(choice, str) and choice.endswith(".safetensors")):
         return load_relay_fusion(None if choice == "learned" else choice)
-    raise InputError(f"relay fusion {choice!r}; expected one of {', '.join(RELAY_FUSIONS)} or a RelayFusion "
+    raise InputError(f"relay_fusion={choice!r}; expected one of {', '.join(RELAY_FUSIONS)} or a RelayFusion "
                      f".safetensors file")
 
 
@@ -119,24 +114,25 @@ def parse_indices(text, num_frames: int, count: int) -> list[int]:
     return indices
 
 
-def relay_frames(lr: torch.Tensor, keyframes: torch.Tensor, indices, model, scale: int = 4,
-                 strength: float = 1.0, detect_cuts: bool = True, window: int = 12, tile_lr_px: int = 512,
-                 reporter: Reporter | None = None, clean="auto", fusion=None) -> torch.Tensor:
-    """LR clip [T,3,h,w] + HR keyframes [K,3,H',W'] at frames ``indices`` -> [T,3,h*scale,w*scale].
-    ``clean``: the faithful upscale's cleaning (pipeline.cleaning); ``fusion``: the relay's learned fusion
-    (checkpoints.shipped.load_relay_fusion), None for the hand-designed mix."""
+def relay_frames(lr: torch.Tensor, keyframes: torch.Tensor, indices, model,
+                 settings: UpscaleSettings = UpscaleSettings(), detect_cuts: bool = True,
+                 reporter: Reporter | None = None, fusion="settings") -> torch.Tensor:
+    """LR clip [T,3,h,w] + HR keyframes [K,3,H',W'] at frames ``indices`` -> [T,3,h*scale,w*scale]: the
+    learned upscaler with ``settings`` (scale, window, tile, clean), then ``settings.detail_strength`` of the
+    keyframes' detail, mixed as ``settings.relay_fusion`` says (``fusion``: an already loaded RelayFusion,
+    or None for the hand-designed mix, instead)."""
     check_frames(lr, "frames", MIN_SIDE)
-    strength = check_strength(strength)
     indices = parse_indices(indices, lr.shape[0], keyframes.shape[0] if isinstance(keyframes, torch.Tensor) else -1)
     rep = get_reporter(reporter)
-    faithful = upscale_frames(lr, model, scale=scale, window=window, tile_lr_px=tile_lr_px, reporter=rep,
-                              clean=clean)
-    if strength == 0.0:
+    faithful = upscale_frames(lr, model, settings, reporter=rep)
+    if settings.detail_strength == 0.0:
         return faithful
     fitted = fit_keyframes(keyframes, *faithful.shape[-2:])
     cuts = scene_starts(lr) if detect_cuts else []
+    fusion = load_fusion(settings.relay_fusion) if fusion == "settings" else fusion
     rep.start(lr.shape[0], "relay detail")
-    return relay_clip(faithful, dict(zip(indices, fitted)), scale, strength, cuts, reporter=rep, fusion=fusion)
+    return relay_clip(faithful, dict(zip(indices, fitted)), settings.scale, float(settings.detail_strength), cuts,
+                      reporter=rep, fusion=fusion)
 
 
 def relay_segment_frames(every: int) -> int:
@@ -153,25 +149,24 @@ def segment_keyframes(num_frames: int, first_frame: int, every: int, cuts: list[
 
 
 def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[int, torch.Tensor], torch.Tensor],
-                   scale: int = 4, every: int = DEFAULT_KEYFRAME_EVERY, strength: float = 1.0,
-                   detect_cuts: bool = True, tile_lr_px: int = 512, precision: str = "auto",
-                   reporter: Reporter | None = None, resume=None, clean="auto", fusion=None) -> Iterator:
+                   settings: UpscaleSettings = UpscaleSettings(), detect_cuts: bool = True,
+                   reporter: Reporter | None = None, resume=None, fusion="settings") -> Iterator:
     """Stream of LR chunks -> SegmentResults of relayed HR frames, resumable (pipeline.segments).
 
     ``keyframe(index, lr [1,3,h,w]) -> HR [1,3,H',W']``: the keyframe source (a detail model such as
     Real-ESRGAN, or a folder of keyframes made elsewhere), asked once for each keyframe. Segments overlap
-    by their boundary keyframe, cross-faded with itself. ``clean``: the faithful upscale's cleaning
-    (pipeline.cleaning), its level read from the first chunk. ``fusion``: the relay's learned fusion, None
-    for the hand-designed mix."""
-    check_every(every)
-    clean = parse_clean(clean)
-    clip: dict = {}
-    strength = check_strength(strength)
+    by their boundary keyframe, cross-faded with itself. Of ``settings``: scale, keyframe_every,
+    detail_strength, tile_px, precision and clean (the faithful upscale's cleaning, pipeline.cleaning: its
+    level read once, from the first chunk) and relay_fusion (``fusion``: an already loaded RelayFusion, or
+    None for the hand-designed mix, instead)."""
+    every, scale, strength = settings.keyframe_every, settings.scale, float(settings.detail_strength)
+    fusion = load_fusion(settings.relay_fusion) if fusion == "settings" else fusion
     pair_flows = PairFlows(DISFlow(FLOW_PRESET), keep=2 * relay_segment_frames(every))
+    clip: dict = {}
 
     def process(lr, lead, state, export, first_frame):
-        tiles = window_tiles(tile_lr_px, TILE_OVERLAP_LR_PX, lr)
-        faithful = upscale_window(lr, first_frame, model, pair_flows, True, tiles, precision, scale,
+        tiles = window_tiles(settings.upscaler_tile_px, settings.tile_overlap_px, lr)
+        faithful = upscale_window(lr, first_frame, model, pair_flows, True, tiles, settings.precision, scale,
                                   level=clip["level"])
         cuts = []
         if detect_cuts:       # the lead frame (the one before the segment) shows a cut at its first frame
@@ -186,5 +181,5 @@ def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[in
         return out, {"boundary_key": made[len(lr) - 1]}
 
     rep = get_reporter(reporter)
-    yield from run_segments(read_level(chunks, model, clean, clip, rep), process, relay_segment_frames(every), 1,
-                            rep, resume)
+    yield from run_segments(read_level(chunks, model, settings.clean, clip, rep), process,
+                            relay_segment_frames(every), 1, rep, resume)

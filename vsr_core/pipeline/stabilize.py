@@ -1,4 +1,5 @@
-"""Flow-guided temporal stabilisation of any upscaler's output (`upscale --stabilize`, the Stabilize node).
+"""Flow-guided temporal stabilisation of any upscaler's output (`upscale --stabilize`, and
+the `stabilize` input of the Upscale nodes).
 
 A causal recursive filter that blends each output frame with the warped
 previous output where the LR flow is reliable (see ``stabilize_with_flow``);

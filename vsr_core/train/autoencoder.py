@@ -20,7 +20,7 @@ import torch
 
 from ..data.clips import HELDOUT_PHOTOS, TRAIN_PHOTOS, heldout_clips, load_photo, random_clip
 from ..models.vae import AutoencoderKL, VAEConfig
-from .trainer import TrainConfig, register_task
+from .trainer import TrainConfig
 
 KL_WEIGHT = 1e-6
 LOGVAR_INIT = -6.0
@@ -142,6 +142,3 @@ class AutoencoderTask:
 
     def set_state(self, s: dict) -> None:
         self.data.rng.bit_generator.state = s["rng"]
-
-
-register_task("autoencoder", AutoencoderTask)

@@ -23,7 +23,6 @@ upscaler is trained with. ``DEGRADATIONS`` is the one name -> function table.
 from __future__ import annotations
 
 import functools
-import io
 import math
 
 import numpy as np

@@ -29,7 +29,8 @@ import torch.nn as nn
 from ..diffusion.schedules import scaled_linear_betas
 from ..models.sft import EncoderUNetModelWT, StructCondUNet, StructEncoderConfig
 from ..models.unet import UNetConfig, UNetModel
-from .trainer import TrainConfig, register_task
+from ..settings import setting
+from .trainer import TrainConfig
 
 PREDICTION = "v"
 CONTEXT_LEN = 4
@@ -47,7 +48,8 @@ class DiffusionTrainConfig(TrainConfig):
 
     task: str = "autoencoder"
     out: str = "runs/tiny_vae"
-    vae: str | None = None          # latent_diffusion / temporal_decoder: the trained tiny VAE
+    vae: str | None = setting(None, "latent_diffusion / temporal_decoder: the trained tiny VAE (a run's "
+                                    "model.safetensors or a shipped tiny_vae.safetensors)")
     steps: int = 3000
     batch: int = 8
     frames: int = 1
@@ -215,11 +217,11 @@ class LatentDiffusionTask:
         self.gen.set_state(torch.tensor(s["gen"], dtype=torch.uint8))
 
 
-def _task(cfg):
+def build_task(cfg):
+    """The task (tasks.py) from any TrainConfig."""
     if not isinstance(cfg, DiffusionTrainConfig):
         cfg = DiffusionTrainConfig(**{k: v for k, v in vars(cfg).items()})
     return LatentDiffusionTask(cfg)
 
 
-register_task("latent_diffusion", _task)
-__all__ = ["DiffusionTrainConfig", "TinyLatentDiffusion", "build_tiny_unet", "LatentDiffusionTask"]
+__all__ = ["DiffusionTrainConfig", "TinyLatentDiffusion", "build_tiny_unet", "build_task", "LatentDiffusionTask"]

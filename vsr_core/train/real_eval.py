@@ -4,9 +4,9 @@ The prepared folder's 'val' split when it has one (made with ``prepare-real-vide
 so checkpoints can be compared without touching the benchmark's held-out clips; otherwise the held-out
 clips themselves (then for monitoring only), and the metric names say which: ``real_val/...`` or ``real/...``.
 
-Mild and heavy cases are reported separately (DESIGN.md): a model can win on
-heavy degradations while losing to bicubic on clean input, which is what most
-real footage is.
+Mild and heavy cases are reported separately: a model can win on heavy
+degradations while losing to bicubic on clean input, which is what most real
+footage is (docs/upscaler.md has both for the shipped weights).
 """
 from __future__ import annotations
 

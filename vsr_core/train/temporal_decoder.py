@@ -25,7 +25,7 @@ import torch
 
 from ..models.video_vae import video_vae_from_base
 from .latent_diffusion import DiffusionTrainConfig, load_frozen_vae, lr_pair
-from .trainer import freeze_except, register_task
+from .trainer import freeze_except
 
 A_MIN = 0.6
 NOISE_MAX = 0.15
@@ -130,10 +130,8 @@ class TemporalDecoderTask:
         self.gen.set_state(torch.tensor(s["gen"], dtype=torch.uint8))
 
 
-def _task(cfg):
+def build_task(cfg):
+    """The task (tasks.py) from any TrainConfig."""
     if not isinstance(cfg, DiffusionTrainConfig):
         cfg = DiffusionTrainConfig(**{k: v for k, v in vars(cfg).items()})
     return TemporalDecoderTask(cfg)
-
-
-register_task("temporal_decoder", _task)

@@ -8,8 +8,8 @@ cosine decay, gradient clipping, a JSON-lines log, resumable checkpoints
 ``model.safetensors`` + ``model.json`` (the model card: architecture config,
 data, degradation, steps, loss, metrics).
 
-Tasks here: ``upscaler`` (the video upscaler), ``refiner`` and ``relay_fusion``. The backbone
-adapters (SFA/TFA in the UNet and VAE decoder, the temporal decoder) plug in
+Every task of the pack is listed in tasks.py (``upscaler``, the video
+upscaler, is defined here). The backbone adapters (SFA/TFA in the UNet and VAE decoder, the temporal decoder) plug in
 through ``register_task``: write a task whose ``build_model`` loads the frozen
 base (e.g. SD 2.1 UNet from the user's checkpoint), calls
 ``freeze_except(model, ("sfa", "tfa"))`` and whose ``loss`` is the epsilon
@@ -25,7 +25,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
@@ -36,16 +36,19 @@ from ..checkpoints.shipped import write_card
 from ..errors import InputError
 from ..machine import cpu_name
 from ..progress import Reporter, get_reporter
+from ..flow.dis import PRESETS as DIS_PRESETS
 from ..safe_files import claim_folder, read_json, write_atomic
+from ..settings import check_settings, setting
 from .datasets import TRAIN_FLOW_PRESET
+from .degradations import DEGRADATIONS
 from .losses import PIXEL_LOSSES, charbonnier, temporal_difference, warping_consistency
 from .overrides import config_with_overrides
 
-TASKS: dict[str, Callable] = {}
+TASKS: dict[str, Callable] = {}     # filled by tasks.py (imported with the package), then register_task
 
 
 def register_task(name: str, factory: Callable) -> None:
-    """Make ``factory(config: TrainConfig) -> task`` available as ``--task name``."""
+    """Make ``factory(config: TrainConfig) -> task`` available to ``train`` (tasks.py lists the pack's own)."""
     TASKS[name] = factory
 
 
@@ -63,45 +66,65 @@ def freeze_except(model: torch.nn.Module, trainable: tuple[str, ...]) -> list[st
 
 @dataclass
 class TrainConfig:
-    task: str = "upscaler"
-    out: str = "runs/upscaler_x4"
-    scale: int = 4
-    steps: int = 5000
-    batch: int = 4
-    frames: int = 5
-    lr_size: int = 48
-    lr: float = 5e-4
-    min_lr: float = 1e-5
-    warmup: int = 100
-    weight_decay: float = 0.0
-    grad_clip: float = 0.5
-    degradation: str = "bi"
-    degradation_shares: dict | None = None           # "real": mixture weights, e.g. {"clean": 0.2, "codec": 0.5, ...}
-    video_folder: str | None = None
-    real_videos: str | None = None                   # folder made by `prepare-real-videos`
-    video_fraction: float = 0.5                      # share of clips from videos when a source is given
-    flow_preset: str = TRAIN_FLOW_PRESET             # DIS preset of the propagation's flow
-    init_weights: str | None = None                  # warm start (new modules keep their init)
-    init_drop: list | None = None                    # key prefixes of init_weights the model no longer has
-    photos: list | None = None                       # None: data.clips.TRAIN_PHOTOS
-    seed: int = 0
-    threads: int = 1
-    checkpoint_minutes: float = 4.0
-    eval_every: int = 250
-    keep_evaluated: bool = False                     # also write evaluated/step_N.safetensors at each evaluation
-    log_every: int = 20
+    """A training run's settings, declared once: `vsr train` (and `vsr train-diffusion`) make their options
+    from these fields (vsr_core.settings)."""
+    task: str = setting("upscaler", "the task to train (train/tasks.py lists them; or one added with "
+                                    "register_task)")
+    out: str = setting("runs/upscaler_x4", "run folder: log, state.pt, model.safetensors + model.json")
+    scale: int = setting(4, "upscaling factor", choices=(2, 4))
+    steps: int = setting(5000, "optimiser steps", min=1)
+    batch: int = setting(4, "clips per step", min=1)
+    frames: int = setting(5, "frames per training clip", min=1)
+    lr_size: int = setting(48, "LR crop side in pixels (HR crop = lr_size * scale)", min=4)
+    lr: float = setting(5e-4, "peak learning rate", min=0.0)
+    min_lr: float = setting(1e-5, "learning rate at the end of the cosine decay", min=0.0)
+    warmup: int = setting(100, "steps of linear learning-rate warm-up", min=0)
+    weight_decay: float = setting(0.0, "AdamW weight decay", min=0.0)
+    grad_clip: float = setting(0.5, "gradient norm clip", min=0.0)
+    degradation: str = setting("bi", "real: mixed strengths (clean, one codec pass, noise+JPEG, blur, second "
+                                     "order)", choices=tuple(DEGRADATIONS))
+    degradation_shares: dict | None = setting(
+        None, 'with --degradation real: mixture weights as JSON, e.g. \'{"clean": 0.2, "codec": 0.5, '
+              '"noise_jpeg": 0.15, "blur": 0.05, "second_order": 0.1}\' (normalised)')
+    video_folder: str | None = setting(None, "also train on clips from the videos in this folder")
+    real_videos: str | None = setting(None, "folder made by `prepare-real-videos`: real moving clips from "
+                                            "ComfyUI's media packages")
+    video_fraction: float = setting(0.5, "share of training clips taken from videos (the rest: photos by a "
+                                         "virtual camera)", min=0.0, max=1.0)
+    flow_preset: str = setting(TRAIN_FLOW_PRESET, "DIS preset of the propagation's flow in training (inference "
+                                                  "uses fast; the shipped weights trained with medium, and "
+                                                  "training with fast gained nothing)",
+                               choices=tuple(sorted(DIS_PRESETS)))
+    init_weights: str | None = setting(None, "warm start from these upscaler weights (new modules keep their "
+                                             "init)")
+    init_drop: list | None = setting(None, "comma-separated key prefixes of --init-weights to leave out (blocks "
+                                           "the new --model no longer has), e.g. attn.1.")
+    photos: list | None = setting(None, "comma-separated photos, e.g. skimage:astronaut,sklearn:china.jpg "
+                                        "(default: the shipped list)")
+    seed: int = setting(0, "random seed", min=0)
+    threads: int = setting(1, "torch CPU threads", min=1)
+    checkpoint_minutes: float = setting(4.0, "minutes between saves of the run state", min=0.0)
+    eval_every: int = setting(250, "steps between evaluations (0: none)", min=0)
+    keep_evaluated: bool = setting(False, "also keep the weights of every evaluation as "
+                                          "evaluated/step_N.safetensors + .json, to choose a checkpoint by its "
+                                          "validation metrics")
+    log_every: int = setting(20, "steps between log lines", min=1)
     # loss weights
-    pixel_loss: str = "charbonnier"                  # or "rmse" (MSE's gradient: what PSNR measures)
-    w_temporal: float = 0.2
-    w_warp: float = 0.1
-    w_clean: float = 1.0                             # cleaning stage vs the clean BI LR frames
-    per_frame_prob: float = 0.15
-    w_level: float = 1.0                             # degradation-level estimator vs the drawn level (MSE)
-    estimated_level_prob: float = 0.25               # share of steps conditioned on the estimate, not the label
-    model: dict = field(default_factory=dict)       # architecture overrides
-    upscaler_weights: str | None = None              # refiner task: the frozen upscaler
-    fusion_data: str | None = None                   # relay_fusion task: the folder prepare-relay-fusion wrote
-    w_hf: float = 0.5                                # relay_fusion task: local high-frequency energy vs the target
+    pixel_loss: str = setting("charbonnier", "loss of the upscaled frames against the ground truth (rmse: "
+                                             "MSE's gradient, what PSNR measures)", choices=tuple(sorted(PIXEL_LOSSES)))
+    w_temporal: float = setting(0.2, "weight of the temporal-difference loss", min=0.0)
+    w_warp: float = setting(0.1, "weight of the flow-masked warping loss", min=0.0)
+    w_clean: float = setting(1.0, "weight of the cleaning-stage loss (vs the clean BI LR frames)", min=0.0)
+    per_frame_prob: float = setting(0.15, "share of steps trained frame by frame (no propagation)", min=0.0,
+                                    max=1.0)
+    w_level: float = setting(1.0, "weight of the degradation-level estimator's loss (MSE against the drawn "
+                                  "level)", min=0.0)
+    estimated_level_prob: float = setting(0.25, "share of steps conditioned on the estimator's reading instead "
+                                                "of the drawn level", min=0.0, max=1.0)
+    model: dict = setting(help='architecture overrides as JSON, e.g. \'{"channels": 32}\'', default_factory=dict)
+    upscaler_weights: str | None = setting(None, "refiner task: the frozen upscaler .safetensors to use")
+    fusion_data: str | None = setting(None, "relay_fusion task: the folder `prepare-relay-fusion` wrote")
+    w_hf: float = setting(0.5, "relay_fusion task: weight of the local high-frequency energy loss", min=0.0)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -120,8 +143,6 @@ class UpscalerTask:
 
     def __init__(self, cfg: TrainConfig):
         from .datasets import ClipDataset
-        if cfg.pixel_loss not in PIXEL_LOSSES:
-            raise InputError(f"pixel_loss={cfg.pixel_loss!r}; expected one of {', '.join(PIXEL_LOSSES)}")
         self.cfg = cfg
         self.data = ClipDataset(scale=cfg.scale, frames=cfg.frames, lr_size=cfg.lr_size,
                                 degradation=cfg.degradation, degradation_shares=cfg.degradation_shares,
@@ -266,25 +287,6 @@ def evaluate_upscaler(model, frames: int = 5, size=(256, 384), names=None) -> di
     return res
 
 
-register_task("upscaler", UpscalerTask)
-
-
-def _refiner_task(cfg):
-    from .refiner_task import RefinerTask
-    return RefinerTask(cfg)
-
-
-register_task("refiner", _refiner_task)
-
-
-def _relay_fusion_task(cfg):
-    from .relay_fusion_task import RelayFusionTask
-    return RelayFusionTask(cfg)
-
-
-register_task("relay_fusion", _relay_fusion_task)
-
-
 # ------------------------------------------------------------------ files
 RUN_FOLDER = "vsr_core train"
 
@@ -362,8 +364,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, log: Callable[[str
     """Run (or resume) training; returns the final model card's metrics."""
     if cfg.task not in TASKS:
         raise InputError(f"task={cfg.task!r}; expected one of {', '.join(sorted(TASKS))}")
-    if cfg.steps < 1 or cfg.batch < 1:
-        raise InputError(f"steps={cfg.steps}, batch={cfg.batch}; expected positive integers")
+    check_settings(cfg)                 # each setting within its declaration, once, before any work
     torch.set_num_threads(max(1, int(cfg.threads)))
     torch.manual_seed(cfg.seed)
     rep = get_reporter(reporter)

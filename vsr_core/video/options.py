@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..errors import InputError
+from ..settings import check_settings, setting
 
 
 def to_fraction(value, name: str = "fps") -> Fraction:
@@ -34,19 +35,21 @@ class LoadOptions:
     Same meaning as in VideoHelperSuite's Load Video, so artists' habits carry over.
     """
 
-    frame_load_cap: int = 0          # 0 loads every remaining frame
-    skip_first_frames: int = 0
-    select_every_nth: int = 1
-    force_rate: Fraction | None = None   # None keeps the source's own rate
-    folder_fps: Fraction = Fraction(24)  # frame rate of an image folder, which has none
-    allow_damaged: bool = False          # read what a damaged file still holds (with a warning) instead of failing
-    accept_numbering: bool = False       # a frame folder with gaps or duplicate numbers: time frames by number
+    frame_load_cap: int = setting(0, "load at most this many frames (0: all)", min=0, max=1_000_000)
+    skip_first_frames: int = setting(0, "drop this many frames from the start (after force_rate)", min=0,
+                                     max=10_000_000)
+    select_every_nth: int = setting(1, "keep one frame in every N (the frame rate is divided by N, so playback "
+                                       "speed is unchanged)", min=1, max=1000)
+    force_rate: Fraction | None = setting(None, "re-time to this fps first (e.g. 24 or 30000/1001)")
+    folder_fps: Fraction = setting(Fraction(24), "frame rate of an input image folder")
+    allow_damaged: bool = setting(False, "read what a damaged or cut-short file still holds (with a warning) "
+                                         "instead of failing")
+    accept_numbering: bool = setting(False, "read a frame folder whose numbers have gaps or duplicates (with a "
+                                            "warning): each frame keeps the time its number gives, the first "
+                                            "file of a number is used")
 
     def __post_init__(self):
-        for name, low in (("frame_load_cap", 0), ("skip_first_frames", 0), ("select_every_nth", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise InputError(f"{name}={value!r} is out of range; expected an integer >= {low}")
+        check_settings(self)
         if self.force_rate is not None:
             object.__setattr__(self, "force_rate", to_fraction(self.force_rate, "force_rate"))
         object.__setattr__(self, "folder_fps", to_fraction(self.folder_fps, "folder_fps"))

@@ -7,7 +7,7 @@ malformed file is one line naming the node or link, never a traceback.
 """
 from __future__ import annotations
 
-from ..errors import InputError
+from vsr_core.api import InputError
 
 _SCALAR_ID = (int, str)
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import uuid
 
-from ..errors import InputError
+from vsr_core.api import InputError
+
 from .signature import declared_inputs, has_seed_control, has_upload_button, is_link, is_widget
 
 NODE_WIDTH, COLUMN_GAP, ROW_GAP, BAND_GAP = 300, 50, 24, 60

@@ -6,7 +6,8 @@ UI format) in the right position.
 """
 from __future__ import annotations
 
-from ..errors import InputError
+from vsr_core.api import InputError
+
 from .signature import (check_value, declared_inputs, has_seed_control, has_upload_button, is_link, is_widget,
                         types_match)
 from .shape import check_ui_shape
@@ -62,6 +63,18 @@ def validate_prompt(prompt: dict, infos: dict[str, dict], file_inputs=frozenset(
     return problems
 
 
+def widget_value_counts(info: dict) -> tuple[int, int]:
+    """(values a node's widgets store, the fewest a valid file may store): a workflow saved before the node
+    gained trailing optional inputs stores no values for them, and the frontend gives them their defaults."""
+    sizes = [(2 if has_seed_control(i) else 1, i.required) for i in declared_inputs(info) if is_widget(i)]
+    expected = shortest = sum(size for size, _ in sizes)
+    for size, required in reversed(sizes):
+        if required:
+            break
+        shortest -= size
+    return expected, shortest
+
+
 def validate_ui(ui: dict, infos: dict[str, dict], file_inputs=frozenset()) -> list[str]:
     """Problems of a UI-format workflow: positions of widget values and link types, then
     everything validate_prompt checks on its API conversion."""
@@ -81,10 +94,10 @@ def validate_ui(ui: dict, infos: dict[str, dict], file_inputs=frozenset()) -> li
             continue
         values = node.get("widgets_values", [])
         if isinstance(values, list):
-            expected = sum(2 if has_seed_control(i) else 1 for i in declared_inputs(info) if is_widget(i))
+            expected, shortest = widget_value_counts(info)
             if has_upload_button(info) and len(values) == expected + 1:
                 expected += 1                    # saved by a frontend that shows the upload button
-            if len(values) != expected:
+            if not shortest <= len(values) <= expected:
                 problems.append(f"node {node['id']} ({kind}) has {len(values)} widget values; its widgets "
                                 f"take {expected}")
         for i, out in enumerate(node.get("outputs") or []):

@@ -3,7 +3,8 @@ into the API/prompt format the executor runs.
 """
 from __future__ import annotations
 
-from ..errors import InputError
+from vsr_core.api import InputError
+
 from .shape import check_ui_shape
 from .signature import declared_inputs, has_seed_control, is_widget, node_info
 

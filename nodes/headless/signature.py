@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..errors import InputError
-from ..numbers import check_finite_setting
+from vsr_core.api import InputError, check_finite_setting
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import inspect
 import json
 
-from ..errors import InputError
-from ..progress import Reporter, get_reporter
+from vsr_core.api import InputError, Reporter, get_reporter
+
 from .migrate import current_name, rename_old_inputs
 from .shape import check_api_shape, check_ui_shape
 from .signature import WIDGET_TYPES, check_value, declared_inputs, is_link, is_widget, node_info, types_match

@@ -1,9 +1,0 @@
-"""Headless execution and checking of ComfyUI workflows made with this pack's nodes."""
-from .executor import apply_overrides, load_workflow, run_prompt
-from .signature import node_info
-from .ui_export import api_to_ui
-from .ui_format import ui_to_api
-from .validate import validate_prompt, validate_ui
-
-__all__ = ["apply_overrides", "load_workflow", "run_prompt", "node_info", "api_to_ui",
-           "ui_to_api", "validate_prompt", "validate_ui"]
