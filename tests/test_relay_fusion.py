@@ -141,3 +141,30 @@ def test_train_task_without_samples_names_the_prepare_command(tmp_path):
         train(TrainConfig(task="relay_fusion", out=str(tmp_path / "run"), fusion_data=str(tmp_path)))
     with pytest.raises(InputError, match="--fusion-data"):
         train(TrainConfig(task="relay_fusion", out=str(tmp_path / "run2")))
+
+
+# ---------------------------------------------------------------- the setting
+def test_relay_fusion_setting_picks_the_shipped_network_or_the_hand_designed_mix():
+    from vsr_core.pipeline.relay import load_fusion
+    from vsr_core.pipeline.upscale_settings import UpscaleSettings
+    assert load_fusion("hand") is None
+    shipped = load_fusion("learned")
+    assert isinstance(shipped, RelayFusion) and shipped.card["architecture"] == "RelayFusion"
+    with pytest.raises(InputError, match="relay_fusion='average'"):
+        load_fusion("average")
+    with pytest.raises(InputError, match="relay_fusion"):
+        UpscaleSettings(relay_fusion="average")
+
+
+def test_relay_frames_follow_the_setting(tmp_path):
+    from vsr_core.models.upscaler import VideoUpscaler
+    from vsr_core.pipeline.relay import relay_frames
+    from vsr_core.pipeline.upscale_settings import UpscaleSettings
+    hr, _ = _clip(frames=5, size=(48, 64))
+    lr = F.avg_pool2d(hr, 4)
+    model = VideoUpscaler(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=1, attn_window=4).eval()
+    keys = hr[[0, 4]]
+    hand = relay_frames(lr, keys, "0, 4", model, UpscaleSettings(relay_fusion="hand", detail_strength=1.0))
+    learned = relay_frames(lr, keys, "0, 4", model, UpscaleSettings(detail_strength=1.0))
+    assert torch.equal(relay_frames(lr, keys, "0, 4", model, UpscaleSettings(detail_strength=1.0), fusion=None), hand)
+    assert torch.equal(learned[0], hand[0]) and not torch.equal(learned[2], hand[2])

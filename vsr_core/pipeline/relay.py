@@ -27,6 +27,7 @@ from .segments import run_segments
 from .upscale import upscale_frames, upscale_window, window_tiles
 from .upscale_settings import DEFAULT_KEYFRAME_EVERY, RELAY_FUSIONS, UpscaleSettings
 
+FROM_SETTINGS = "settings"  # fusion= default: load the one settings.relay_fusion names
 MIN_SEGMENT_FRAMES = 12     # the faithful upscaler's default window: at least this much temporal context
 
 
@@ -116,7 +117,7 @@ def parse_indices(text, num_frames: int, count: int) -> list[int]:
 
 def relay_frames(lr: torch.Tensor, keyframes: torch.Tensor, indices, model,
                  settings: UpscaleSettings = UpscaleSettings(), detect_cuts: bool = True,
-                 reporter: Reporter | None = None, fusion="settings") -> torch.Tensor:
+                 reporter: Reporter | None = None, fusion=FROM_SETTINGS) -> torch.Tensor:
     """LR clip [T,3,h,w] + HR keyframes [K,3,H',W'] at frames ``indices`` -> [T,3,h*scale,w*scale]: the
     learned upscaler with ``settings`` (scale, window, tile, clean), then ``settings.detail_strength`` of the
     keyframes' detail, mixed as ``settings.relay_fusion`` says (``fusion``: an already loaded RelayFusion,
@@ -129,7 +130,7 @@ def relay_frames(lr: torch.Tensor, keyframes: torch.Tensor, indices, model,
         return faithful
     fitted = fit_keyframes(keyframes, *faithful.shape[-2:])
     cuts = scene_starts(lr) if detect_cuts else []
-    fusion = load_fusion(settings.relay_fusion) if fusion == "settings" else fusion
+    fusion = load_fusion(settings.relay_fusion) if fusion == FROM_SETTINGS else fusion
     rep.start(lr.shape[0], "relay detail")
     return relay_clip(faithful, dict(zip(indices, fitted)), settings.scale, float(settings.detail_strength), cuts,
                       reporter=rep, fusion=fusion)
@@ -150,7 +151,7 @@ def segment_keyframes(num_frames: int, first_frame: int, every: int, cuts: list[
 
 def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[int, torch.Tensor], torch.Tensor],
                    settings: UpscaleSettings = UpscaleSettings(), detect_cuts: bool = True,
-                   reporter: Reporter | None = None, resume=None, fusion="settings") -> Iterator:
+                   reporter: Reporter | None = None, resume=None, fusion=FROM_SETTINGS) -> Iterator:
     """Stream of LR chunks -> SegmentResults of relayed HR frames, resumable (pipeline.segments).
 
     ``keyframe(index, lr [1,3,h,w]) -> HR [1,3,H',W']``: the keyframe source (a detail model such as
@@ -160,7 +161,7 @@ def relay_segments(chunks: Iterable[torch.Tensor], model, keyframe: Callable[[in
     level read once, from the first chunk) and relay_fusion (``fusion``: an already loaded RelayFusion, or
     None for the hand-designed mix, instead)."""
     every, scale, strength = settings.keyframe_every, settings.scale, float(settings.detail_strength)
-    fusion = load_fusion(settings.relay_fusion) if fusion == "settings" else fusion
+    fusion = load_fusion(settings.relay_fusion) if fusion == FROM_SETTINGS else fusion
     pair_flows = PairFlows(DISFlow(FLOW_PRESET), keep=2 * relay_segment_frames(every))
     clip: dict = {}
 
