@@ -168,3 +168,27 @@ def test_relay_frames_follow_the_setting(tmp_path):
     learned = relay_frames(lr, keys, "0, 4", model, UpscaleSettings(detail_strength=1.0))
     assert torch.equal(relay_frames(lr, keys, "0, 4", model, UpscaleSettings(detail_strength=1.0), fusion=None), hand)
     assert torch.equal(learned[0], hand[0]) and not torch.equal(learned[2], hand[2])
+
+
+def test_flips_and_transposes_carry_the_flow_along():
+    """Warping the augmented frame t+1 by the augmented flow is the augmented warp: the flow's components
+    follow every flip and the transpose."""
+    from vsr_core.train.relay_fusion_task import _augment
+    later = torch.rand(1, 3, 16, 16)
+    flow = torch.stack([torch.full((16, 16), 1.5), torch.full((16, 16), -0.5)])
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        stack, moved = _augment(torch.cat([later, backward_warp(later, flow[None])]), flow, rng)
+        inside = inside_mask(moved[None])[0, 0] > 0
+        warped = backward_warp(stack[:1], moved[None])[0]
+        assert torch.allclose(warped[:, inside], stack[1][:, inside], atol=1e-5)
+
+
+def test_temporal_error_is_zero_for_an_error_that_moves_with_the_scene():
+    from vsr_core.train.relay_fusion_task import temporal_error
+    flow = torch.stack([torch.full((16, 16), 1.0), torch.zeros(16, 16)])[None]
+    later = torch.rand(1, 3, 16, 16)
+    still = torch.cat([backward_warp(later, flow), later])
+    assert float(temporal_error(still, flow)) < 2e-3
+    assert float(temporal_error(torch.cat([torch.rand(1, 3, 16, 16), later]), flow)) > 0.1
+    assert float(temporal_error(torch.rand(2, 3, 16, 16), torch.zeros(1, 2, 16, 16))) == 0.0   # no known motion

@@ -76,18 +76,51 @@ def _source_image(clips: RealVideoClips, rng: np.random.Generator) -> np.ndarray
     return np.array(arr[int(rng.integers(len(arr)))])
 
 
-def _camera_clip(clips: RealVideoClips, rng: np.random.Generator, side: int):
-    """(HR [T,3,side,side], the true flow t -> k [1,2,side,side] for every t and keyframe k)."""
+def _camera(clips: RealVideoClips, rng: np.random.Generator, side: int):
+    """(source image, CameraPath, start) of a generated sample: its first draws, so they can be replayed."""
     image = _source_image(clips, rng)
     ih, iw = image.shape[:2]
     path = random_path(rng, max_pan=4.0, max_zoom=0.015, max_roll=0.5)
     half = side / 2
     center = (float(rng.uniform(min(half, iw / 2), max(half, iw - half))),
               float(rng.uniform(min(half, ih / 2), max(half, ih - half))))
+    return image, path, center
+
+
+def _next_flows(path, center, side: int) -> torch.Tensor:
+    """float16 [FRAMES-3,2,side,side]: the true flow from frame t to t+1, t = 1..FRAMES-3 (the fused frames)."""
+    return torch.stack([torch.from_numpy(camera_flow(path, t, t + 1, (side, side), center))
+                        for t in range(1, FRAMES - 2)]).half()
+
+
+def _camera_clip(clips: RealVideoClips, rng: np.random.Generator, side: int):
+    """(HR [T,3,side,side], the true flow t -> k [1,2,side,side] for every t and keyframe k, the flows
+    between consecutive fused frames)."""
+    image, path, center = _camera(clips, rng, side)
     hr = virtual_camera_clip(image, FRAMES, (side, side), path, start=center)
     flows = {(t, k): torch.from_numpy(camera_flow(path, t, k, (side, side), center))[None]
              for t in range(FRAMES) for k in KEYS}
-    return torch.from_numpy(hr).permute(0, 3, 1, 2).float() / 255, flows
+    return torch.from_numpy(hr).permute(0, 3, 1, 2).float() / 255, flows, _next_flows(path, center, side)
+
+
+def add_next_flows(folder: str, real_videos: str, split: str = "train", lr_side: int = 48, scale: int = 4,
+                   seed: int = 0) -> int:
+    """Give generated samples written before they carried ``flows_next`` their true consecutive flows, by
+    replaying their camera draws (cheap: no model runs). Returns how many were updated."""
+    clips, updated = RealVideoClips(real_videos, split), 0
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        sample = torch.load(path, weights_only=True)
+        if sample["kind"] != "generated" or "flows_next" in sample:
+            continue
+        index = int(name[len("sample_"):-len(".pt")])
+        _, camera, center = _camera(clips, np.random.default_rng([seed, index]), lr_side * scale)
+        sample["flows_next"] = _next_flows(camera, center, lr_side * scale)
+        buffer = io.BytesIO()
+        torch.save(sample, buffer)
+        write_atomic(path, buffer.getvalue())
+        updated += 1
+    return updated
 
 
 def _local_energy(x: torch.Tensor) -> torch.Tensor:
@@ -119,7 +152,8 @@ def make_sample(kind: str, clips: RealVideoClips, rng: np.random.Generator, upsc
     ``make_keyframe(lr [1,3,h,w]) -> HR [1,3,H,W]``: the detail model as the relay runs it on keyframes."""
     from ..models.upscaler import upscale_clip
     side = lr_side * scale
-    hr, flows = (_truth_clip(clips, rng, side), None) if kind == "truth" else _camera_clip(clips, rng, side)
+    hr, flows, next_flows = (_truth_clip(clips, rng, side), None, None) if kind == "truth" else \
+        _camera_clip(clips, rng, side)
     lr, degradation = _degrade(hr, rng, scale)
     faithful = upscale_clip(upscaler, lr)
     keys = {k: hr[k:k + 1] if kind == "truth" else make_keyframe(lr[k:k + 1]) for k in KEYS}
@@ -135,8 +169,11 @@ def make_sample(kind: str, clips: RealVideoClips, rng: np.random.Generator, upsc
         feed = fusion_inputs(faithful[t:t + 1], frame_carried(t, faithful, details, (), estimator))
         inputs.append(torch.cat([feed[name] for name in INPUT_ORDER], 1))
         nearness.append(feed["nearness"])
-    return {"inputs": torch.cat(inputs).half(), "target": torch.cat(targets).clamp(0, 1).half(),
-            "nearness": torch.cat(nearness), "kind": kind, "degradation": degradation}
+    sample = {"inputs": torch.cat(inputs).half(), "target": torch.cat(targets).clamp(0, 1).half(),
+              "nearness": torch.cat(nearness), "kind": kind, "degradation": degradation}
+    if next_flows is not None:      # the temporal loss's motion: known exactly for generated samples
+        sample["flows_next"] = next_flows
+    return sample
 
 
 def prepare_fusion_data(out: str, real_videos: str, samples: int, upscaler, make_keyframe, split: str = "train",
