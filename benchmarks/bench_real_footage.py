@@ -114,8 +114,11 @@ def gt_flows(hr: torch.Tensor, dis: DISFlow):
     return ff, 1 - occ_f
 
 
-def methods(old, new, esrgan, kind):
+def methods(old, new, esrgan, kind, only_auto=False):
     out = {"bicubic": lambda lr: bicubic_upscale(lr, 4).clamp(0, 1)}
+    if only_auto:        # the rows that change when only the level estimator changes
+        out["default (video, auto)"] = lambda lr: upscale_clip(new, lr)
+        return out
     if old is not None:
         out["previous default (video)"] = lambda lr: upscale_clip(old, lr)
     out["default (per frame, auto)"] = lambda lr: upscale_clip(new, lr, temporal=False)
@@ -247,6 +250,8 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="the new upscaler (default: the shipped default)")
     ap.add_argument("--previous", default=os.path.join(WEIGHTS, "upscaler_x4_clean.safetensors"))
     ap.add_argument("--no-esrgan", action="store_true")
+    ap.add_argument("--only-auto", action="store_true",
+                    help="only bicubic and the default with clean auto (e.g. after retraining the level estimator)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-clips", type=int, default=0, help="only the first N held-out clips (0: all)")
     ap.add_argument("--figure", default=None, help="write bicubic | previous | new | GT crops of a moving subject")
@@ -274,7 +279,7 @@ def main() -> None:
         gt_warp.append(ewarp(hr, flows))
         for kind in DEGRADATIONS:
             lr = degrade(hr, kind, seed=ci)
-            for name, run in methods(old, new, esrgan, kind).items():
+            for name, run in methods(old, new, esrgan, kind, args.only_auto).items():
                 with torch.inference_mode():
                     out = run(lr)
                 row = table.setdefault((kind, name), {"psnr": [], "ssim": [], "ewarp": [], "tof": [], "colour": []})

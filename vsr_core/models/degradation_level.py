@@ -10,35 +10,41 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 LEVEL_NAMES = ("noise", "compression", "blur")
 
 
 class LevelEstimator(nn.Module):
-    """LR clip [B,T,3,H,W] -> level [B,3] in 0..1."""
+    """LR clip [B,T,3,H,W] -> level [B,3] in 0..1.
 
-    def __init__(self, c: int = 24):
+    Features of the frame and of its high-pass residual, their local energy over 8x8 cells (log), and per clip
+    the mean and the low and high quantiles of those energies: noise sets the floor of the local energy in flat
+    cells whatever the content, blocks and blur shape its spread; a plain mean would be dominated by edges."""
+
+    QUANTILES = (0.1, 0.5, 0.9)
+
+    def __init__(self, c: int = 16):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(3, c, 3, 1, 1), nn.LeakyReLU(0.1),
+            nn.Conv2d(6, c, 3, 1, 1), nn.LeakyReLU(0.1),
             nn.Conv2d(c, c, 3, 1, 1), nn.LeakyReLU(0.1),
-            nn.Conv2d(c, 2 * c, 3, 2, 1), nn.LeakyReLU(0.1),
-            nn.Conv2d(2 * c, 2 * c, 3, 2, 1), nn.LeakyReLU(0.1))
-        self.head = nn.Sequential(nn.Linear(4 * c, 2 * c), nn.LeakyReLU(0.1), nn.Linear(2 * c, len(LEVEL_NAMES)))
+            nn.Conv2d(c, c, 3, 1, 1))
+        stats = c * (1 + len(self.QUANTILES))
+        self.head = nn.Sequential(nn.Linear(stats, 2 * c), nn.LeakyReLU(0.1), nn.Linear(2 * c, len(LEVEL_NAMES)))
+
+    def _cell_energy(self, frames: torch.Tensor) -> torch.Tensor:
+        """[N,3,H,W] -> log energy of the features per 8x8 cell, [N,C,cells]."""
+        high = frames - F.avg_pool2d(F.pad(frames, (1, 1, 1, 1), mode="replicate"), 3, 1)
+        f = self.body(torch.cat([frames, 8 * high], 1))
+        cell = min(8, f.shape[-2], f.shape[-1])
+        return torch.log(F.avg_pool2d(f.square(), cell) + 1e-6).flatten(2)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        # mean and spread of the feature responses over the clip (noise and blocks raise the spread), summed
-        # frame by frame so a long clip of large frames never holds more than one frame's features
-        total = squares = None
-        count = 0
-        for t in range(lr.shape[1]):
-            f = self.body(lr[:, t].float())
-            s, q = f.sum((2, 3)), f.square().sum((2, 3))
-            total, squares = (s, q) if total is None else (total + s, squares + q)
-            count += f.shape[2] * f.shape[3]
-        mean = total / count
-        spread = (squares / count - mean.square()).clamp_min(1e-12).sqrt()
-        return torch.sigmoid(self.head(torch.cat([mean, spread], 1)))
+        # frame by frame, so a long clip of large frames never holds more than one frame's full-size features
+        cells = torch.cat([self._cell_energy(lr[:, t].float()) for t in range(lr.shape[1])], 2)
+        stats = [cells.mean(2)] + [torch.quantile(cells, q, dim=2) for q in self.QUANTILES]
+        return torch.sigmoid(self.head(torch.cat(stats, 1)))
 
 
 class LevelModulation(nn.Module):

@@ -66,10 +66,24 @@ def describe_level(level: torch.Tensor, clean) -> str:
 
 
 def read_level(chunks: Iterable[torch.Tensor], model, clean, found: dict, reporter=None) -> Iterator[torch.Tensor]:
-    """Pass a stream of LR chunks through; the first sets ``found["level"]`` (clip_level of its frames), logged."""
+    """Pass a stream of LR chunks through, holding back the first ones until ``LEVEL_FRAMES`` frames (or the
+    stream's end) have come: they set ``found["level"]`` (clip_level, logged), the same however the stream is
+    cut into chunks."""
+    held: list[torch.Tensor] = []
+
+    def settle():
+        found["level"] = clip_level(model, clean, torch.cat(held)[:LEVEL_FRAMES])
+        if found["level"] is not None and reporter is not None:
+            reporter.log(describe_level(found["level"], clean))
+
     for chunk in chunks:
-        if "level" not in found:
-            found["level"] = clip_level(model, clean, chunk)
-            if found["level"] is not None and reporter is not None:
-                reporter.log(describe_level(found["level"], clean))
-        yield chunk
+        if "level" in found:
+            yield chunk
+            continue
+        held.append(chunk)
+        if sum(len(c) for c in held) >= LEVEL_FRAMES:
+            settle()
+            yield from held
+    if "level" not in found and held:
+        settle()
+        yield from held

@@ -323,8 +323,10 @@ class RealWorldMix:
         n = torch.randn(x.shape[0], 1 if grey else 3, *x.shape[-2:], generator=gen).expand_as(x)
         x = quantize(x + n.to(x) * sigma / 255)
         quality = int(self.rng.integers(50, 96))
-        x = self.pipeline._jpeg(x, (quality, quality))
-        compression = jpeg_level(quality)
+        compression = 0.0
+        if self.rng.random() < 0.6:      # else the noise as the sensor left it (the level estimator must see it)
+            x = self.pipeline._jpeg(x, (quality, quality))
+            compression = jpeg_level(quality)
         if self.rng.random() < 0.3:
             x, codec = self._codec(x)
             compression = max(compression, codec)

@@ -29,6 +29,11 @@ def _relay_fusion(cfg):
     return RelayFusionTask(cfg)
 
 
+def _level_estimator(cfg):
+    from .level_task import LevelEstimatorTask
+    return LevelEstimatorTask(cfg)
+
+
 def _autoencoder(cfg):
     from .autoencoder import AutoencoderTask
     return AutoencoderTask(cfg)
@@ -55,6 +60,9 @@ class TaskEntry:
 TASK_TABLE: dict[str, TaskEntry] = {
     "upscaler": TaskEntry(UpscalerTask, "the flow-guided video upscaler", "runs/upscaler_x4"),
     "refiner": TaskEntry(_refiner, "the refiner blending the upscaled and decoded frames", "runs/refiner"),
+    "level_estimator": TaskEntry(_level_estimator, "the upscaler's degradation-level estimator alone (the rest "
+                                 "frozen; --init-weights of an upscaler with a degradation input)",
+                                 "runs/level_estimator"),
     "relay_fusion": TaskEntry(_relay_fusion, "the relay's learned fusion of carried keyframe detail (needs "
                               "--fusion-data from prepare-relay-fusion)", "runs/relay_fusion"),
     "autoencoder": TaskEntry(_autoencoder, "the tiny AutoencoderKL (ldm layout) on HR crops", "runs/tiny_vae",
