@@ -16,7 +16,7 @@ from vsr_core.train.tasks import TASK_TABLE
 from vsr_core.train.trainer import TASKS, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL = ["upscaler", "refiner", "autoencoder", "latent_diffusion", "temporal_decoder"]
+ALL = ["upscaler", "refiner", "level_estimator", "relay_fusion", "autoencoder", "latent_diffusion", "temporal_decoder"]
 
 
 def _task_choices(command):
