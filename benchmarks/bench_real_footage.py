@@ -173,25 +173,16 @@ def print_level_reading(model, clips: dict) -> None:
     """How close ``auto`` reads noise of known sigma and h264 of known CRF on the held-out clips."""
     if model.level_estimator is None:
         return
-    from vsr_core.train.codec import codec_roundtrip
+    from vsr_core.train.level_task import read_known_levels
     print("\n### Level read by auto vs the true level (mean over held-out clips; level units 0..1)\n")
     print("| input | true | read (mean) | mean abs error | in source units |\n|---|---|---|---|---|")
-    cases = [(f"noise sigma {s}", 0, noise_level(s), s, 15.0, "sigma")
-             for s in (0, 2, 5, 10)] + [(f"h264 CRF {c}", 1, x264_level(c), c, 24.0, "CRF") for c in (20, 26, 30, 35)]
-    for name, axis, truth, _, per_unit, unit in cases:
-        reads = []
-        for ci, hr in enumerate(clips.values()):
-            lr = quantize(bi_downsample(hr, 4))
-            if unit == "sigma" and truth > 0:
-                g = torch.Generator().manual_seed(ci)
-                lr = quantize(lr + torch.randn(lr.shape, generator=g) * float(name.split()[-1]) / 255)
-            elif unit == "CRF":
-                lr = quantize(codec_roundtrip(lr, "libx264", crf=int(name.split()[-1]), preset="medium"))
-            with torch.inference_mode():
-                reads.append(float(model.estimate_level(lr[None])[0, axis]))
-        reads = np.array(reads)
-        err = np.abs(reads - min(truth, 1.0)).mean()
-        print(f"| {name} | {min(truth, 1.0):.2f} | {reads.mean():.2f} | {err:.3f} | {err * per_unit:.1f} {unit} |")
+    cases = [("noise sigma", "noise", s, 15.0, "sigma") for s in (0, 2, 5, 10)] + \
+        [("h264 CRF", "h264", c, 24.0, "CRF") for c in (20, 26, 30, 35)]
+    for name, kind, amount, per_unit, unit in cases:
+        with torch.inference_mode():
+            reads, truth = read_known_levels(model, clips, kind, amount)
+        err = np.abs(reads - truth).mean()
+        print(f"| {name} {amount} | {truth:.2f} | {reads.mean():.2f} | {err:.3f} | {err * per_unit:.1f} {unit} |")
 
 
 def print_conditioning_cost(model) -> None:

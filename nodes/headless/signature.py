@@ -64,6 +64,11 @@ def has_seed_control(inp: Input) -> bool:
     return bool(inp.options.get("control_after_generate", inp.name in ("seed", "noise_seed")))
 
 
+def widget_size(inp: Input) -> int:
+    """How many values the frontend stores for a widget input: a seed's control value follows it."""
+    return 2 if has_seed_control(inp) else 1
+
+
 def has_upload_button(info: dict) -> bool:
     """Whether the frontend adds an upload button to the node (a list input with image/video upload); the
     button comes after every other widget and is saved as one more widget value."""

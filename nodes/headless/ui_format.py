@@ -6,7 +6,7 @@ from __future__ import annotations
 from vsr_core.api import InputError
 
 from .shape import check_ui_shape
-from .signature import declared_inputs, has_seed_control, is_widget, node_info
+from .signature import declared_inputs, is_widget, node_info, widget_size
 
 IGNORED_TYPES = {"Note", "MarkdownNote", "PrimitiveNode"}  # carry no computation
 MODE_NEVER, MODE_BYPASS = 2, 4
@@ -84,7 +84,7 @@ def ui_to_api(ui: dict, classes: dict[str, type] | None = None, infos: dict[str,
                 if not is_widget(inp) or position >= len(values):
                     continue
                 inputs[inp.name] = values[position]
-                position += 2 if has_seed_control(inp) else 1
+                position += widget_size(inp)
         for inp in node.get("inputs") or []:
             if inp.get("link") is not None:
                 src = source_of(inp["link"])

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from vsr_core.api import InputError
 
-from .signature import (check_value, declared_inputs, has_seed_control, has_upload_button, is_link, is_widget,
-                        types_match)
+from .signature import (check_value, declared_inputs, has_upload_button, is_link, is_widget, types_match,
+                        widget_size)
 from .shape import check_ui_shape
 from .ui_format import IGNORED_TYPES, MODE_BYPASS, MODE_NEVER, ui_to_api
 
@@ -66,7 +66,7 @@ def validate_prompt(prompt: dict, infos: dict[str, dict], file_inputs=frozenset(
 def widget_value_counts(info: dict) -> tuple[int, int]:
     """(values a node's widgets store, the fewest a valid file may store): a workflow saved before the node
     gained trailing optional inputs stores no values for them, and the frontend gives them their defaults."""
-    sizes = [(2 if has_seed_control(i) else 1, i.required) for i in declared_inputs(info) if is_widget(i)]
+    sizes = [(widget_size(i), i.required) for i in declared_inputs(info) if is_widget(i)]
     expected = shortest = sum(size for size, _ in sizes)
     for size, required in reversed(sizes):
         if required:

@@ -21,20 +21,18 @@ LEVEL_FRAMES = 16
 
 def parse_clean(value) -> str | float:
     """"auto" or a number 0..1 (also given as text, as the command line and node widgets give it)."""
-    given = value
+    number = value
     if isinstance(value, str):
-        text = value.strip().lower()
-        if text == AUTO:
+        if value.strip().lower() == AUTO:
             return AUTO
         try:
-            value = float(text)
+            number = float(value)
         except ValueError:
-            raise InputError(f"clean={value!r}; expected 'auto' or a number from 0 (keep all detail) "
-                             f"to 1 (clean hardest)") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0.0 <= value <= 1.0:
-        raise InputError(f"clean={given!r}; expected 'auto' or a number from 0 (keep all detail) to 1 (clean hardest)")
-    return float(value)
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) \
+            or not 0.0 <= number <= 1.0:
+        raise InputError(f"clean={value!r}; expected 'auto' or a number from 0 (keep all detail) to 1 (clean hardest)")
+    return float(number)
 
 
 def has_degradation_input(model) -> bool:
@@ -60,7 +58,8 @@ def clip_level(model, clean, frames: torch.Tensor) -> torch.Tensor | None:
 
 def describe_level(level: torch.Tensor, clean) -> str:
     """One log line: where the level came from and its three readings."""
-    how = "read from the clip" if parse_clean(clean) == AUTO else f"clean={parse_clean(clean):g}, blur read from the clip"
+    clean = parse_clean(clean)
+    how = "read from the clip" if clean == AUTO else f"clean={clean:g}, blur read from the clip"
     noise, compression, blur = (float(v) for v in level)
     return f"degradation level ({how}): noise {noise:.2f}, compression {compression:.2f}, blur {blur:.2f}"
 

@@ -142,6 +142,13 @@ class ClipDataset:
         x = int(self.rng.integers(0, frames.shape[2] - hs + 1))
         return frames[:, y:y + hs, x:x + hs]
 
+    def degraded(self, clip: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """uint8 HR clip [T,H,W,3] -> (HR [T,3,H,W] float, its LR by this dataset's degradation, the level)."""
+        hr = torch.from_numpy(np.array(clip)).permute(0, 3, 1, 2).float() / 255.0
+        lr, level = degrade_labelled(hr, self.degradation, self.scale, rng_seed=int(self.rng.integers(2 ** 31)),
+                                     shares=self.degradation_shares)
+        return hr, lr, level
+
     def sample(self, batch: int) -> ClipBatch:
         lrs, hrs, ffs, fbs, levels = [], [], [], [], []
         for _ in range(batch):
@@ -154,9 +161,7 @@ class ClipDataset:
                 clip = clip.transpose(0, 2, 1, 3)
             if self.rng.random() < 0.5:
                 clip = clip[::-1]
-            hr = torch.from_numpy(np.array(clip)).permute(0, 3, 1, 2).float() / 255.0
-            lr, level = degrade_labelled(hr, self.degradation, self.scale, rng_seed=int(self.rng.integers(2 ** 31)),
-                                         shares=self.degradation_shares)
+            hr, lr, level = self.degraded(clip)
             ff, fb = lr_flows(lr, self.flow)
             lrs.append(lr), hrs.append(hr), ffs.append(ff), fbs.append(fb), levels.append(level)
         return ClipBatch(torch.stack(lrs), torch.stack(hrs), torch.stack(ffs), torch.stack(fbs), torch.stack(levels))

@@ -129,6 +129,13 @@ def bd_downsample(hr: torch.Tensor, scale: int = 4, sigma: float = 1.6) -> torch
 
 
 # ---------------------------------------------------------------- real-world
+def gaussian_noise(x: torch.Tensor, sigma_255: float, grey: bool, seed: int) -> torch.Tensor:
+    """``x`` plus Gaussian noise of sigma ``sigma_255``/255, the same on the three channels when ``grey``."""
+    gen = torch.Generator().manual_seed(seed)
+    n = torch.randn(x.shape[0], 1 if grey else 3, *x.shape[-2:], generator=gen).expand_as(x)
+    return x + (sigma_255 / 255.0) * n.to(x)
+
+
 class RealBasicVSRDegradation:
     """Second-order degradation of RealBasicVSR (configs/realbasicvsr_*_reds.py).
 
@@ -168,13 +175,9 @@ class RealBasicVSRDegradation:
 
     def _noise(self, x, sigma_range):
         if self.rng.random() < 0.5:   # Gaussian, colour or grey
-            sigma = self.rng.uniform(*sigma_range) / 255.0
-            gen = torch.Generator().manual_seed(int(self.rng.integers(2 ** 31)))
-            if self.rng.random() < 0.4:
-                n = torch.randn(x.shape[0], 1, *x.shape[-2:], generator=gen).expand_as(x)
-            else:
-                n = torch.randn(x.shape, generator=gen)
-            return x + sigma * n.to(x)
+            sigma = self.rng.uniform(*sigma_range)
+            seed = int(self.rng.integers(2 ** 31))
+            return gaussian_noise(x, sigma, grey=self.rng.random() < 0.4, seed=seed)
         scale = 10 ** self.rng.uniform(math.log10(0.05), math.log10(3.0))   # Poisson
         vals = 2 ** np.ceil(np.log2(256))
         gen = torch.Generator().manual_seed(int(self.rng.integers(2 ** 31)))
@@ -318,10 +321,8 @@ class RealWorldMix:
     def _noise_jpeg(self, hr):
         x = self._bi(hr)
         sigma = float(self.rng.uniform(1, 12))
-        gen = torch.Generator().manual_seed(int(self.rng.integers(2 ** 31)))
-        grey = self.rng.random() < 0.4
-        n = torch.randn(x.shape[0], 1 if grey else 3, *x.shape[-2:], generator=gen).expand_as(x)
-        x = quantize(x + n.to(x) * sigma / 255)
+        seed = int(self.rng.integers(2 ** 31))
+        x = quantize(gaussian_noise(x, sigma, grey=self.rng.random() < 0.4, seed=seed))
         quality = int(self.rng.integers(50, 96))
         compression = 0.0
         if self.rng.random() < 0.6:      # else the noise as the sensor left it (the level estimator must see it)

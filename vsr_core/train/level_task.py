@@ -11,11 +11,30 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .degradations import degrade_labelled
 from .trainer import UpscalerTask, freeze_except
 
-# held-out check: known noise sigma and x264 CRF on validation clips (level units)
-CHECKS = (("bi", 0, None), ("noise", 5, None), ("noise", 10, None), ("h264", None, 24), ("h264", None, 32))
+# held-out check on the validation clips: (metric name, known degradation, its amount)
+CHECKS = (("bi", "noise", 0), ("noise5", "noise", 5), ("noise10", "noise", 10), ("h26424", "h264", 24),
+          ("h26432", "h264", 32))
+
+
+@torch.no_grad()
+def read_known_levels(model, clips: dict, kind: str, amount: int, scale: int = 4) -> tuple[np.ndarray, float]:
+    """The estimator's reading of HR clips made LR with a known degradation: bicubic, then Gaussian noise of
+    sigma ``amount``/255 (kind "noise", seeded by the clip's place) or one x264 pass at CRF ``amount`` (kind
+    "h264"); (the reading on the degradation's axis per clip, the true level)."""
+    from .codec import codec_roundtrip
+    from .degradations import bi_downsample, noise_level, quantize, x264_level
+    axis, truth = (0, noise_level(amount)) if kind == "noise" else (1, x264_level(amount))
+    reads = []
+    for i, hr in enumerate(clips.values()):
+        lr = quantize(bi_downsample(hr, scale))
+        if kind == "noise":
+            lr = quantize(lr + torch.randn(lr.shape, generator=torch.Generator().manual_seed(i)) * amount / 255)
+        else:
+            lr = quantize(codec_roundtrip(lr, "libx264", crf=amount, preset="medium"))
+        reads.append(float(model.estimate_level(lr[None])[0, axis]))
+    return np.array(reads), min(truth, 1.0)
 
 
 class LevelEstimatorTask(UpscalerTask):
@@ -31,12 +50,8 @@ class LevelEstimatorTask(UpscalerTask):
 
     def batch(self):
         lrs, levels = [], []
-        data = self.data
         for _ in range(self.cfg.batch):
-            clip = data._hr_clip()
-            hr = torch.from_numpy(np.array(clip)).permute(0, 3, 1, 2).float() / 255.0
-            lr, level = degrade_labelled(hr, data.degradation, data.scale, rng_seed=int(data.rng.integers(2 ** 31)),
-                                         shares=data.degradation_shares)
+            _, lr, level = self.data.degraded(self.data._hr_clip())
             lrs.append(lr), levels.append(level)
         return torch.stack(lrs), torch.stack(levels)
 
@@ -48,26 +63,13 @@ class LevelEstimatorTask(UpscalerTask):
     def evaluate(self, model) -> dict:
         if not self.cfg.real_videos:
             return {}
-        from .codec import codec_roundtrip
-        from .degradations import bi_downsample, noise_level, quantize, x264_level
         from .real_eval import real_hr_clips, validation_split
         clips = real_hr_clips(self.cfg.real_videos, 5, split=validation_split(self.cfg.real_videos))
-        res = {}
         was = model.training
         model.eval()
-        with torch.no_grad():
-            for kind, sigma, crf in CHECKS:
-                errors = []
-                for i, hr in enumerate(clips.values()):
-                    lr = quantize(bi_downsample(hr, self.cfg.scale))
-                    if kind == "noise":
-                        g = torch.Generator().manual_seed(i)
-                        lr = quantize(lr + torch.randn(lr.shape, generator=g) * sigma / 255)
-                    elif kind == "h264":
-                        lr = quantize(codec_roundtrip(lr, "libx264", crf=crf, preset="medium"))
-                    axis, truth = (0, noise_level(sigma)) if kind == "noise" else \
-                        (1, x264_level(crf)) if kind == "h264" else (0, 0.0)
-                    errors.append(abs(float(model.estimate_level(lr[None])[0, axis]) - truth))
-                res[f"level/{kind}{sigma or crf or ''}/abs_error"] = round(float(np.mean(errors)), 4)
+        res = {}
+        for name, kind, amount in CHECKS:
+            reads, truth = read_known_levels(model, clips, kind, amount, self.cfg.scale)
+            res[f"level/{name}/abs_error"] = round(float(np.abs(reads - truth).mean()), 4)
         model.train(was)
         return res
