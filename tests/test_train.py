@@ -233,6 +233,28 @@ def test_training_flow_preset_is_an_option_recorded_in_the_card():
         ClipDataset(flow_preset="slow", photos=photos)
 
 
+def test_photo_scales_above_one_make_soft_sources_and_reach_the_card():
+    """A photo scale above 1 films a bicubic-enlarged photo (soft: less high frequency than the photo itself);
+    the scales reach the dataset from the config and its card; a scale that is not positive is named."""
+    import numpy as np
+    from vsr_core.data.clips import load_photo, random_clip, scaled_photo
+    from vsr_core.train.datasets import ClipDataset
+    from vsr_core.train.trainer import TrainConfig, UpscalerTask
+    photo = load_photo("skimage:astronaut")
+    soft = scaled_photo("skimage:astronaut", 2.0)
+    assert soft.shape[:2] == (2 * photo.shape[0], 2 * photo.shape[1])
+
+    def roughness(clip):
+        return np.abs(np.diff(clip.astype(np.float64), axis=2)).mean()
+    sharp_clip = random_clip("skimage:astronaut", 2, (64, 64), np.random.default_rng(3), scales=(1.0,))
+    soft_clip = random_clip("skimage:astronaut", 2, (64, 64), np.random.default_rng(3), scales=(3.0,))
+    assert roughness(soft_clip) < 0.6 * roughness(sharp_clip)
+    task = UpscalerTask(TrainConfig(photos=["skimage:astronaut"], photo_scales=[1.0, 2.5]))
+    assert task.data.photo_scales == (1.0, 2.5) and task.data_card()["photo_scales"] == [1.0, 2.5]
+    with pytest.raises(InputError, match="photo_scales"):
+        ClipDataset(photos=("skimage:astronaut",), photo_scales=(1.0, 0.0))
+
+
 def test_a_full_disk_while_saving_the_training_state_is_one_line(tmp_path, capsys, monkeypatch):
     """torch.save raised its own RuntimeError on a full disk; the state is now serialised first and written by
     the shared writer, whose disk-full error is one line naming the file."""

@@ -72,12 +72,15 @@ def load_photo(name: str) -> np.ndarray:
 
 @functools.lru_cache(maxsize=256)
 def scaled_photo(name: str, factor: float) -> np.ndarray:
-    """The photo area-downscaled by ``factor`` (<= 1): a clean, sharper source."""
+    """The photo resized by ``factor``: area-downscaled below 1 (a clean, sharper source), bicubic-upscaled
+    above 1 (a soft source, as footage out of focus or closer than the camera resolves: the upscaler must
+    learn to leave such content smooth, not to sharpen it)."""
     img = load_photo(name)
-    if factor >= 1.0:
+    if factor == 1.0:
         return img
     h, w = img.shape[:2]
-    return cv2.resize(img, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
 
 
 def random_path(rng: np.random.Generator, max_pan: float = 3.0, max_zoom: float = 0.015,
@@ -89,8 +92,11 @@ def random_path(rng: np.random.Generator, max_pan: float = 3.0, max_zoom: float 
     return CameraPath(pan=pan, zoom=zoom, roll=roll)
 
 
+PHOTO_SCALES = (1.0, 0.8, 0.6, 0.5)
+
+
 def random_clip(name: str, frames: int, size: tuple[int, int], rng: np.random.Generator,
-                scales=(1.0, 0.8, 0.6, 0.5), **path_kwargs) -> np.ndarray:
+                scales=PHOTO_SCALES, **path_kwargs) -> np.ndarray:
     """uint8 [frames,h,w,3]: a random virtual-camera move over a (randomly downscaled) photo."""
     img = scaled_photo(name, float(scales[rng.integers(len(scales))]))
     ih, iw = img.shape[:2]

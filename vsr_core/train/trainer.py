@@ -101,6 +101,8 @@ class TrainConfig:
                                            "the new --model no longer has), e.g. attn.1.")
     photos: list | None = setting(None, "comma-separated photos, e.g. skimage:astronaut,sklearn:china.jpg "
                                         "(default: the shipped list)")
+    photo_scales: list | None = setting(None, "comma-separated resize factors drawn per photo clip (default "
+                                              "1.0,0.8,0.6,0.5; above 1: a soft, out-of-focus-like source)")
     seed: int = setting(0, "random seed", min=0)
     threads: int = setting(1, "torch CPU threads", min=1)
     checkpoint_minutes: float = setting(4.0, "minutes between saves of the run state", min=0.0)
@@ -149,7 +151,9 @@ class UpscalerTask:
                                 video_folder=cfg.video_folder,
                                 real_videos=cfg.real_videos, video_fraction=cfg.video_fraction,
                                 flow_preset=cfg.flow_preset, seed=cfg.seed,
-                                **({"photos": tuple(cfg.photos)} if cfg.photos else {}))
+                                **({"photos": tuple(cfg.photos)} if cfg.photos else {}),
+                                **({"photo_scales": tuple(float(s) for s in cfg.photo_scales)}
+                                   if cfg.photo_scales else {}))
         self.rng = np.random.default_rng(cfg.seed + 1)
 
     def build_model(self) -> torch.nn.Module:
