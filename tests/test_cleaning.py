@@ -105,6 +105,29 @@ def test_one_level_per_clip_whatever_the_tiles_and_windows(monkeypatch):
     assert (out - whole).abs().mean() < 0.01              # tiles see the same level: only seams differ
 
 
+def test_a_motion_estimator_reads_what_changes_between_frames_along_the_flow():
+    """The motion-reading estimator's extra input is each frame minus the next one warped back: zero for a
+    still clip and for content that moves as the flow says, not zero for noise new in every frame; a clip of
+    one frame reads zeros there; without a flow the upscaler estimates one (DIS), a wrong one is named."""
+    torch.manual_seed(0)
+    m = VideoUpscaler(UpscalerConfig(degradation_input=True, level_motion=True, **TINY)).eval()
+    est, lr = m.level_estimator, lr_clip(4)
+    still = lr[:1].expand(4, -1, -1, -1)[None]
+    zero = torch.zeros(1, 3, 2, *lr.shape[-2:])
+    assert all(c.abs().max() < 1e-6 for c in est._changes(still, zero))
+    moving = torch.stack([torch.roll(lr[0], shifts=k, dims=-1) for k in range(4)])[None]
+    flow = torch.zeros(1, 3, 2, *lr.shape[-2:])
+    flow[:, :, 0] = 1.0                                         # each frame's content is one pixel right in the next
+    assert all(c[..., 1:-2].abs().max() < 1e-5 for c in est._changes(moving, flow))
+    noisy = (still + 0.05 * torch.randn(still.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    assert all(c.abs().mean() > 0.02 for c in est._changes(noisy, zero))
+    assert est._changes(still[:, :1], None)[0].abs().max() == 0
+    with pytest.raises(InputError, match="flow_forward"):
+        est(still, None)
+    assert m.estimate_level(noisy).shape == (1, 3) and clip_level(m, "auto", lr[:1]).shape == (3,)
+    assert upscale_clip(m, lr).shape == (4, 3, 96, 128)
+
+
 def test_the_cache_is_keyed_by_the_knob(tmp_path, monkeypatch, media):
     from vsr_core.jobs import upscale as job
     keys = []

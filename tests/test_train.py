@@ -249,6 +249,8 @@ def test_photo_scales_above_one_make_soft_sources_and_reach_the_card():
     sharp_clip = random_clip("skimage:astronaut", 2, (64, 64), np.random.default_rng(3), scales=(1.0,))
     soft_clip = random_clip("skimage:astronaut", 2, (64, 64), np.random.default_rng(3), scales=(3.0,))
     assert roughness(soft_clip) < 0.6 * roughness(sharp_clip)
+    grainy = random_clip("skimage:astronaut", 2, (64, 64), np.random.default_rng(3), scales=(3.0,), grain=10.0)
+    assert roughness(grainy) > 2 * roughness(soft_clip)          # grain in the photo: it moves with the picture
     task = UpscalerTask(TrainConfig(photos=["skimage:astronaut"], photo_scales=[1.0, 2.5]))
     assert task.data.photo_scales == (1.0, 2.5) and task.data_card()["photo_scales"] == [1.0, 2.5]
     with pytest.raises(InputError, match="photo_scales"):

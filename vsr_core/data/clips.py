@@ -96,9 +96,14 @@ PHOTO_SCALES = (1.0, 0.8, 0.6, 0.5)
 
 
 def random_clip(name: str, frames: int, size: tuple[int, int], rng: np.random.Generator,
-                scales=PHOTO_SCALES, **path_kwargs) -> np.ndarray:
-    """uint8 [frames,h,w,3]: a random virtual-camera move over a (randomly downscaled) photo."""
+                scales=PHOTO_SCALES, grain: float = 0.0, **path_kwargs) -> np.ndarray:
+    """uint8 [frames,h,w,3]: a random virtual-camera move over a (randomly resized) photo; ``grain`` > 0:
+    Gaussian grain of that sigma (code values; grey or colour) added to the photo itself, so it moves with
+    the picture as the scene's own fine texture does, unlike noise, which is new in every frame."""
     img = scaled_photo(name, float(scales[rng.integers(len(scales))]))
+    if grain > 0:
+        shape = img.shape[:2] + ((1,) if rng.random() < 0.5 else (3,))
+        img = np.clip(img + rng.normal(0.0, grain, shape), 0, 255).round().astype(np.uint8)
     ih, iw = img.shape[:2]
     h, w = size
     path = random_path(rng, **path_kwargs)

@@ -56,6 +56,7 @@ class ClipDataset:
     degradation_shares: dict | None = None   # "real" only: mixture weights (RealWorldMix.SHARES by default)
     photos: tuple = TRAIN_PHOTOS
     photo_scales: tuple = PHOTO_SCALES   # each photo clip draws one (above 1: a soft source)
+    scene_grain: float = 0.0             # share of photo clips with grain in the photo itself (content)
     video_folder: str | None = None
     real_videos: str | None = None    # prepared real-video folder (vsr_core.data.real_videos)
     video_fraction: float = 0.5       # share of clips from videos when a source is given
@@ -75,6 +76,8 @@ class ClipDataset:
             raise InputError(f"scale={self.scale!r}; expected 2 or 4")
         if self.frames < 1 or self.lr_size < 8:
             raise InputError(f"frames={self.frames}, lr_size={self.lr_size}; expected frames >= 1, lr_size >= 8")
+        if not 0.0 <= self.scene_grain <= 1.0:
+            raise InputError(f"scene_grain={self.scene_grain!r}; expected a share from 0 to 1")
         if not self.photo_scales or min(self.photo_scales) <= 0:
             raise InputError(f"photo_scales={self.photo_scales!r}; expected positive factors, e.g. 1.0,0.5,2.0")
         for p in self.photos:
@@ -105,7 +108,8 @@ class ClipDataset:
             validation = split_ids(m, "val")
             if validation:
                 real["validation_clips"] = validation
-        return {"photos": list(self.photos), "photo_scales": list(self.photo_scales), "video_folder": self.video_folder, "real_videos": real,
+        return {"photos": list(self.photos), "photo_scales": list(self.photo_scales),
+                **({"scene_grain": self.scene_grain} if self.scene_grain else {}), "video_folder": self.video_folder, "real_videos": real,
                 "frames": self.frames,
                 "lr_crop": self.lr_size, "scale": self.scale, "degradation": self.degradation,
                 **({"degradation_shares": self.degradation_shares} if self.degradation_shares else {}),
@@ -129,7 +133,8 @@ class ClipDataset:
             if clip is not None:
                 return clip
         name = self.photos[self.rng.integers(len(self.photos))]
-        return random_clip(name, self.frames, (hs, hs), self.rng, scales=self.photo_scales)
+        grain = float(self.rng.uniform(3.0, 20.0)) if self.rng.random() < self.scene_grain else 0.0
+        return random_clip(name, self.frames, (hs, hs), self.rng, scales=self.photo_scales, grain=grain)
 
     def _video_clip(self, hs: int) -> np.ndarray | None:
         from ..video import LoadOptions, open_video

@@ -103,6 +103,8 @@ class TrainConfig:
                                         "(default: the shipped list)")
     photo_scales: list | None = setting(None, "comma-separated resize factors drawn per photo clip (default "
                                               "1.0,0.8,0.6,0.5; above 1: a soft, out-of-focus-like source)")
+    scene_grain: float = setting(0.0, "share of photo clips filmed with grain added to the photo itself (texture "
+                                      "that moves with the picture: content to keep, not noise)", min=0.0, max=1.0)
     seed: int = setting(0, "random seed", min=0)
     threads: int = setting(1, "torch CPU threads", min=1)
     checkpoint_minutes: float = setting(4.0, "minutes between saves of the run state", min=0.0)
@@ -153,7 +155,7 @@ class UpscalerTask:
                                 flow_preset=cfg.flow_preset, seed=cfg.seed,
                                 **({"photos": tuple(cfg.photos)} if cfg.photos else {}),
                                 **({"photo_scales": tuple(float(s) for s in cfg.photo_scales)}
-                                   if cfg.photo_scales else {}))
+                                   if cfg.photo_scales else {}), scene_grain=cfg.scene_grain)
         self.rng = np.random.default_rng(cfg.seed + 1)
 
     def build_model(self) -> torch.nn.Module:
@@ -211,7 +213,7 @@ class UpscalerTask:
         some steps the estimator's own (detached) reading, so the network also learns from what ``auto`` gives."""
         if model.level_estimator is None or b.level is None:
             return None, None
-        estimate = model.estimate_level(b.lr)
+        estimate = model.estimate_level(b.lr, b.flow_forward)
         loss = torch.nn.functional.mse_loss(estimate, b.level)
         if self.rng.random() < self.cfg.estimated_level_prob:
             return estimate.detach(), loss
