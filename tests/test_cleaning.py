@@ -4,6 +4,7 @@ the cache keyed by the knob; the training degradations' levels; and exact-roundi
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -103,6 +104,33 @@ def test_one_level_per_clip_whatever_the_tiles_and_windows(monkeypatch):
     assert len(calls) == 1 and calls[0][1] == 9          # the clip's first frames (up to 16), read once
     whole = upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=1, tile_px=0))
     assert (out - whole).abs().mean() < 0.01              # tiles see the same level: only seams differ
+
+
+def test_a_motion_estimator_reads_what_changes_between_frames_along_the_flow():
+    """The motion-reading estimator's extra statistics come from each frame minus the next one warped back:
+    nothing for a still clip and for content that moves as the flow says, the noise for noise new in every
+    frame; it starts as the estimator without motion (its head's last layer at zero); a clip of one frame
+    reads; without a flow the upscaler estimates one (DIS), a missing one is named."""
+    torch.manual_seed(0)
+    plain = VideoUpscaler(UpscalerConfig(degradation_input=True, **TINY)).eval()
+    m = VideoUpscaler(UpscalerConfig(degradation_input=True, level_motion=True, **TINY)).eval()
+    m.load_state_dict(plain.state_dict(), strict=False)
+    est, lr = m.level_estimator, lr_clip(4)
+    floor = math.log(1e-6)
+    still = lr[:1].expand(4, -1, -1, -1)[None]
+    zero = torch.zeros(1, 3, 2, *lr.shape[-2:])
+    assert est._change_cells(still, zero).max() < floor + 0.01
+    moving = torch.stack([torch.roll(lr[0], shifts=k, dims=-1) for k in range(4)])[None]
+    flow = torch.zeros(1, 3, 2, *lr.shape[-2:])
+    flow[:, :, 0] = 1.0                                     # each frame's content is one pixel right in the next
+    assert est._change_cells(moving, flow).median() < floor + 0.01
+    noisy = (still + 0.05 * torch.randn(still.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    assert est._change_cells(noisy, zero).min() > math.log(0.05 ** 2) - 1.5
+    assert torch.equal(m.estimate_level(noisy, zero), plain.estimate_level(noisy))
+    with pytest.raises(InputError, match="flow_forward"):
+        est(still, None)
+    assert m.estimate_level(noisy).shape == (1, 3) and clip_level(m, "auto", lr[:1]).shape == (3,)
+    assert upscale_clip(m, lr).shape == (4, 3, 96, 128)
 
 
 def test_the_cache_is_keyed_by_the_knob(tmp_path, monkeypatch, media):

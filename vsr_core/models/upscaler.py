@@ -76,6 +76,7 @@ class UpscalerConfig:
     cleaner_blocks: int = 0       # > 0: RealBasicVSR-style LR cleaning stage in front (real footage)
     occlusion_mask: bool = False  # drop propagated features where forward and backward flow disagree
     degradation_input: bool = False  # told how degraded its input is (models.degradation_level), or estimates it
+    level_motion: bool = False       # its level estimator also reads the motion-compensated change between frames
 
     def __post_init__(self):
         if self.scale not in (2, 4):
@@ -253,7 +254,7 @@ class VideoUpscaler(nn.Module):
         self.to_pixels.weight.data.mul_(0.1)
         self.level_estimator = self.level_modulation = None
         if cfg.degradation_input:
-            self.level_estimator = LevelEstimator()
+            self.level_estimator = LevelEstimator(motion=cfg.level_motion)
             self.level_modulation = LevelModulation(((c // 2,) if self.cleaner is not None else ()) + (c, c))
 
     @property
@@ -336,20 +337,23 @@ class VideoUpscaler(nn.Module):
             previous = i
         return states
 
-    def estimate_level(self, lr: torch.Tensor) -> torch.Tensor:
-        """Degradation level [B,3] of LR clips [B,T,3,H,W] (models.degradation_level)."""
+    def estimate_level(self, lr: torch.Tensor, flow_forward: torch.Tensor | None = None) -> torch.Tensor:
+        """Degradation level [B,3] of LR clips [B,T,3,H,W] (models.degradation_level); an estimator that reads
+        motion uses ``flow_forward`` [B,T-1,2,H,W], or estimates it (DIS) when not given."""
         if self.level_estimator is None:
             raise InputError("these upscaler weights have no degradation input, so no level can be estimated")
+        if self.level_estimator.motion and lr.shape[1] > 1 and flow_forward is None:
+            flow_forward = torch.stack([clip_flows(clip)[0] for clip in lr])
         with torch.autocast(lr.device.type, enabled=False):
-            return self.level_estimator(lr)
+            return self.level_estimator(lr, flow_forward)
 
-    def _films(self, lr: torch.Tensor, level: torch.Tensor | None) -> list:
+    def _films(self, lr: torch.Tensor, level: torch.Tensor | None, flow_forward: torch.Tensor | None) -> list:
         """(scale, shift) pairs for the cleaner (when there is one), the features and the reconstruction;
         [None, None, None] without a degradation input (a level given to such weights is ignored)."""
         if self.level_modulation is None:
             return [None, None, None]
         if level is None:
-            level = self.estimate_level(lr)
+            level = self.estimate_level(lr, flow_forward)
         level = level.to(lr.device).reshape(-1, 3).expand(lr.shape[0], 3)
         films = self.level_modulation(level)
         return films if self.cleaner is not None else [None] + films
@@ -369,7 +373,7 @@ class VideoUpscaler(nn.Module):
                                      f"(LR-resolution flow between consecutive frames)")
         c = self.config.channels
         flat = lr.reshape(b * t, 3, h, w)
-        film_clean, film_feats, film_recon = self._films(lr, level)
+        film_clean, film_feats, film_recon = self._films(lr, level, flow_forward if temporal else None)
         if self.cleaner is not None:
             flat = self.cleaner(flat, film_clean, t)
             lr = flat.reshape(b, t, 3, h, w)

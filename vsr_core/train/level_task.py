@@ -38,7 +38,8 @@ def read_known_levels(model, clips: dict, kind: str, amount: int, scale: int = 4
 
 
 class LevelEstimatorTask(UpscalerTask):
-    """Only ``level_estimator.*`` trains; batches are degraded clips and their levels, no flow."""
+    """Only ``level_estimator.*`` trains; batches are degraded clips and their levels (an estimator that reads
+    motion estimates the clip's flow as at inference)."""
 
     def build_model(self) -> torch.nn.Module:
         model = super().build_model()

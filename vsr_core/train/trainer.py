@@ -213,7 +213,7 @@ class UpscalerTask:
         some steps the estimator's own (detached) reading, so the network also learns from what ``auto`` gives."""
         if model.level_estimator is None or b.level is None:
             return None, None
-        estimate = model.estimate_level(b.lr)
+        estimate = model.estimate_level(b.lr, b.flow_forward)
         loss = torch.nn.functional.mse_loss(estimate, b.level)
         if self.rng.random() < self.cfg.estimated_level_prob:
             return estimate.detach(), loss
