@@ -218,6 +218,29 @@ def test_the_shipped_estimator_reads_noise_of_known_sigma():
     assert reads[0] < reads[1] < reads[2]
 
 
+def test_the_shipped_estimator_reads_grain_that_moves_with_the_picture_as_less_noise_than_fresh_noise():
+    """Grain in the scene (added to the photo before the camera films it) and noise new in every frame, of the
+    same strength at the input: the estimator reads motion, so the grain reads as less noise."""
+    from vsr_core.checkpoints.shipped import load_default_upscaler
+    from vsr_core.data.clips import load_photo
+    from vsr_core.data.virtual_camera import CameraPath, virtual_camera_clip
+    from vsr_core.train.degradations import bi_downsample, noise_level, quantize
+
+    def lr_of(image):
+        clip = virtual_camera_clip(image, 8, (256, 384), CameraPath(pan=(2.5, 1.0)))
+        return quantize(bi_downsample(torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255, 4))
+    photo = load_photo("skimage:coffee").astype(np.float32)
+    grain = np.random.default_rng(0).normal(0, 12, photo.shape[:2])[..., None]
+    clean, grainy = lr_of(photo.astype(np.uint8)), lr_of(np.clip(photo + grain, 0, 255).astype(np.uint8))
+    sigma = float((grainy - clean).std()) * 255                          # about 2.7 at the input
+    fresh = quantize(clean + torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)) * sigma / 255)
+    m = load_default_upscaler(4)
+    read = {name: float(clip_level(m, "auto", x)[0]) for name, x in
+            (("clean", clean), ("grain", grainy), ("fresh", fresh))}
+    assert read["clean"] < read["grain"] < read["fresh"] - 0.02, read
+    assert abs(read["fresh"] - noise_level(sigma)) < 0.1, read
+
+
 @pytest.mark.parametrize("name", ["skimage:coffee", "skimage:rocket"])
 def test_the_shipped_default_keeps_the_mean_colour_of_a_clean_clip(name):
     from vsr_core.checkpoints.shipped import load_default_upscaler
