@@ -186,8 +186,9 @@ def print_level_reading(model, clips: dict) -> None:
 
 
 def print_conditioning_cost(model) -> None:
-    """Time of a 12-frame 180x320 clip as the pipeline runs it (level read once from the clip, then the network
-    with it) and of the same network without the degradation input; runs alternate, median of 5 each."""
+    """Time of a 12-frame 180x320 clip as the pipeline runs it (level read once from the clip, with the flows the
+    windows use, then the network with it) and of the same network without the degradation input; runs
+    alternate, median of 5 each."""
     if model.level_estimator is None:
         return
     import time
@@ -204,7 +205,7 @@ def print_conditioning_cost(model) -> None:
             t0 = time.perf_counter()
             with torch.inference_mode():
                 if name == "with":
-                    upscale_clip(model, lr, flows=flows, level=clip_level(model, "auto", lr))
+                    upscale_clip(model, lr, flows=flows, level=clip_level(model, "auto", lr, flows[0]))
                 else:
                     upscale_clip(plain, lr, flows=flows)
             runs[name].append(time.perf_counter() - t0)

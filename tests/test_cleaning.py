@@ -99,7 +99,7 @@ def test_one_level_per_clip_whatever_the_tiles_and_windows(monkeypatch):
     m, lr = tiny(True), lr_clip(9)
     calls = []
     real = m.estimate_level
-    monkeypatch.setattr(m, "estimate_level", lambda x: calls.append(x.shape) or real(x))
+    monkeypatch.setattr(m, "estimate_level", lambda x, *flow: calls.append(x.shape) or real(x, *flow))
     out = upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=1, tile_px=20, tile_overlap_px=4))
     assert len(calls) == 1 and calls[0][1] == 9          # the clip's first frames (up to 16), read once
     whole = upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=1, tile_px=0))
@@ -131,6 +131,20 @@ def test_a_motion_estimator_reads_what_changes_between_frames_along_the_flow():
         est(still, None)
     assert m.estimate_level(noisy).shape == (1, 3) and clip_level(m, "auto", lr[:1]).shape == (3,)
     assert upscale_clip(m, lr).shape == (4, 3, 96, 128)
+
+
+def test_a_motion_estimator_in_the_pipeline_reads_the_flows_the_windows_use(monkeypatch):
+    """Reading the level costs no flow of its own: the first windows find the pairs it estimated."""
+    from vsr_core.flow.dis import DISFlow
+    torch.manual_seed(0)
+    m = VideoUpscaler(UpscalerConfig(degradation_input=True, level_motion=True, **TINY)).eval()
+    pairs, real = [], DISFlow.__call__
+    monkeypatch.setattr(DISFlow, "__call__", lambda self, a, b: pairs.append(len(a)) or real(self, a, b))
+    lr = lr_clip(9)
+    upscale_frames(lr, m, UpscaleSettings(window=4, window_overlap=1))
+    assert sum(pairs) == 2 * 8                                # each of the 8 pairs once each way, nothing more
+    assert torch.equal(clip_level(m, "auto", lr), clip_level(m, "auto", lr, torch.cat(
+        [real(DISFlow(), lr[i:i + 1], lr[i + 1:i + 2]) for i in range(8)])))
 
 
 def test_the_cache_is_keyed_by_the_knob(tmp_path, monkeypatch, media):

@@ -39,10 +39,16 @@ def has_degradation_input(model) -> bool:
     return getattr(model, "level_estimator", None) is not None
 
 
+def reads_motion(model) -> bool:
+    """Whether the model's level estimator reads the flow between frames (models.degradation_level)."""
+    return bool(getattr(getattr(model, "level_estimator", None), "motion", False))
+
+
 @torch.no_grad()
-def clip_level(model, clean, frames: torch.Tensor) -> torch.Tensor | None:
+def clip_level(model, clean, frames: torch.Tensor, flow_forward: torch.Tensor | None = None) -> torch.Tensor | None:
     """The level [3] (noise, compression, blur) the whole clip is upscaled with, from its first frames
-    [T,3,H,W]; None for weights without a degradation input, which only take clean='auto'."""
+    [T,3,H,W] (and, for an estimator that reads motion, their forward flows [T-1,2,H,W], else estimated);
+    None for weights without a degradation input, which only take clean='auto'."""
     clean = parse_clean(clean)
     if not has_degradation_input(model):
         if clean != AUTO:
@@ -50,7 +56,8 @@ def clip_level(model, clean, frames: torch.Tensor) -> torch.Tensor | None:
                              f"or the shipped weights")
         return None
     p = next(model.parameters())
-    level = model.estimate_level(frames[None, :LEVEL_FRAMES].to(p.device, torch.float32))[0].cpu()
+    flows = None if flow_forward is None else flow_forward[None, :LEVEL_FRAMES - 1].to(p.device, torch.float32)
+    level = model.estimate_level(frames[None, :LEVEL_FRAMES].to(p.device, torch.float32), flows)[0].cpu()
     if clean != AUTO:
         level[:2] = clean
     return level
@@ -64,14 +71,18 @@ def describe_level(level: torch.Tensor, clean) -> str:
     return f"degradation level ({how}): noise {noise:.2f}, compression {compression:.2f}, blur {blur:.2f}"
 
 
-def read_level(chunks: Iterable[torch.Tensor], model, clean, found: dict, reporter=None) -> Iterator[torch.Tensor]:
+def read_level(chunks: Iterable[torch.Tensor], model, clean, found: dict, reporter=None,
+               pair_flows=None) -> Iterator[torch.Tensor]:
     """Pass a stream of LR chunks through, holding back the first ones until ``LEVEL_FRAMES`` frames (or the
     stream's end) have come: they set ``found["level"]`` (clip_level, logged), the same however the stream is
-    cut into chunks."""
+    cut into chunks. ``pair_flows`` (flow.pairs.PairFlows, frames counted from the stream's first): where the
+    estimator reads motion, its flows come from there, so the first windows find them computed."""
     held: list[torch.Tensor] = []
 
     def settle():
-        found["level"] = clip_level(model, clean, torch.cat(held)[:LEVEL_FRAMES])
+        frames = torch.cat(held)[:LEVEL_FRAMES]
+        flows = pair_flows.window(0, frames)[0] if pair_flows is not None and reads_motion(model) else None
+        found["level"] = clip_level(model, clean, frames, flows)
         if found["level"] is not None and reporter is not None:
             reporter.log(describe_level(found["level"], clean))
 

@@ -160,7 +160,7 @@ def upscale_segments(chunks: Iterable[torch.Tensor], model, settings: UpscaleSet
         current.update(fitted)
         return y, {}
 
-    chunks = read_level(checked(chunks), model, settings.clean, clip, rep)
+    chunks = read_level(checked(chunks), model, settings.clean, clip, rep, pair_flows)
     if pool is None:
         segments = run_segments(chunks, process, window, overlap, rep, resume)
     else:
