@@ -130,6 +130,9 @@ def test_a_motion_estimator_reads_what_changes_between_frames_along_the_flow():
     with pytest.raises(InputError, match="flow_forward"):
         est(still, None)
     assert m.estimate_level(noisy).shape == (1, 3) and clip_level(m, "auto", lr[:1]).shape == (3,)
+    with torch.no_grad():                                 # a single frame: no motion to read, no correction
+        m.level_estimator.motion_head[2].bias.fill_(3.0)
+        assert torch.equal(m.estimate_level(lr[None, :1]), plain.estimate_level(lr[None, :1]))
     assert upscale_clip(m, lr).shape == (4, 3, 96, 128)
 
 

@@ -11,8 +11,6 @@
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -67,11 +65,9 @@ class LevelEstimator(nn.Module):
         return torch.cat([cells.mean(2)] + [torch.quantile(cells, q, dim=2) for q in self.QUANTILES], 1)
 
     def _change_cells(self, lr: torch.Tensor, flow_forward: torch.Tensor | None) -> torch.Tensor:
-        """Log energy per 8x8 cell [B,3,cells] of frame t minus frame t+1 warped onto it (t < T-1), cells the
-        warp leaves out dropped; a single frame reads a constant (no evidence either way)."""
+        """Log energy per 8x8 cell [B,3,cells] of frame t minus frame t+1 warped onto it (t < T-1); cells the
+        warp leaves (partly) take the clip's median cell, so they move no quantile much."""
         b, t, _, h, w = lr.shape
-        if t < 2:
-            return lr.new_full((b, 3, 1), math.log(1e-6))
         if flow_forward is None or tuple(flow_forward.shape) != (b, t - 1, 2, h, w):
             raise InputError(f"the level estimator reads motion: flow_forward of shape {(b, t - 1, 2, h, w)} is "
                              f"needed, got {None if flow_forward is None else tuple(flow_forward.shape)}")
@@ -85,17 +81,17 @@ class LevelEstimator(nn.Module):
         energies, inside = torch.cat(energies, 2), torch.cat(inside, 2)
         if not bool(inside.any(2).all()):         # the flow leaves the frame everywhere: use every cell
             return energies
-        # cells outside the frame become the clip's median cell (they then move no quantile much)
         median = energies.masked_fill(~inside, float("nan")).nanmedian(2, keepdim=True).values
         return torch.where(inside, energies, median)
 
     def forward(self, lr: torch.Tensor, flow_forward: torch.Tensor | None = None) -> torch.Tensor:
-        """``flow_forward`` [B,T-1,2,H,W] (frame t to t+1): needed with ``motion`` for clips of 2+ frames."""
+        """``flow_forward`` [B,T-1,2,H,W] (frame t to t+1): needed with ``motion`` for clips of 2+ frames (a
+        single frame has no motion to read: the frame statistics alone decide)."""
         # frame by frame: a long clip of large frames never holds more than one frame's full-size features
         cells = torch.cat([self._cell_energy(lr[:, t].float()) for t in range(lr.shape[1])], 2)
         stats = self._stats(cells)
         logits = self.head(stats)
-        if self.motion_head is not None:
+        if self.motion_head is not None and lr.shape[1] > 1:
             logits = logits + self.motion_head(torch.cat([stats, self._stats(self._change_cells(lr, flow_forward))], 1))
         return torch.sigmoid(logits)
 

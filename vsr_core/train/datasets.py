@@ -109,8 +109,8 @@ class ClipDataset:
             if validation:
                 real["validation_clips"] = validation
         return {"photos": list(self.photos), "photo_scales": list(self.photo_scales),
-                **({"scene_grain": self.scene_grain} if self.scene_grain else {}), "video_folder": self.video_folder, "real_videos": real,
-                "frames": self.frames,
+                **({"scene_grain": self.scene_grain} if self.scene_grain else {}),
+                "video_folder": self.video_folder, "real_videos": real, "frames": self.frames,
                 "lr_crop": self.lr_size, "scale": self.scale, "degradation": self.degradation,
                 **({"degradation_shares": self.degradation_shares} if self.degradation_shares else {}),
                 "flow": f"dis:{self.flow_preset} on LR"}
