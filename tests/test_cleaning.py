@@ -134,6 +134,8 @@ def test_a_motion_estimator_reads_what_changes_between_frames_along_the_flow():
         m.level_estimator.motion_head[2].bias.fill_(3.0)
         assert torch.equal(m.estimate_level(lr[None, :1]), plain.estimate_level(lr[None, :1]))
     assert upscale_clip(m, lr).shape == (4, 3, 96, 128)
+    image_layout = lr.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)   # a ComfyUI IMAGE, channels-last
+    assert torch.equal(clip_level(m, "auto", image_layout), clip_level(m, "auto", lr))
 
 
 def test_a_motion_estimator_in_the_pipeline_reads_the_flows_the_windows_use(monkeypatch):

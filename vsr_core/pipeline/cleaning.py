@@ -56,8 +56,10 @@ def clip_level(model, clean, frames: torch.Tensor, flow_forward: torch.Tensor | 
                              f"or the shipped weights")
         return None
     p = next(model.parameters())
-    flows = None if flow_forward is None else flow_forward[None, :LEVEL_FRAMES - 1].to(p.device, torch.float32)
-    level = model.estimate_level(frames[None, :LEVEL_FRAMES].to(p.device, torch.float32), flows)[0].cpu()
+    # contiguous: frames that come channels-last (a ComfyUI IMAGE) read to the same last bit as a video's
+    flows = None if flow_forward is None else \
+        flow_forward[None, :LEVEL_FRAMES - 1].to(p.device, torch.float32).contiguous()
+    level = model.estimate_level(frames[None, :LEVEL_FRAMES].to(p.device, torch.float32).contiguous(), flows)[0].cpu()
     if clean != AUTO:
         level[:2] = clean
     return level
