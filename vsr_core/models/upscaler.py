@@ -343,7 +343,9 @@ class VideoUpscaler(nn.Module):
         if self.level_estimator is None:
             raise InputError("these upscaler weights have no degradation input, so no level can be estimated")
         if self.level_estimator.motion and lr.shape[1] > 1 and flow_forward is None:
-            flow_forward = torch.stack([clip_flows(clip)[0] for clip in lr])
+            from ..flow.dis import DISFlow
+            dis = DISFlow(FLOW_PRESET)     # forward flows only: clip_flows would also make the backward ones
+            flow_forward = torch.stack([dis(clip[:-1].detach(), clip[1:].detach()).to(clip) for clip in lr])
         with torch.autocast(lr.device.type, enabled=False):
             return self.level_estimator(lr, flow_forward)
 
