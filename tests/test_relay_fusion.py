@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from vsr_core.data import CameraPath, photo, virtual_camera_clip
 from vsr_core.data.real_videos import MANIFEST
-from vsr_core.data.virtual_camera import camera_flow
+from vsr_core.data.virtual_camera import SceneMotion, camera_flow, random_scene_motion
 from vsr_core.errors import InputError
 from vsr_core.flow.warp import backward_warp, inside_mask
 from vsr_core.models.relay_fusion import RelayFusion
@@ -86,6 +86,28 @@ def test_camera_flow_is_the_true_motion():
     assert error < 0.01 and error < shifted / 2
 
 
+
+def test_scene_motion_flow_is_the_true_motion():
+    """Non-rigid scene motion on top of the camera: the flow still maps frame t onto frame k, clearly better
+    than the camera's flow alone; a motion too steep to stay one-to-one is refused."""
+    path, center, size = CameraPath(pan=(2.0, 1.0)), (250.0, 260.0), (64, 64)
+    scene = random_scene_motion(np.random.default_rng(3), 9, max_speed=2.0)
+    clip = torch.from_numpy(virtual_camera_clip(photo("astronaut"), 9, size, path, start=center, scene=scene))
+    frames = clip.permute(0, 3, 1, 2).float() / 255
+
+    def error(flow):
+        flow = torch.from_numpy(flow)[None]
+        inside = inside_mask(flow)
+        return float(((backward_warp(frames[8:9], flow) - frames[1:2]).abs() * inside).sum() / inside.sum() / 3)
+
+    true, camera_only = camera_flow(path, 1, 8, size, center, scene), camera_flow(path, 1, 8, size, center)
+    assert np.abs(true - camera_only).max() > 2           # the scene itself moved
+    assert error(true) < 0.015 and error(true) < error(camera_only) / 2
+    qx, qy = np.array([10.0, 200.0]), np.array([30.0, 80.0])
+    assert np.allclose(scene.unmoved(*scene.moved(qx, qy, 8), 8), (qx, qy), atol=1e-6)
+    with pytest.raises(InputError, match="too steep"):
+        SceneMotion(((5.0, 0.0, 0.5, 0.0, 0.0),)).unmoved(qx, qy, 2)
+
 # ---------------------------------------------------------------- data and training
 def _real_videos(folder, clip) -> str:
     np.save(os.path.join(folder, "a.npy"), np.concatenate([clip, clip[::-1]]))
@@ -122,6 +144,30 @@ def test_samples_are_made_once_and_hold_what_the_relay_computes(tmp_path, clip):
         assert s["inputs"].shape == (7, 14, 48, 48) and s["target"].shape == (7, 3, 48, 48)
         assert s["nearness"][0].tolist() == pytest.approx([0.5, 1 / 8])               # frame 1: 1 and 7 away
 
+
+
+def test_generated_samples_with_scene_motion_carry_its_true_flow(tmp_path, clip):
+    """--deform 1: the generated sample's camera draws are those of --deform 0 (older samples replay) plus a
+    scene motion, and the sample stores the flow of both; a share outside 0..1 is refused before anything
+    is written."""
+    from vsr_core.data.real_videos import RealVideoClips
+    from vsr_core.models.upscaler import VideoUpscaler
+    from vsr_core.train.relay_fusion_data import _camera, _next_flows, prepare_fusion_data
+    videos = _real_videos(tmp_path, clip)
+    upscaler = VideoUpscaler(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=1, attn_window=4).eval()
+    keyframe = lambda lr: F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)  # noqa: E731
+    out = str(tmp_path / "fusion")
+    with pytest.raises(InputError, match="deform=1.5"):
+        prepare_fusion_data(out, videos, 2, upscaler, keyframe, lr_side=12, log=lambda s: None, deform=1.5)
+    assert not os.path.exists(out)
+    prepare_fusion_data(out, videos, 2, upscaler, keyframe, lr_side=12, log=lambda s: None, deform=1.0)
+    clips = RealVideoClips(videos, "train")
+    _, path, center, scene = _camera(clips, np.random.default_rng([0, 1]), 48, deform=1.0)
+    _, path0, center0, none = _camera(clips, np.random.default_rng([0, 1]), 48)
+    assert (path, center) == (path0, center0) and none is None and scene.steepness() > 0
+    stored = torch.load(os.path.join(out, "sample_000001.pt"), weights_only=True)["flows_next"]
+    assert torch.equal(stored, _next_flows(path, center, 48, scene))
+    assert (stored.float() - _next_flows(path, center, 48).float()).abs().amax() > 0.1
 
 def test_train_task_runs_a_few_steps_and_writes_a_card(tmp_path, clip):
     from vsr_core.checkpoints.shipped import load_relay_fusion

@@ -17,6 +17,9 @@ def register(subparsers) -> None:
     r.add_argument("--val-samples", type=int, default=40, help="samples from the 'val' split, if it has one")
     r.add_argument("--lr-size", type=int, default=48, help="LR crop side in pixels")
     r.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    r.add_argument("--deform", type=float, default=0.0,
+                   help="share (0..1) of the generated samples whose scene also bends and sways (non-rigid motion, "
+                        "known exactly) on top of the camera's move")
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=run)
 
@@ -39,6 +42,6 @@ def run(args) -> int:
     for split, count in splits:
         prepare_fusion_data(os.path.join(args.out, split), args.real_videos, count, upscaler,
                             lambda lr: detail_upscale(lr, detail), split, args.lr_size, args.seed,
-                            log=lambda s: print(s, flush=True))
+                            log=lambda s: print(s, flush=True), deform=args.deform)
     print(f"done: {args.out}")
     return 0

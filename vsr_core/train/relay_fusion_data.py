@@ -7,9 +7,10 @@ Two kinds, alternating:
   truth; the target of frame t is S_t + high_pass(GT_t - S_t): the true detail, wherever the real motion
   (occlusion, deformation, lighting) let it be carried or not.
 - ``generated``: a real training frame (or a training photo) filmed by a virtual camera, so the motion is
-  known exactly; keyframes 0 and 8 are the detail model's (Real-ESRGAN x4plus) on the LR keyframes; the
-  target is that invented detail carried by the *true* motion and mixed like the relay mixes it: what a
-  perfect relay of generated detail shows.
+  known exactly; in a share ``deform`` of them the scene also bends and sways (a smooth non-rigid motion,
+  data/virtual_camera.SceneMotion), as real subjects do; keyframes 0 and 8 are the detail model's
+  (Real-ESRGAN x4plus) on the LR keyframes; the target is that invented detail carried by the *true* motion
+  and mixed like the relay mixes it: what a perfect relay of generated detail shows.
 
 The LR clip is bicubic x4, quantised, and in a share of the samples also through h264 (CRF 23-33). The
 faithful frames S come from the shipped upscaler. Each sample stores, for frames 1..7, the fusion's inputs
@@ -26,7 +27,8 @@ import torch.nn.functional as F
 
 from ..data.clips import TRAIN_PHOTOS, load_photo, random_path
 from ..data.real_videos import RealVideoClips
-from ..data.virtual_camera import camera_flow, virtual_camera_clip
+from ..data.virtual_camera import camera_flow, random_scene_motion, virtual_camera_clip
+from ..errors import InputError
 from ..flow.dis import DISFlow
 from ..flow.warp import backward_warp, inside_mask
 from ..relay.clip import RELAY_FLOW_PRESET, frame_carried
@@ -41,6 +43,7 @@ KEYS = (0, FRAMES - 1)
 H264_SHARE = 0.4
 H264_CRF = (23, 33)
 PHOTO_SHARE = 0.3           # generated samples filmed over a training photo instead of a real frame
+MAX_SCENE_SPEED = 1.5       # px per frame (HR) of the scene's own non-rigid motion, at its fastest
 MAX_TARGET_GAIN = 1.5       # the most a moved texture's energy is restored by (bicubic fades it far less)
 INPUT_ORDER = ("faithful", "prev_detail", "prev_trust", "next_detail", "next_trust", "mix")
 INPUT_CHANNELS = {"faithful": 3, "prev_detail": 3, "prev_trust": 1, "next_detail": 3, "next_trust": 1, "mix": 3}
@@ -76,35 +79,38 @@ def _source_image(clips: RealVideoClips, rng: np.random.Generator) -> np.ndarray
     return np.array(arr[int(rng.integers(len(arr)))])
 
 
-def _camera(clips: RealVideoClips, rng: np.random.Generator, side: int):
-    """(source image, CameraPath, start) of a generated sample: its first draws, so they can be replayed."""
+def _camera(clips: RealVideoClips, rng: np.random.Generator, side: int, deform: float = 0.0):
+    """(source image, CameraPath, start, SceneMotion or None) of a generated sample: its first draws, so
+    they can be replayed (with ``deform`` 0 no scene motion is drawn: the draws of samples made before it)."""
     image = _source_image(clips, rng)
     ih, iw = image.shape[:2]
     path = random_path(rng, max_pan=4.0, max_zoom=0.015, max_roll=0.5)
     half = side / 2
     center = (float(rng.uniform(min(half, iw / 2), max(half, iw - half))),
               float(rng.uniform(min(half, ih / 2), max(half, ih - half))))
-    return image, path, center
+    scene = random_scene_motion(rng, FRAMES, max_speed=MAX_SCENE_SPEED) if deform and rng.random() < deform \
+        else None
+    return image, path, center, scene
 
 
-def _next_flows(path, center, side: int) -> torch.Tensor:
+def _next_flows(path, center, side: int, scene=None) -> torch.Tensor:
     """float16 [FRAMES-3,2,side,side]: the true flow from frame t to t+1, t = 1..FRAMES-3 (the fused frames)."""
-    return torch.stack([torch.from_numpy(camera_flow(path, t, t + 1, (side, side), center))
+    return torch.stack([torch.from_numpy(camera_flow(path, t, t + 1, (side, side), center, scene))
                         for t in range(1, FRAMES - 2)]).half()
 
 
-def _camera_clip(clips: RealVideoClips, rng: np.random.Generator, side: int):
+def _camera_clip(clips: RealVideoClips, rng: np.random.Generator, side: int, deform: float = 0.0):
     """(HR [T,3,side,side], the true flow t -> k [1,2,side,side] for every t and keyframe k, the flows
     between consecutive fused frames)."""
-    image, path, center = _camera(clips, rng, side)
-    hr = virtual_camera_clip(image, FRAMES, (side, side), path, start=center)
-    flows = {(t, k): torch.from_numpy(camera_flow(path, t, k, (side, side), center))[None]
+    image, path, center, scene = _camera(clips, rng, side, deform)
+    hr = virtual_camera_clip(image, FRAMES, (side, side), path, start=center, scene=scene)
+    flows = {(t, k): torch.from_numpy(camera_flow(path, t, k, (side, side), center, scene))[None]
              for t in range(FRAMES) for k in KEYS}
-    return torch.from_numpy(hr).permute(0, 3, 1, 2).float() / 255, flows, _next_flows(path, center, side)
+    return torch.from_numpy(hr).permute(0, 3, 1, 2).float() / 255, flows, _next_flows(path, center, side, scene)
 
 
 def add_next_flows(folder: str, real_videos: str, split: str = "train", lr_side: int = 48, scale: int = 4,
-                   seed: int = 0) -> int:
+                   seed: int = 0, deform: float = 0.0) -> int:
     """Give generated samples written before they carried ``flows_next`` their true consecutive flows, by
     replaying their camera draws (cheap: no model runs). Returns how many were updated."""
     clips, updated = RealVideoClips(real_videos, split), 0
@@ -114,8 +120,8 @@ def add_next_flows(folder: str, real_videos: str, split: str = "train", lr_side:
         if sample["kind"] != "generated" or "flows_next" in sample:
             continue
         index = int(name[len("sample_"):-len(".pt")])
-        _, camera, center = _camera(clips, np.random.default_rng([seed, index]), lr_side * scale)
-        sample["flows_next"] = _next_flows(camera, center, lr_side * scale)
+        _, camera, center, scene = _camera(clips, np.random.default_rng([seed, index]), lr_side * scale, deform)
+        sample["flows_next"] = _next_flows(camera, center, lr_side * scale, scene)
         buffer = io.BytesIO()
         torch.save(sample, buffer)
         write_atomic(path, buffer.getvalue())
@@ -147,13 +153,13 @@ def _true_targets(faithful: torch.Tensor, details: dict, flows: dict) -> list[to
 
 @torch.inference_mode()
 def make_sample(kind: str, clips: RealVideoClips, rng: np.random.Generator, upscaler, make_keyframe,
-                lr_side: int = 48, scale: int = 4) -> dict:
+                lr_side: int = 48, scale: int = 4, deform: float = 0.0) -> dict:
     """One cached sample: inputs [7,14,H,W] and target [7,3,H,W] (float16), nearness [7,2], and its labels.
     ``make_keyframe(lr [1,3,h,w]) -> HR [1,3,H,W]``: the detail model as the relay runs it on keyframes."""
     from ..models.upscaler import upscale_clip
     side = lr_side * scale
     hr, flows, next_flows = (_truth_clip(clips, rng, side), None, None) if kind == "truth" else \
-        _camera_clip(clips, rng, side)
+        _camera_clip(clips, rng, side, deform)
     lr, degradation = _degrade(hr, rng, scale)
     faithful = upscale_clip(upscaler, lr)
     keys = {k: hr[k:k + 1] if kind == "truth" else make_keyframe(lr[k:k + 1]) for k in KEYS}
@@ -177,9 +183,12 @@ def make_sample(kind: str, clips: RealVideoClips, rng: np.random.Generator, upsc
 
 
 def prepare_fusion_data(out: str, real_videos: str, samples: int, upscaler, make_keyframe, split: str = "train",
-                        lr_side: int = 48, seed: int = 0, log=print) -> int:
+                        lr_side: int = 48, seed: int = 0, log=print, deform: float = 0.0) -> int:
     """Write ``samples`` samples (kinds alternating) to ``out``/sample_NNNNNN.pt; ones already there are kept,
-    so an interrupted run continues. Each sample's draw depends only on (seed, index). Returns the count."""
+    so an interrupted run continues. Each sample's draw depends only on (seed, index, deform). ``deform``: the
+    share of generated samples whose scene also moves non-rigidly. Returns the count."""
+    if isinstance(deform, bool) or not isinstance(deform, (int, float)) or not 0.0 <= deform <= 1.0:
+        raise InputError(f"deform={deform!r}; expected a share from 0 to 1 of generated samples with scene motion")
     clips = RealVideoClips(real_videos, split)
     os.makedirs(out, exist_ok=True)
     for i in range(samples):
@@ -187,7 +196,8 @@ def prepare_fusion_data(out: str, real_videos: str, samples: int, upscaler, make
         if os.path.exists(path):
             continue
         kind = "truth" if i % 2 == 0 else "generated"
-        sample = make_sample(kind, clips, np.random.default_rng([seed, i]), upscaler, make_keyframe, lr_side)
+        sample = make_sample(kind, clips, np.random.default_rng([seed, i]), upscaler, make_keyframe, lr_side,
+                             deform=deform)
         buffer = io.BytesIO()
         torch.save(sample, buffer)
         write_atomic(path, buffer.getvalue())
