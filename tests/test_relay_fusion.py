@@ -147,7 +147,7 @@ def test_samples_are_made_once_and_hold_what_the_relay_computes(tmp_path, clip):
 
 
 def test_generated_samples_with_scene_motion_carry_its_true_flow(tmp_path, clip):
-    """--deform 1: the generated sample's camera draws are those of --deform 0 (older samples replay) plus a
+    """--deform 1: the generated sample's camera draws are those of --deform 0 (samples made before it stay the same) plus a
     scene motion, and the sample stores the flow of both; a share outside 0..1 is refused before anything
     is written."""
     from vsr_core.data.real_videos import RealVideoClips
@@ -155,7 +155,9 @@ def test_generated_samples_with_scene_motion_carry_its_true_flow(tmp_path, clip)
     from vsr_core.train.relay_fusion_data import _camera, _next_flows, prepare_fusion_data
     videos = _real_videos(tmp_path, clip)
     upscaler = VideoUpscaler(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=1, attn_window=4).eval()
-    keyframe = lambda lr: F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)  # noqa: E731
+
+    def keyframe(lr):
+        return F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
     out = str(tmp_path / "fusion")
     with pytest.raises(InputError, match="deform=1.5"):
         prepare_fusion_data(out, videos, 2, upscaler, keyframe, lr_side=12, log=lambda s: None, deform=1.5)

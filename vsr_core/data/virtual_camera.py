@@ -131,7 +131,7 @@ def camera_flow(path: CameraPath, t: int, k: int, size: tuple[int, int], center:
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     m_t, m_k = path.matrix(t, size, center), path.matrix(k, size, center)
     px, py = _photo_coords(m_t, xs, ys)                        # frame t -> photo
-    if scene is not None:                                       # ... -> the photo point it shows -> where frame k's camera sees it
+    if scene is not None:       # the photo point frame t shows -> where frame k's camera must look for it
         px, py = scene.unmoved(*scene.moved(px, py, t), k)
     inv = np.linalg.inv(m_k[:, :2])                             # photo -> frame k
     qx = inv[0, 0] * (px - m_k[0, 2]) + inv[0, 1] * (py - m_k[1, 2])

@@ -80,8 +80,8 @@ def _source_image(clips: RealVideoClips, rng: np.random.Generator) -> np.ndarray
 
 
 def _camera(clips: RealVideoClips, rng: np.random.Generator, side: int, deform: float = 0.0):
-    """(source image, CameraPath, start, SceneMotion or None) of a generated sample: its first draws, so
-    they can be replayed (with ``deform`` 0 no scene motion is drawn: the draws of samples made before it)."""
+    """(source image, CameraPath, start, SceneMotion or None) of a generated sample: its first draws (with
+    ``deform`` 0 no scene motion is drawn, so the samples are those made before it existed)."""
     image = _source_image(clips, rng)
     ih, iw = image.shape[:2]
     path = random_path(rng, max_pan=4.0, max_zoom=0.015, max_roll=0.5)
@@ -107,26 +107,6 @@ def _camera_clip(clips: RealVideoClips, rng: np.random.Generator, side: int, def
     flows = {(t, k): torch.from_numpy(camera_flow(path, t, k, (side, side), center, scene))[None]
              for t in range(FRAMES) for k in KEYS}
     return torch.from_numpy(hr).permute(0, 3, 1, 2).float() / 255, flows, _next_flows(path, center, side, scene)
-
-
-def add_next_flows(folder: str, real_videos: str, split: str = "train", lr_side: int = 48, scale: int = 4,
-                   seed: int = 0, deform: float = 0.0) -> int:
-    """Give generated samples written before they carried ``flows_next`` their true consecutive flows, by
-    replaying their camera draws (cheap: no model runs). Returns how many were updated."""
-    clips, updated = RealVideoClips(real_videos, split), 0
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        sample = torch.load(path, weights_only=True)
-        if sample["kind"] != "generated" or "flows_next" in sample:
-            continue
-        index = int(name[len("sample_"):-len(".pt")])
-        _, camera, center, scene = _camera(clips, np.random.default_rng([seed, index]), lr_side * scale, deform)
-        sample["flows_next"] = _next_flows(camera, center, lr_side * scale, scene)
-        buffer = io.BytesIO()
-        torch.save(sample, buffer)
-        write_atomic(path, buffer.getvalue())
-        updated += 1
-    return updated
 
 
 def _local_energy(x: torch.Tensor) -> torch.Tensor:
