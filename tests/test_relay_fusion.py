@@ -147,9 +147,9 @@ def test_samples_are_made_once_and_hold_what_the_relay_computes(tmp_path, clip):
 
 
 def test_generated_samples_with_scene_motion_carry_its_true_flow(tmp_path, clip):
-    """--deform 1: the generated sample's camera draws are those of --deform 0 (samples made before it stay the same) plus a
-    scene motion, and the sample stores the flow of both; a share outside 0..1 is refused before anything
-    is written."""
+    """--deform 1: the generated sample's camera draws are those of --deform 0 (samples made before it stay
+    the same) plus a scene motion, and the sample stores the flow of both; a share outside 0..1 is refused
+    before anything is written."""
     from vsr_core.data.real_videos import RealVideoClips
     from vsr_core.models.upscaler import VideoUpscaler
     from vsr_core.train.relay_fusion_data import _camera, _next_flows, prepare_fusion_data
