@@ -153,8 +153,8 @@ def print_targets(table: dict, times: dict, case: str) -> None:
             continue
         ratio = {k: np.mean(row[k]) / np.mean(base[k]) for k in ("ewarp", "tof", "hf")}
         speed = np.mean(times[(case, name)]) / np.mean(times[(case, "detail per frame")])
-        print(f"{name} vs per frame: E*warp {ratio['ewarp']:.2f}x, tOF {ratio['tof']:.2f}x (<= 0.5x asked), "
-              f"HF energy {ratio['hf']:.0%} (90-110% asked), PSNR-Y {np.mean(row['psnr']) - np.mean(base['psnr']):+.2f} "
+        print(f"{name} vs per frame: E*warp {ratio['ewarp']:.3f}x, tOF {ratio['tof']:.2f}x (<= 0.5x asked), "
+              f"HF energy {ratio['hf']:.1%} (90-110% asked), PSNR-Y {np.mean(row['psnr']) - np.mean(base['psnr']):+.2f} "
               f"dB, time {speed:.2f}x (<= 0.3x asked)")
 
 
