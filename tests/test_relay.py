@@ -1,6 +1,7 @@
 """The detail relay: keyframe selection, warp-and-gate on synthetic motion with a known answer, cuts, strength."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,7 +9,8 @@ import torch.nn.functional as F
 from vsr_core.data import CameraPath, photo, virtual_camera_clip
 from vsr_core.errors import InputError
 from vsr_core.metrics import psnr_y
-from vsr_core.relay import nearest_keyframes, relay_clip, scene_starts, select_keyframes
+from vsr_core.flow import DISFlow
+from vsr_core.relay import keyframe_detail, nearest_keyframes, relay_clip, scene_starts, select_keyframes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -69,6 +71,9 @@ def _faithful(hr: torch.Tensor) -> torch.Tensor:
 
 
 def test_known_motion_carries_the_truth_between_keyframes():
+    """A pan over a texture with detail down to single pixels: a tenth of a pixel of flow error costs the finest
+    of it, so the chained flows' small drift shows (+5.3 to +6.1 dB; flows straight to the keyframes: +7 to +15
+    on this pan, which is what they are good at, at the price of jitter: next test)."""
     hr = _panning_clip(9)
     faithful = _faithful(hr)
     out = relay_clip(faithful, {0: hr[0], 8: hr[8]}, scale=4)
@@ -76,7 +81,48 @@ def test_known_motion_carries_the_truth_between_keyframes():
     for t in (2, 4, 6):
         gain = psnr_y(out[t:t + 1][inner], hr[t:t + 1][inner]) - psnr_y(faithful[t:t + 1][inner],
                                                                          hr[t:t + 1][inner])
-        assert gain > 6.0, (t, gain)
+        assert gain > 5.0, (t, gain)
+
+
+def test_chained_flows_move_the_carried_detail_with_the_picture():
+    """Detail carried to frames t and t+1 along flows chained through neighbours agrees with the true 2 px
+    step between them better than along flows estimated straight to the keyframe (whose errors differ from
+    frame to frame: the texture jitters)."""
+    from vsr_core.relay.clip import frame_carried
+    from vsr_core.relay.motion import KeyframeFlows
+    hr = _panning_clip(9)
+    faithful = _faithful(hr)
+    details = {k: keyframe_detail(hr[k][None], faithful[k:k + 1], 4) for k in (0, 8)}
+    dis = DISFlow("medium")
+
+    class Straight:
+        def pair(self, t, k, span):
+            return dis(faithful[t:t + 1], faithful[k:k + 1]), dis(faithful[k:k + 1], faithful[t:t + 1])
+
+    def jitter(flows):
+        carried = {t: frame_carried(t, faithful, details, (), flows) for t in range(1, 8)}
+        return np.mean([float((carried[t + 1][i][0][..., 16:-18, 16:-18] - carried[t][i][0][..., 18:-16, 18:-16])
+                               .abs().mean()) for t in range(1, 7) for i in (0, 1)])
+    assert jitter(KeyframeFlows(faithful, dis)) < 0.85 * jitter(Straight())
+
+
+def test_flows_compose_and_chains_hold_one_span():
+    from vsr_core.relay.motion import KeyframeFlows, compose
+    a = torch.zeros(1, 2, 8, 8)
+    a[:, 0] = 1.0
+    b = torch.zeros(1, 2, 8, 8)
+    b[:, 1] = torch.arange(8.0).view(1, 8)          # b -> c depends on x: read at x + 1
+    ac = compose(a, b)
+    assert torch.allclose(ac[:, 0], torch.ones(1, 8, 8)) and torch.allclose(ac[0, 1, :, :7], torch.arange(1.0, 8.0))
+    calls = []
+
+    def estimator(x, y):
+        calls.append(1)
+        return torch.zeros(1, 2, *x.shape[-2:])
+    flows = KeyframeFlows(torch.rand(9, 3, 8, 8), estimator)
+    for t in range(1, 8):
+        flows.pair(t, 0, (0, 8)), flows.pair(t, 8, (0, 8))
+    assert len(calls) == 16                          # two per neighbour pair, made once for the span
 
 
 def test_a_keyframe_shows_its_own_detail():

@@ -97,7 +97,8 @@ def relay_file(src: str, dst: str, model, keyframes: KeyframeSource, settings: U
                          "with vsr_core.checkpoints.shipped.load_upscaler")
     key = {"command": "upscale", "method": "relay", "scale": scale, "every": every,
            "strength": float(settings.detail_strength), "detect_cuts": detect_cuts, "tile": tile,
-           "flow": f"dis:{FLOW_PRESET}", "relay": {"flow": f"dis:{RELAY_FLOW_PRESET}", "gate": GateSettings().__dict__},
+           "flow": f"dis:{FLOW_PRESET}",
+           "relay": {"flow": f"dis:{RELAY_FLOW_PRESET} chained", "gate": GateSettings().__dict__},
            "weights": file_identity(model.weights_path), "keyframes": keyframes.identity}
     if settings.clean != "auto":      # "auto" stays out of the key, so caches of earlier versions still resume
         key["clean"] = settings.clean

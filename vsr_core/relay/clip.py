@@ -11,8 +11,9 @@ import torch
 from ..errors import InputError
 from ..flow.dis import DISFlow
 from ..progress import Reporter, get_reporter
-from .keyframes import nearest_keyframes
+from .keyframes import nearest_keyframes, scene_bounds
 from .learned import fused_detail, fusion_inputs
+from .motion import KeyframeFlows
 from .transfer import GateSettings, carry, fuse, keyframe_detail, trust
 
 RELAY_FLOW_PRESET = "medium"   # DIS between faithful frames at output size: +2.4 dB at 4 frames (LR flow: +1.0)
@@ -38,20 +39,23 @@ def check_keyframes(keyframes: dict, faithful: torch.Tensor) -> None:
             raise InputError(f"keyframe {k} contains NaN or infinite values")
 
 
-def frame_carried(t: int, faithful: torch.Tensor, details: dict, cuts, estimator,
+def frame_carried(t: int, faithful: torch.Tensor, details: dict, cuts, flows: KeyframeFlows,
                   gate: GateSettings = GateSettings()) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
     """(carried detail, trust, distance t - k) of frame t's nearest keyframes in its scene (``details``
-    {k: [1,3,H,W]}); a keyframe itself comes alone, at distance 0, fully trusted."""
+    {k: [1,3,H,W]}), along ``flows`` (relay/motion.py); a keyframe itself comes alone, at distance 0, fully
+    trusted."""
     here = faithful[t:t + 1].float()
+    before, after = nearest_keyframes(t, sorted(details), cuts)
+    if t in (before, after):
+        return [(details[t], torch.ones_like(here[:, :1]), 0)]
+    first, last = scene_bounds(t, cuts, faithful.shape[0])
+    span = (first if before is None else before, last if after is None else after)
     carried = []
-    for k in dict.fromkeys(nearest_keyframes(t, sorted(details), cuts)):
-        if k is None:
-            continue
-        if k == t:
-            return [(details[k], torch.ones_like(here[:, :1]), 0)]
-        there = faithful[k:k + 1].float()
-        to_key, from_key = estimator(here, there), estimator(there, here)
-        carried.append((carry(details[k], to_key), trust(to_key, from_key, here, there, gate), t - k))
+    for k in (before, after):
+        if k is not None:
+            to_key, from_key = flows.pair(t, k, span)
+            carried.append((carry(details[k], to_key), trust(to_key, from_key, here, faithful[k:k + 1].float(), gate),
+                            t - k))
     return carried
 
 
@@ -79,7 +83,7 @@ def relay_clip(faithful: torch.Tensor, keyframes: dict, scale: int, strength: fl
     if strength == 0.0 or not keyframes:
         return faithful
     rep = get_reporter(reporter)
-    estimator = estimator or DISFlow(RELAY_FLOW_PRESET)
+    flows = KeyframeFlows(faithful, estimator or DISFlow(RELAY_FLOW_PRESET))
     if fusion is not None:
         fusion.to(faithful.device)      # small; the frames may be on the upscaler's device
     details = {k: keyframe_detail(keyframes[k].reshape(1, *faithful.shape[1:]).to(faithful.device),
@@ -87,7 +91,7 @@ def relay_clip(faithful: torch.Tensor, keyframes: dict, scale: int, strength: fl
     out = torch.empty_like(faithful, dtype=torch.float32)
     for t in range(faithful.shape[0]):
         rep.check_interrupt()
-        carried = frame_carried(t, faithful, details, cuts, estimator, gate)
+        carried = frame_carried(t, faithful, details, cuts, flows, gate)
         out[t] = relay_frame(faithful[t:t + 1].float(), carried, strength, fusion)[0]
         rep.update(1)
     return out.to(faithful.dtype)

@@ -73,6 +73,12 @@ def scene_of(index: int, cuts: list[int] | tuple[int, ...]) -> int:
     return sum(1 for c in cuts if c <= index)
 
 
+def scene_bounds(index: int, cuts: list[int] | tuple[int, ...], num_frames: int) -> tuple[int, int]:
+    """(first, last) frame of the scene that holds frame ``index`` in a clip of ``num_frames``."""
+    first = max((c for c in cuts if c <= index), default=0)
+    return first, min((c for c in cuts if c > index), default=num_frames) - 1
+
+
 def nearest_keyframes(index: int, keyframes: list[int], cuts: list[int] | tuple[int, ...] = ()
                       ) -> tuple[int | None, int | None]:
     """(previous, next) keyframes of ``index`` within its own scene (either None where there is none);

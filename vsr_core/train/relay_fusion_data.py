@@ -32,6 +32,7 @@ from ..errors import InputError
 from ..flow.dis import DISFlow
 from ..flow.warp import backward_warp, inside_mask
 from ..relay.clip import RELAY_FLOW_PRESET, frame_carried
+from ..relay.motion import KeyframeFlows
 from ..relay.learned import fusion_inputs
 from ..relay.transfer import carry, high_pass, keyframe_detail, mix_detail
 from ..safe_files import write_atomic
@@ -149,10 +150,10 @@ def make_sample(kind: str, clips: RealVideoClips, rng: np.random.Generator, upsc
                    for t in range(1, FRAMES - 1)]
     else:
         targets = _true_targets(faithful, details, flows)
-    estimator = DISFlow(RELAY_FLOW_PRESET)
+    flows = KeyframeFlows(faithful, DISFlow(RELAY_FLOW_PRESET))
     inputs, nearness = [], []
     for t in range(1, FRAMES - 1):
-        feed = fusion_inputs(faithful[t:t + 1], frame_carried(t, faithful, details, (), estimator))
+        feed = fusion_inputs(faithful[t:t + 1], frame_carried(t, faithful, details, (), flows))
         inputs.append(torch.cat([feed[name] for name in INPUT_ORDER], 1))
         nearness.append(feed["nearness"])
     sample = {"inputs": torch.cat(inputs).half(), "target": torch.cat(targets).clamp(0, 1).half(),
