@@ -1,8 +1,8 @@
 """The relay over a clip in memory: every frame takes the detail of its nearest keyframes (before and after,
-in its own scene), carried by motion (relay/transfer.py).
+in its own scene), carried by motion (relay/motion.py, relay/transfer.py).
 
 ``relay_clip`` is what the Relay Detail node and each segment of the streaming job run; memory is the
-clip's faithful frames plus one keyframe's worth of flow at a time.
+clip's faithful frames plus the chained flows of one keyframe interval.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .motion import KeyframeFlows
 from .transfer import GateSettings, carry, fuse, keyframe_detail, trust
 
 RELAY_FLOW_PRESET = "medium"   # DIS between faithful frames at output size: +2.4 dB at 4 frames (LR flow: +1.0)
+                               # measured with flows straight to the keyframe, before they were chained
 
 
 def check_strength(strength) -> float:
@@ -77,7 +78,8 @@ def relay_clip(faithful: torch.Tensor, keyframes: dict, scale: int, strength: fl
     ``scale``: output/input size ratio (the detail finer than the input's pixels is what is carried);
     ``cuts``: indices where a scene starts (detail never crosses them); ``strength`` 0 returns ``faithful``
     unchanged. Each frame is fused from at most two keyframes of its scene: by the learned ``fusion``
-    (models/relay_fusion.py) when one is given, else by the hand-designed mix."""
+    (models/relay_fusion.py) when one is given, else by the hand-designed mix. ``estimator(a, b)``: the flow
+    a -> b between neighbouring faithful frames that the chains are made of (default DIS medium)."""
     strength = check_strength(strength)
     check_keyframes(keyframes, faithful)
     if strength == 0.0 or not keyframes:
