@@ -123,6 +123,11 @@ def test_flows_compose_and_chains_hold_one_span():
     for t in range(1, 8):
         flows.pair(t, 0, (0, 8)), flows.pair(t, 8, (0, 8))
     assert len(calls) == 16                          # two per neighbour pair, made once for the span
+    calls.clear()
+    far = KeyframeFlows(torch.rand(40, 3, 8, 8), estimator)
+    for t in range(1, 30):                           # keyframes 30 frames apart: straight flows, no chain held
+        far.pair(t, 0, (0, 30))
+    assert len(calls) == 2 * 29 and far.chains == {}
 
 
 def test_a_keyframe_shows_its_own_detail():

@@ -14,6 +14,9 @@ import torch
 
 from ..flow.warp import backward_warp
 
+MAX_CHAIN_FRAMES = 16   # longer spans take flows straight to the keyframes: memory stays bounded, and long
+                        # chains add up their neighbour flows' errors
+
 
 def compose(first: torch.Tensor, then: torch.Tensor) -> torch.Tensor:
     """Flow a -> c [N,2,H,W] from ``first`` a -> b and ``then`` b -> c (``then`` read where ``first`` lands)."""
@@ -26,7 +29,8 @@ class KeyframeFlows:
 
     The chains of one span (the frames from one keyframe to the next, or to the scene's end where there is
     none) are made when a frame of it is first asked for, and the previous span's are dropped: memory holds
-    four flows per frame of one span, whatever the clip's length."""
+    four flows per frame of one span, whatever the clip's length. A span longer than MAX_CHAIN_FRAMES (sparse
+    keyframes given by hand) takes the flows straight to its keyframes instead."""
 
     def __init__(self, faithful: torch.Tensor, estimator):
         self.frames, self.estimator = faithful, estimator
@@ -34,6 +38,7 @@ class KeyframeFlows:
         self.chains: dict = {}
 
     def _neighbours(self, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a -> b, b -> a) estimated straight."""
         here, there = self.frames[a:a + 1].float(), self.frames[b:b + 1].float()
         return self.estimator(here, there), self.estimator(there, here)
 
@@ -58,6 +63,8 @@ class KeyframeFlows:
     def pair(self, t: int, k: int, span: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """(t -> k, k -> t) for frame t and keyframe k != t, both in ``span`` (first, last frame), k one of its
         ends."""
+        if span[1] - span[0] > MAX_CHAIN_FRAMES:
+            return self._neighbours(t, k)
         if span != self.span:
             self._build(*span)
         return self.chains[(t, k)]
