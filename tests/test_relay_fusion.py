@@ -118,16 +118,23 @@ def _real_videos(folder, clip) -> str:
     return str(folder)
 
 
-def _make_samples(tmp_path, clip, calls: list) -> str:
-    """Two samples (one of each kind) of a tiny upscaler, the 'detail model' bicubic; returns the folder."""
+def _tiny_upscaler():
     from vsr_core.models.upscaler import VideoUpscaler
-    from vsr_core.train.relay_fusion_data import prepare_fusion_data
-    videos = _real_videos(tmp_path, clip)
-    upscaler = VideoUpscaler(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=1, attn_window=4).eval()
+    return VideoUpscaler(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=1, attn_window=4).eval()
 
+
+def _bicubic_keyframe(calls: list):
+    """A stand-in 'detail model': bicubic x4, each call recorded in ``calls``."""
     def keyframe(lr):
         calls.append(lr.shape)
         return F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+    return keyframe
+
+
+def _make_samples(tmp_path, clip, calls: list) -> str:
+    """Two samples (one of each kind) of a tiny upscaler, the 'detail model' bicubic; returns the folder."""
+    from vsr_core.train.relay_fusion_data import prepare_fusion_data
+    videos, upscaler, keyframe = _real_videos(tmp_path, clip), _tiny_upscaler(), _bicubic_keyframe(calls)
     for _ in range(2):          # the second run finds both samples and makes nothing
         prepare_fusion_data(str(tmp_path / "fusion" / "train"), videos, 2, upscaler, keyframe, lr_side=12,
                             log=lambda s: None)
@@ -151,13 +158,8 @@ def test_generated_samples_with_scene_motion_carry_its_true_flow(tmp_path, clip)
     the same) plus a scene motion, and the sample stores the flow of both; a share outside 0..1 is refused
     before anything is written."""
     from vsr_core.data.real_videos import RealVideoClips
-    from vsr_core.models.upscaler import VideoUpscaler
     from vsr_core.train.relay_fusion_data import _camera, _next_flows, prepare_fusion_data
-    videos = _real_videos(tmp_path, clip)
-    upscaler = VideoUpscaler(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=1, attn_window=4).eval()
-
-    def keyframe(lr):
-        return F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+    videos, upscaler, keyframe = _real_videos(tmp_path, clip), _tiny_upscaler(), _bicubic_keyframe([])
     out = str(tmp_path / "fusion")
     with pytest.raises(InputError, match="deform=1.5"):
         prepare_fusion_data(out, videos, 2, upscaler, keyframe, lr_side=12, log=lambda s: None, deform=1.5)
@@ -205,12 +207,11 @@ def test_relay_fusion_setting_picks_the_shipped_network_or_the_hand_designed_mix
 
 
 def test_relay_frames_follow_the_setting(tmp_path):
-    from vsr_core.models.upscaler import VideoUpscaler
     from vsr_core.pipeline.relay import relay_frames
     from vsr_core.pipeline.upscale_settings import UpscaleSettings
     hr, _ = _clip(frames=5, size=(48, 64))
     lr = F.avg_pool2d(hr, 4)
-    model = VideoUpscaler(channels=8, heads=2, feat_blocks=1, prop_blocks=1, attn_blocks=1, attn_window=4).eval()
+    model = _tiny_upscaler()
     keys = hr[[0, 4]]
     hand = relay_frames(lr, keys, "0, 4", model, UpscaleSettings(relay_fusion="hand", detail_strength=1.0))
     learned = relay_frames(lr, keys, "0, 4", model, UpscaleSettings(detail_strength=1.0))

@@ -110,7 +110,7 @@ def virtual_camera_clip(image: np.ndarray, frames: int, size: tuple[int, int],
         raise InputError(f"clip of {frames} frames at {w}x{h}; expected positive sizes")
     center = start or (image.shape[1] / 2, image.shape[0] / 2)
     out = np.empty((frames, h, w, 3), dtype=np.uint8)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64) if scene is not None else (None, None)
     for t in range(frames):
         m = path.matrix(t, size, center)
         if scene is None:

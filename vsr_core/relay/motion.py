@@ -37,7 +37,7 @@ class KeyframeFlows:
         self.span: tuple[int, int] | None = None
         self.chains: dict = {}
 
-    def _neighbours(self, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _both_ways(self, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(a -> b, b -> a) estimated straight."""
         here, there = self.frames[a:a + 1].float(), self.frames[b:b + 1].float()
         return self.estimator(here, there), self.estimator(there, here)
@@ -45,7 +45,7 @@ class KeyframeFlows:
     def _build(self, start: int, end: int) -> None:
         """Chains to and from ``start`` and ``end`` for every frame between them."""
         chains = {}
-        step = {t: self._neighbours(t, t + 1) for t in range(start, end)}     # (t -> t+1, t+1 -> t)
+        step = {t: self._both_ways(t, t + 1) for t in range(start, end)}     # (t -> t+1, t+1 -> t)
         to_key = from_key = None
         for t in range(start + 1, end + 1):                                   # to and from the span's first frame
             forward, backward = step[t - 1]
@@ -64,7 +64,7 @@ class KeyframeFlows:
         """(t -> k, k -> t) for frame t and keyframe k != t, both in ``span`` (first, last frame), k one of its
         ends."""
         if span[1] - span[0] > MAX_CHAIN_FRAMES:
-            return self._neighbours(t, k)
+            return self._both_ways(t, k)
         if span != self.span:
             self._build(*span)
         return self.chains[(t, k)]

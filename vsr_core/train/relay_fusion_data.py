@@ -101,12 +101,12 @@ def _next_flows(path, center, side: int, scene=None) -> torch.Tensor:
 
 
 def _camera_clip(clips: RealVideoClips, rng: np.random.Generator, side: int, deform: float = 0.0):
-    """(HR [T,3,side,side], the true flow t -> k [1,2,side,side] for every t and keyframe k, the flows
-    between consecutive fused frames)."""
+    """(HR [T,3,side,side], the true flow t -> k [1,2,side,side] for every fused frame t and keyframe k, the
+    flows between consecutive fused frames)."""
     image, path, center, scene = _camera(clips, rng, side, deform)
     hr = virtual_camera_clip(image, FRAMES, (side, side), path, start=center, scene=scene)
     flows = {(t, k): torch.from_numpy(camera_flow(path, t, k, (side, side), center, scene))[None]
-             for t in range(FRAMES) for k in KEYS}
+             for t in range(1, FRAMES - 1) for k in KEYS}
     return torch.from_numpy(hr).permute(0, 3, 1, 2).float() / 255, flows, _next_flows(path, center, side, scene)
 
 
