@@ -55,12 +55,13 @@ def test_upscaler_x4_stages_in_order():
     card = json.loads((ROOT / "vsr_core" / "weights" / "upscaler_x4.json").read_text())
     lines = card_commands(card)
     assert [line.split()[3] for line in lines] == ["prepare-real-videos"] + ["train"] * 4 + \
-        ["prepare-real-videos"] + ["train"] * 5
+        ["prepare-real-videos"] + ["train"] * 6
     assert [s["config"] for s in card["stages"]] == [p for p in card["reproduce_configs"] if "stage" in p]
     for k in range(2, 8):                                 # each stage starts from the one before
         assert f"--init-weights STAGE{k - 1}/" in lines[card["reproduce_configs"].index(
             f"vsr_core/configs/upscaler_x4/stage{k}.json")]
     assert any(line.endswith("'STAGE6/average.safetensors')\"") for line in lines)     # stage 6's averaging
-    assert "--init-weights STAGE6/average.safetensors" in lines[-3]                       # stage 7 starts from it
-    assert "--task level_estimator" in lines[-2] and "--init-weights STAGE7/" in lines[-2]   # stage 8: its estimator
-    assert "--task level_estimator" in lines[-1] and "--init-weights STAGE8/" in lines[-1]   # stage 9: motion
+    assert "--init-weights STAGE6/average.safetensors" in lines[-4]                       # stage 7 starts from it
+    assert "--task level_estimator" in lines[-3] and "--init-weights STAGE7/" in lines[-3]   # stage 8: its estimator
+    assert "--task level_estimator" in lines[-2] and "--init-weights STAGE8/" in lines[-2]   # stage 9: motion
+    assert "--task level_estimator" in lines[-1] and "--init-weights STAGE9/" in lines[-1]   # stage 10: grid

@@ -257,6 +257,45 @@ def test_photo_scales_above_one_make_soft_sources_and_reach_the_card():
         ClipDataset(photos=("skimage:astronaut",), photo_scales=(1.0, 0.0))
 
 
+def test_scene_blur_softens_a_share_of_scenes_and_the_level_task_leaves_their_blur_reading_untrained():
+    """--scene-blur softens the drawn scene itself (the same clip, less high frequency), draws nothing at 0 (older
+    runs reproduce), reaches the card and is refused outside 0..1; the level task's loss then ignores a soft
+    scene's blur reading but still fits its noise and compression."""
+    import numpy as np
+    import torch
+    from vsr_core.train.datasets import ClipDataset
+    from vsr_core.train.level_task import LevelEstimatorTask
+    from vsr_core.train.trainer import TrainConfig
+    photos = ("skimage:astronaut",)
+    plain, soft = (ClipDataset(photos=photos, frames=2, lr_size=16, scene_blur=s, seed=4) for s in (0.0, 1.0))
+    before = plain.get_state()
+    (clip, softened), (blurred, was_softened) = plain.scene(), soft.scene()
+    assert not softened and was_softened and clip.shape == blurred.shape and blurred.dtype == np.uint8
+    assert np.array_equal(clip, ClipDataset(photos=photos, frames=2, lr_size=16, seed=4)._hr_clip())
+    fresh = ClipDataset(photos=photos, frames=2, lr_size=16, seed=4)
+    fresh.set_state(before)
+    fresh._hr_clip()
+    assert fresh.get_state() == plain.get_state()                   # scene_blur 0: no extra draw
+
+    def roughness(c):
+        return np.abs(np.diff(c.astype(np.float64), axis=2)).mean()
+    assert roughness(blurred) < 0.7 * roughness(clip)
+    with pytest.raises(InputError, match="scene_blur"):
+        ClipDataset(photos=photos, scene_blur=1.5)
+    task = LevelEstimatorTask(TrainConfig(task="level_estimator", photos=list(photos), frames=2, lr_size=16,
+                                          scene_blur=0.3, model={"degradation_input": True}))
+    assert task.data_card()["scene_blur"] == 0.3
+    model = task.build_model()
+    lr = torch.rand(2, 2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    level, weight = torch.full((2, 3), 0.5), torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    loss = task.loss(model, (lr, level, weight))[0]
+    assert torch.equal(loss, task.loss(model, (lr, level + torch.tensor([[0, 0, 0.4], [0, 0, 0]]), weight))[0])
+    assert not torch.equal(loss, task.loss(model, (lr, level + torch.tensor([[0.4, 0, 0], [0, 0, 0]]), weight))[0])
+    lr_b, level_b, weight_b = task.batch()
+    assert lr_b.shape[0] == level_b.shape[0] == weight_b.shape[0] == task.cfg.batch
+    assert set(weight_b[:, :2].flatten().tolist()) == {1.0} and set(weight_b[:, 2].tolist()) <= {0.0, 1.0}
+
+
 def test_a_full_disk_while_saving_the_training_state_is_one_line(tmp_path, capsys, monkeypatch):
     """torch.save raised its own RuntimeError on a full disk; the state is now serialised first and written by
     the shared writer, whose disk-full error is one line naming the file."""

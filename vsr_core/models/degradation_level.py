@@ -6,6 +6,9 @@
   With ``motion=True`` it also reads each frame's difference to the next frame warped back by the flow:
   noise is new in every frame, fine texture (film grain of the scene, skin, cells under a microscope)
   moves with the picture, so this is where the two differ; in one frame they look alike.
+  With ``grid=True`` it also reads the codec's block grid: how much larger the steps between pixels are across
+  the lines of a 4, 8 and 16 pixel grid than elsewhere. A soft scene and a compressed one both lack fine
+  detail; only the compressed one has edges on the grid.
 - ``LevelModulation``: FiLM from the level to per-channel scale and shift of the upscaler's features; its last
   layer starts at zero, so a network given this input starts exactly as it was (warm start from old weights).
 """
@@ -35,10 +38,12 @@ class LevelEstimator(nn.Module):
     of the level; its last layer starts at zero, so it starts as the estimator without motion."""
 
     QUANTILES = (0.1, 0.5, 0.9)
+    GRID_PERIODS = (4, 8, 16)      # h264's transform blocks, JPEG / MPEG-4's, macroblocks
 
-    def __init__(self, c: int = 16, motion: bool = False):
+    def __init__(self, c: int = 16, motion: bool = False, grid: bool = False):
         super().__init__()
         self.motion = motion
+        self.grid = grid
         self.body = nn.Sequential(
             nn.Conv2d(6, c, 3, 1, 1), nn.LeakyReLU(0.1),
             nn.Conv2d(c, c, 3, 1, 1), nn.LeakyReLU(0.1),
@@ -52,6 +57,12 @@ class LevelEstimator(nn.Module):
                                              nn.Linear(2 * c, len(LEVEL_NAMES)))
             nn.init.zeros_(self.motion_head[2].weight)
             nn.init.zeros_(self.motion_head[2].bias)
+        self.grid_head = None
+        if grid:       # a correction from the grid statistics that starts at zero, as the motion head
+            self.grid_head = nn.Sequential(nn.Linear(stats + 2 * len(self.GRID_PERIODS), 2 * c), nn.LeakyReLU(0.1),
+                                           nn.Linear(2 * c, len(LEVEL_NAMES)))
+            nn.init.zeros_(self.grid_head[2].weight)
+            nn.init.zeros_(self.grid_head[2].bias)
 
     def _cell_energy(self, frames: torch.Tensor) -> torch.Tensor:
         """[N,3,H,W] -> log energy of the features per 8x8 cell, [N,C,cells]."""
@@ -84,6 +95,25 @@ class LevelEstimator(nn.Module):
         median = energies.masked_fill(~inside, float("nan")).nanmedian(2, keepdim=True).values
         return torch.where(inside, energies, median)
 
+    def _grid_stats(self, lr: torch.Tensor) -> torch.Tensor:
+        """[B,T,3,H,W] -> [B,2*periods]: per grid period and direction, the log of the mean absolute step of the
+        luma between neighbouring pixels across the grid's lines (the frame's pixel 0 starts a block, as in the
+        file) over the mean step elsewhere (x5, clamped to +-5); 0 where the frame is too small to hold a line."""
+        weights = torch.tensor([0.299, 0.587, 0.114], device=lr.device)
+        y = (lr.float() * weights.view(1, 1, 3, 1, 1)).sum(2)                       # [B,T,H,W]
+        out = []
+        for step in ((y[..., :, 1:] - y[..., :, :-1]).abs().mean((1, 2)),         # [B,W-1] across columns
+                     (y[..., 1:, :] - y[..., :-1, :]).abs().mean((1, 3))):        # [B,H-1] across rows
+            at = torch.arange(step.shape[1], device=lr.device)
+            for p in self.GRID_PERIODS:
+                on = at % p == p - 1
+                if not bool(on.any()) or bool(on.all()):
+                    out.append(step.new_zeros(step.shape[0]))
+                    continue
+                out.append(torch.log((step[:, on].mean(1) + 1e-4) / (step[:, ~on].mean(1) + 1e-4)))
+        # real codecs give 0.02-0.3; x5 brings that to the other statistics' scale, the clamp bounds cartoons
+        return 5 * torch.stack(out, 1).clamp(-1, 1)
+
     def forward(self, lr: torch.Tensor, flow_forward: torch.Tensor | None = None) -> torch.Tensor:
         """``flow_forward`` [B,T-1,2,H,W] (frame t to t+1): needed with ``motion`` for clips of 2+ frames (a
         single frame has no motion to read: the frame statistics alone decide)."""
@@ -93,6 +123,8 @@ class LevelEstimator(nn.Module):
         logits = self.head(stats)
         if self.motion_head is not None and lr.shape[1] > 1:
             logits = logits + self.motion_head(torch.cat([stats, self._stats(self._change_cells(lr, flow_forward))], 1))
+        if self.grid_head is not None:
+            logits = logits + self.grid_head(torch.cat([stats, self._grid_stats(lr)], 1))
         return torch.sigmoid(logits)
 
 

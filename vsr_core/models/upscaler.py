@@ -77,6 +77,7 @@ class UpscalerConfig:
     occlusion_mask: bool = False  # drop propagated features where forward and backward flow disagree
     degradation_input: bool = False  # told how degraded its input is (models.degradation_level), or estimates it
     level_motion: bool = False       # its level estimator also reads the motion-compensated change between frames
+    level_grid: bool = False         # ... and the codec's block grid (steps across its lines vs elsewhere)
 
     def __post_init__(self):
         if self.scale not in (2, 4):
@@ -254,7 +255,7 @@ class VideoUpscaler(nn.Module):
         self.to_pixels.weight.data.mul_(0.1)
         self.level_estimator = self.level_modulation = None
         if cfg.degradation_input:
-            self.level_estimator = LevelEstimator(motion=cfg.level_motion)
+            self.level_estimator = LevelEstimator(motion=cfg.level_motion, grid=cfg.level_grid)
             self.level_modulation = LevelModulation(((c // 2,) if self.cleaner is not None else ()) + (c, c))
 
     @property

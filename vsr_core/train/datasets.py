@@ -21,12 +21,14 @@ import torch
 from ..data.clips import PHOTO_SCALES, TRAIN_PHOTOS, load_photo, random_clip
 from ..errors import InputError
 from ..flow.dis import DISFlow
-from .degradations import DEGRADATIONS, degrade_labelled
+from .degradations import DEGRADATIONS, degrade_labelled, gaussian_blur
 
 # DIS preset of the propagation's flow in training: the shipped weights learned on "medium"; training on the
 # "fast" preset inference uses gained nothing on the validation clips (the model card's not_shipped)
 TRAIN_FLOW_PRESET = "medium"
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".gif")
+# Gaussian sigma (HR pixels) of a softened scene: out of focus, or soft at its source
+SCENE_BLUR_SIGMA = (1.0, 4.0)
 
 
 @dataclass
@@ -57,6 +59,7 @@ class ClipDataset:
     photos: tuple = TRAIN_PHOTOS
     photo_scales: tuple = PHOTO_SCALES   # each photo clip draws one (above 1: a soft source)
     scene_grain: float = 0.0             # share of photo clips with grain in the photo itself (content)
+    scene_blur: float = 0.0              # share of clips whose scene itself is soft (content, not damage)
     video_folder: str | None = None
     real_videos: str | None = None    # prepared real-video folder (vsr_core.data.real_videos)
     video_fraction: float = 0.5       # share of clips from videos when a source is given
@@ -76,8 +79,9 @@ class ClipDataset:
             raise InputError(f"scale={self.scale!r}; expected 2 or 4")
         if self.frames < 1 or self.lr_size < 8:
             raise InputError(f"frames={self.frames}, lr_size={self.lr_size}; expected frames >= 1, lr_size >= 8")
-        if not 0.0 <= self.scene_grain <= 1.0:
-            raise InputError(f"scene_grain={self.scene_grain!r}; expected a share from 0 to 1")
+        for name in ("scene_grain", "scene_blur"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"{name}={getattr(self, name)!r}; expected a share from 0 to 1")
         if not self.photo_scales or min(self.photo_scales) <= 0:
             raise InputError(f"photo_scales={self.photo_scales!r}; expected positive factors, e.g. 1.0,0.5,2.0")
         for p in self.photos:
@@ -110,6 +114,8 @@ class ClipDataset:
                 real["validation_clips"] = validation
         return {"photos": list(self.photos), "photo_scales": list(self.photo_scales),
                 **({"scene_grain": self.scene_grain} if self.scene_grain else {}),
+                **({"scene_blur": self.scene_blur, "scene_blur_sigma": list(SCENE_BLUR_SIGMA)}
+                   if self.scene_blur else {}),
                 "video_folder": self.video_folder, "real_videos": real, "frames": self.frames,
                 "lr_crop": self.lr_size, "scale": self.scale, "degradation": self.degradation,
                 **({"degradation_shares": self.degradation_shares} if self.degradation_shares else {}),
@@ -122,6 +128,18 @@ class ClipDataset:
         return self.rng.bit_generator.state
 
     # -- sources -----------------------------------------------------------
+    def scene(self) -> tuple[np.ndarray, bool]:
+        """An HR clip uint8 [T,H,W,3] and whether its scene was softened (a ``scene_blur`` share of clips, by a
+        Gaussian of sigma drawn from SCENE_BLUR_SIGMA): a soft scene downsampled cleanly is not a blurred input,
+        however alike the two look."""
+        clip = self._hr_clip()
+        if self.scene_blur <= 0 or self.rng.random() >= self.scene_blur:   # no draw at 0: old runs reproduce
+            return clip, False
+        sigma = float(self.rng.uniform(*SCENE_BLUR_SIGMA))
+        x = torch.from_numpy(np.array(clip)).permute(0, 3, 1, 2).float()
+        x = gaussian_blur(x, sigma, 2 * int(3 * sigma) + 1)
+        return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy(), True
+
     def _hr_clip(self) -> np.ndarray:
         hs = self.lr_size * self.scale
         if self.real is not None and self.rng.random() < self.video_fraction:
@@ -160,7 +178,7 @@ class ClipDataset:
     def sample(self, batch: int) -> ClipBatch:
         lrs, hrs, ffs, fbs, levels = [], [], [], [], []
         for _ in range(batch):
-            clip = self._hr_clip()
+            clip, _ = self.scene()
             if self.rng.random() < 0.5:
                 clip = clip[:, :, ::-1]
             if self.rng.random() < 0.5:

@@ -16,24 +16,37 @@ from .trainer import UpscalerTask, freeze_except
 # held-out check on the validation clips: (metric name, known degradation, its amount)
 CHECKS = (("bi", "noise", 0), ("noise5", "noise", 5), ("noise10", "noise", 10), ("h26424", "h264", 24),
           ("h26432", "h264", 32))
+# with --scene-blur also: a soft scene (Gaussian sigma 2 at HR), downsampled cleanly
+SOFT_CHECKS = (("soft2", "soft", 2),)
+# with a grid-reading estimator also: h264 cropped 3 pixels off its grid
+GRID_CHECKS = (("h26432off", "h264off", 32),)
+# an estimator that reads the codec's block grid also sees this share of clips cropped off the grid (by 1-7
+# pixels each way): frames cropped or resized after coding have no grid at pixel 0, and must still be read
+OFF_GRID_SHARE = 0.3
 
 
 @torch.no_grad()
 def read_known_levels(model, clips: dict, kind: str, amount: int, scale: int = 4) -> tuple[np.ndarray, float]:
     """The estimator's reading of HR clips made LR with a known degradation: bicubic, then Gaussian noise of
     sigma ``amount``/255 (kind "noise", seeded by the clip's place) or one x264 pass at CRF ``amount`` (kind
-    "h264"); (the reading on the degradation's axis per clip, the true level)."""
+    "h264"; "h264off": then cropped 3 pixels off the codec's grid); or kind "soft": the scene softened by a
+    Gaussian of sigma ``amount`` (HR pixels), then bicubic, read as the larger of noise and compression (how hard
+    a clean input would be cleaned). (The reading per clip, the true level.)"""
     from .codec import codec_roundtrip
-    from .degradations import bi_downsample, noise_level, quantize, x264_level
-    axis, truth = (0, noise_level(amount)) if kind == "noise" else (1, x264_level(amount))
+    from .degradations import bi_downsample, gaussian_blur, noise_level, quantize, x264_level
+    truth = {"noise": noise_level, "h264": x264_level, "h264off": x264_level, "soft": lambda _: 0.0}[kind](amount)
     reads = []
     for i, hr in enumerate(clips.values()):
+        if kind == "soft":
+            hr = gaussian_blur(hr, amount, 2 * int(3 * amount) + 1)
         lr = quantize(bi_downsample(hr, scale))
         if kind == "noise":
             lr = quantize(lr + torch.randn(lr.shape, generator=torch.Generator().manual_seed(i)) * amount / 255)
-        else:
+        elif kind.startswith("h264"):
             lr = quantize(codec_roundtrip(lr, "libx264", crf=amount, preset="medium"))
-        reads.append(float(model.estimate_level(lr[None])[0, axis]))
+            lr = lr[..., 3:, 3:] if kind == "h264off" else lr
+        level = model.estimate_level(lr[None])[0]
+        reads.append(float(level[:2].max() if kind == "soft" else level[0 if kind == "noise" else 1]))
     return np.array(reads), min(truth, 1.0)
 
 
@@ -50,15 +63,25 @@ class LevelEstimatorTask(UpscalerTask):
         return model
 
     def batch(self):
-        lrs, levels = [], []
+        lrs, levels, weights = [], [], []
+        reads_grid = bool((self.cfg.model or {}).get("level_grid"))
         for _ in range(self.cfg.batch):
-            _, lr, level = self.data.degraded(self.data._hr_clip())
-            lrs.append(lr), levels.append(level)
-        return torch.stack(lrs), torch.stack(levels)
+            clip, soft_scene = self.data.scene()
+            _, lr, level = self.data.degraded(clip)
+            lrs.append(self._off_grid(lr) if reads_grid else lr), levels.append(level)
+            # a soft scene's blur reading is left untrained: it looks like blurred input (BD), and the
+            # network's gain there depends on reading BD as blur
+            weights.append(torch.tensor([1.0, 1.0, 0.0 if soft_scene else 1.0]))
+        return torch.stack(lrs), torch.stack(levels), torch.stack(weights)
+
+    def _off_grid(self, lr: torch.Tensor) -> torch.Tensor:
+        """[T,3,h,w] -> [T,3,h-8,w-8]: on the grid (offset 0) or, for OFF_GRID_SHARE of clips, 1-7 pixels off it."""
+        dy, dx = (int(v) for v in self.rng.integers(1, 8, 2)) if self.rng.random() < OFF_GRID_SHARE else (0, 0)
+        return lr[..., dy:dy + lr.shape[-2] - 8, dx:dx + lr.shape[-1] - 8]
 
     def loss(self, model, b) -> tuple[torch.Tensor, dict]:
-        lr, level = b
-        l_level = torch.nn.functional.mse_loss(model.estimate_level(lr), level)
+        lr, level, weight = b
+        l_level = ((model.estimate_level(lr) - level) ** 2 * weight).sum() / weight.sum()
         return l_level, {"level": l_level.item()}
 
     def evaluate(self, model) -> dict:
@@ -69,7 +92,9 @@ class LevelEstimatorTask(UpscalerTask):
         was = model.training
         model.eval()
         res = {}
-        for name, kind, amount in CHECKS:
+        checks = CHECKS + (SOFT_CHECKS if self.cfg.scene_blur else ()) + \
+            (GRID_CHECKS if (self.cfg.model or {}).get("level_grid") else ())
+        for name, kind, amount in checks:
             reads, truth = read_known_levels(model, clips, kind, amount, self.cfg.scale)
             res[f"level/{name}/abs_error"] = round(float(np.abs(reads - truth).mean()), 4)
         model.train(was)

@@ -105,6 +105,9 @@ class TrainConfig:
                                               "1.0,0.8,0.6,0.5; above 1: a soft, out-of-focus-like source)")
     scene_grain: float = setting(0.0, "share of photo clips filmed with grain added to the photo itself (texture "
                                       "that moves with the picture: content to keep, not noise)", min=0.0, max=1.0)
+    scene_blur: float = setting(0.0, "share of clips whose scene itself is softened before the degradation "
+                                     "(out of focus: content, not damage; the level task leaves their blur "
+                                     "reading untrained)", min=0.0, max=1.0)
     seed: int = setting(0, "random seed", min=0)
     threads: int = setting(1, "torch CPU threads", min=1)
     checkpoint_minutes: float = setting(4.0, "minutes between saves of the run state", min=0.0)
@@ -155,7 +158,8 @@ class UpscalerTask:
                                 flow_preset=cfg.flow_preset, seed=cfg.seed,
                                 **({"photos": tuple(cfg.photos)} if cfg.photos else {}),
                                 **({"photo_scales": tuple(float(s) for s in cfg.photo_scales)}
-                                   if cfg.photo_scales else {}), scene_grain=cfg.scene_grain)
+                                   if cfg.photo_scales else {}), scene_grain=cfg.scene_grain,
+                                scene_blur=cfg.scene_blur)
         self.rng = np.random.default_rng(cfg.seed + 1)
 
     def build_model(self) -> torch.nn.Module:
