@@ -296,6 +296,22 @@ def test_scene_blur_softens_a_share_of_scenes_and_the_level_task_leaves_their_bl
     assert set(weight_b[:, :2].flatten().tolist()) == {1.0} and set(weight_b[:, 2].tolist()) <= {0.0, 1.0}
 
 
+def test_a_grid_reading_estimator_trains_on_clips_on_and_off_the_codec_grid():
+    """With level_grid the level task crops every clip by 8 pixels: at offset 0 (the grid as in the file) or, for
+    a share of clips, 1-7 pixels off it each way; without it the clips stay whole."""
+    import torch
+    from vsr_core.train.level_task import LevelEstimatorTask
+    from vsr_core.train.trainer import TrainConfig
+    cfg = dict(task="level_estimator", photos=["skimage:astronaut"], frames=2, lr_size=24, batch=2)
+    task = LevelEstimatorTask(TrainConfig(**cfg, model={"degradation_input": True, "level_grid": True}))
+    assert task.batch()[0].shape[-2:] == (16, 16)
+    plain = LevelEstimatorTask(TrainConfig(**cfg, model={"degradation_input": True}))
+    assert plain.batch()[0].shape[-2:] == (24, 24)
+    ramp = torch.arange(24.0).view(1, 1, 1, 24).expand(2, 3, 24, 24)
+    offsets = {int(task._off_grid(ramp)[0, 0, 0, 0]) for _ in range(60)}
+    assert 0 in offsets and offsets - {0} and offsets <= set(range(8))
+
+
 def test_a_full_disk_while_saving_the_training_state_is_one_line(tmp_path, capsys, monkeypatch):
     """torch.save raised its own RuntimeError on a full disk; the state is now serialised first and written by
     the shared writer, whose disk-full error is one line naming the file."""
