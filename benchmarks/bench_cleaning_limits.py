@@ -71,8 +71,8 @@ def cleaning_stage_rows(model, hr: torch.Tensor, case: str, mixes) -> dict:
     lr = degrade_case(hr, case, model.scale)
     truth = quantize(bi_downsample(hr, model.scale))
     bicubic = psnr_y(bicubic_upscale(lr, model.scale).clamp(0, 1), hr)
-    level = clip_level(model, "auto", lr)
     ff, fb = clip_flows(lr)
+    level = clip_level(model, "auto", lr, ff)           # the windows' flows, as the pipeline reads the level
     out, cleaned = model(lr[None], ff[None], fb[None], level=level, return_clean=True)
     row = {"input Y error": y_rms(lr, truth), "cleaned Y error": y_rms(cleaned[0], truth),
            "auto": psnr_y(out[0].clamp(0, 1), hr) - bicubic}
@@ -95,10 +95,11 @@ def soft_scene_rows(model, frames: int, sigmas) -> None:
             lr = quantize(bi_downsample(hr, model.scale))
             bicubic = psnr_y(bicubic_upscale(lr, model.scale).clamp(0, 1), hr)
             ff, fb = clip_flows(lr)
+            auto = clip_level(model, "auto", lr, ff)
             gains = []
-            for level in (clip_level(model, "auto", lr), clip_level(model, 0.0, lr), torch.zeros(3)):
+            for level in (auto, clip_level(model, 0.0, lr, ff), torch.zeros(3)):
                 gains.append(psnr_y(model(lr[None], ff[None], fb[None], level=level)[0].clamp(0, 1), hr) - bicubic)
-            read = ", ".join(f"{v:.2f}" for v in clip_level(model, "auto", lr))
+            read = ", ".join(f"{v:.2f}" for v in auto)
             print(f"| {name} | {sigma:g} | {read} | " + " | ".join(f"{g:+.2f}" for g in gains) + " |")
 
 

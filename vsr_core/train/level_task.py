@@ -62,13 +62,17 @@ class LevelEstimatorTask(UpscalerTask):
         freeze_except(model, ("level_estimator.",))
         return model
 
+    @property
+    def reads_grid(self) -> bool:
+        """Whether the trained estimator reads the codec's grid (the model's config, as build_model makes it)."""
+        return bool((self.cfg.model or {}).get("level_grid"))
+
     def batch(self):
         lrs, levels, weights = [], [], []
-        reads_grid = bool((self.cfg.model or {}).get("level_grid"))
         for _ in range(self.cfg.batch):
             clip, soft_scene = self.data.scene()
             _, lr, level = self.data.degraded(clip)
-            lrs.append(self._off_grid(lr) if reads_grid else lr), levels.append(level)
+            lrs.append(self._off_grid(lr) if self.reads_grid else lr), levels.append(level)
             # a soft scene's blur reading is left untrained: it looks like blurred input (BD), and the
             # network's gain there depends on reading BD as blur
             weights.append(torch.tensor([1.0, 1.0, 0.0 if soft_scene else 1.0]))
@@ -92,8 +96,7 @@ class LevelEstimatorTask(UpscalerTask):
         was = model.training
         model.eval()
         res = {}
-        checks = CHECKS + (SOFT_CHECKS if self.cfg.scene_blur else ()) + \
-            (GRID_CHECKS if (self.cfg.model or {}).get("level_grid") else ())
+        checks = CHECKS + (SOFT_CHECKS if self.cfg.scene_blur else ()) + (GRID_CHECKS if self.reads_grid else ())
         for name, kind, amount in checks:
             reads, truth = read_known_levels(model, clips, kind, amount, self.cfg.scale)
             res[f"level/{name}/abs_error"] = round(float(np.abs(reads - truth).mean()), 4)

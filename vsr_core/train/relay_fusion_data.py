@@ -150,10 +150,10 @@ def make_sample(kind: str, clips: RealVideoClips, rng: np.random.Generator, upsc
                    for t in range(1, FRAMES - 1)]
     else:
         targets = _true_targets(faithful, details, flows)
-    flows = KeyframeFlows(faithful, DISFlow(RELAY_FLOW_PRESET))
+    relay_flows = KeyframeFlows(faithful, DISFlow(RELAY_FLOW_PRESET))   # what the relay itself estimates
     inputs, nearness = [], []
     for t in range(1, FRAMES - 1):
-        feed = fusion_inputs(faithful[t:t + 1], frame_carried(t, faithful, details, (), flows))
+        feed = fusion_inputs(faithful[t:t + 1], frame_carried(t, faithful, details, (), relay_flows))
         inputs.append(torch.cat([feed[name] for name in INPUT_ORDER], 1))
         nearness.append(feed["nearness"])
     sample = {"inputs": torch.cat(inputs).half(), "target": torch.cat(targets).clamp(0, 1).half(),
